@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import type { Clock } from './lib/clock.js';
+import type { Logger } from './lib/logger.js';
+import { errorResponses } from './lib/problem.js';
+import { accountsRoutes } from './modules/accounts/routes.js';
+import { catalogRoutes } from './modules/catalog/routes.js';
+import authPlugin from './plugins/auth.js';
+import errorsPlugin from './plugins/errors.js';
+import openapiPlugin from './plugins/openapi.js';
+import { createServices } from './services.js';
+import { version } from './version.js';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  redis: Redis;
+  clock: Clock;
+}
+
+const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+}
+
+/** The whole HTTP application; server.ts listens on it and tests inject into it. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    genReqId: requestIdOf,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    bodyLimit: 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const services = createServices(deps);
+
+  await app.register(errorsPlugin);
+  await app.register(openapiPlugin, { version });
+  await app.register(authPlugin, { auth: services.auth });
+
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['Operations'],
+        operationId: 'healthz',
+        summary: 'Liveness: the process answers',
+        security: [],
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['Operations'],
+        operationId: 'readyz',
+        summary: 'Readiness: Postgres and Redis answer',
+        security: [],
+        response: {
+          200: z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
+          503: errorResponses()[500]!,
+        },
+      },
+    },
+    async (request, reply) => {
+      const checks = await readiness(deps);
+      if (Object.values(checks).every((c) => c === 'ok')) return { status: 'ready' as const, checks };
+      request.log.warn({ checks }, 'not ready');
+      return reply
+        .status(503)
+        .type('application/problem+json')
+        .send({
+          type: 'urn:billing-service:problem:service_unavailable',
+          title: 'A dependency is unavailable',
+          status: 503,
+          detail: Object.entries(checks)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', '),
+          code: 'service_unavailable',
+          requestId: String(request.id),
+        });
+    },
+  );
+
+  await app.register(catalogRoutes, { catalog: services.catalog });
+  await app.register(accountsRoutes, { accounts: services.accounts });
+
+  return app;
+}
+
+async function readiness(deps: AppDeps): Promise<Record<string, 'ok' | 'failed'>> {
+  const within = <T>(p: Promise<T>) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref())]);
+  const [postgres, redis] = await Promise.allSettled([within(deps.database.ping()), within(deps.redis.ping())]);
+  return { postgres: postgres.status === 'fulfilled' ? 'ok' : 'failed', redis: redis.status === 'fulfilled' ? 'ok' : 'failed' };
+}

@@ -1,0 +1,64 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1');
+
+const postgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL');
+
+/**
+ * The whole environment of the service, parsed once at boot. Every knob an operator may
+ * turn lives here; nothing else reads process.env.
+ */
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Postgres; when unset the service runs on an embedded PGlite database under DATA_DIR. */
+  DATABASE_URL: postgresUrl.optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  /** BullMQ key prefix; put a hash tag in it ({billing}) on Redis Cluster. */
+  QUEUE_PREFIX: z.string().min(1).default('billing'),
+  /** smtp://user:pass@host:port; unset in development logs emails instead of sending them. */
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  MAIL_FROM: z.string().min(3).default('Billing <billing@localhost>'),
+  /** Accepted as an ops key from the first start on (stored hashed like any other key). */
+  BOOTSTRAP_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  TRIAL_WHITELIST_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
+  /** Run migrations at start-up. On by default only for the embedded database. */
+  MIGRATE_ON_START: bool.optional(),
+  OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+export class ConfigError extends Error {}
+
+/** Parses an environment; throws ConfigError with one readable line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "not set", as in most twelve-factor tooling.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const got = env[name] === undefined ? 'it is not set' : `got ${JSON.stringify(redactValue(name, env[name]!))}`;
+    throw new ConfigError(`Invalid configuration: ${name} ${issue.message.toLowerCase()} (${got})`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+function redactValue(name: string, value: string): string {
+  if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return '[redacted]';
+  return value.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+}
+
+export const usesEmbeddedDatabase = (config: Config): boolean => config.DATABASE_URL === undefined;
+
+export const migratesOnStart = (config: Config): boolean =>
+  config.MIGRATE_ON_START ?? usesEmbeddedDatabase(config);

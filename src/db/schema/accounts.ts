@@ -1,0 +1,46 @@
+import { sql } from 'drizzle-orm';
+import { check, index, pgEnum, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { currency, plans } from './catalog.js';
+
+export const accountStatus = pgEnum('account_status', ['trial', 'pending_payment', 'active', 'past_due', 'limited']);
+export const kycStatus = pgEnum('kyc_status', ['pending', 'submitted', 'approved', 'rejected']);
+
+export const accounts = pgTable(
+  'accounts',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    email: text('email').notNull(),
+    country: text('country').notNull(),
+    currency: currency('currency').notNull(),
+    status: accountStatus('status').notNull().default('trial'),
+    kycStatus: kycStatus('kyc_status').notNull().default('pending'),
+    kycReason: text('kyc_reason'),
+    kycUpdatedAt: timestamp('kyc_updated_at', { withTimezone: true }),
+    /** The plan version whose entitlements apply now (the trial plan until an upgrade). */
+    planId: text('plan_id')
+      .notNull()
+      .references(() => plans.id),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    index('accounts_email_idx').on(t.email),
+    check('accounts_country_check', sql`${t.country} ~ '^[A-Z]{2}$'`),
+  ],
+);
+
+export const whitelistedNumbers = pgTable(
+  'whitelisted_numbers',
+  {
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    number: text('number').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.accountId, t.number] }),
+    check('whitelisted_numbers_e164', sql`${t.number} ~ '^\\+[1-9][0-9]{6,14}$'`),
+  ],
+);

@@ -1,0 +1,38 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { z } from 'zod';
+
+/**
+ * Every queue of the service: its name and the zod schema of its payload. Any process may
+ * enqueue; the worker process consumes. Job ids are business keys, so a re-enqueue of the
+ * same work is a no-op while the job exists; Postgres keeps the real idempotency.
+ */
+export const queueDefinitions = {
+  events: {
+    name: 'events',
+    payload: z.object({ outboxId: z.number().int().positive(), eventId: z.string(), type: z.string() }),
+  },
+} as const;
+
+export type QueueKey = keyof typeof queueDefinitions;
+export type JobPayload<K extends QueueKey> = z.infer<(typeof queueDefinitions)[K]['payload']>;
+
+export type Queues = { [K in QueueKey]: Queue<JobPayload<K>> };
+
+export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  return {
+    events: new Queue(queueDefinitions.events.name, {
+      connection,
+      prefix,
+      defaultJobOptions: {
+        attempts: 12,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: { age: 24 * 3600, count: 10_000 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+      },
+    }),
+  };
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}

@@ -1,0 +1,52 @@
+/**
+ * One error type with a stable machine-readable code. The code decides the HTTP status;
+ * routes and services throw AppError and never build responses for failures themselves.
+ */
+export const errorCodes = {
+  validation_failed: { status: 400, title: 'The request is not valid' },
+  malformed_request: { status: 400, title: 'The request could not be read' },
+  unauthenticated: { status: 401, title: 'A valid API key is required' },
+  insufficient_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
+  account_bound_key: { status: 403, title: 'A key bound to one account cannot do this' },
+  route_not_found: { status: 404, title: 'No such route' },
+  account_not_found: { status: 404, title: 'No such account' },
+  plan_not_found: { status: 404, title: 'No such plan' },
+  whitelisted_number_not_found: { status: 404, title: 'The number is not on the whitelist' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  kyc_transition_not_allowed: { status: 409, title: 'This KYC status change is not allowed' },
+  whitelist_limit_reached: { status: 409, title: 'The trial whitelist is full' },
+  whitelist_not_applicable: { status: 409, title: 'Number whitelisting applies only to trial accounts' },
+  plan_version_conflict: { status: 409, title: 'The plan has a newer version' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  invalid_phone_number: { status: 422, title: 'Not a valid E.164 phone number' },
+  currency_not_priced: { status: 422, title: 'The plan has no price in the account currency' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  internal_error: { status: 500, title: 'Internal error' },
+  service_unavailable: { status: 503, title: 'A dependency is unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly title: string;
+
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    readonly extra: { errors?: FieldError[]; [key: string]: unknown } = {},
+  ) {
+    super(detail ?? errorCodes[code].title);
+    this.name = 'AppError';
+    this.status = errorCodes[code].status;
+    this.title = errorCodes[code].title;
+  }
+}
+
+export const problemType = (code: string): string => `urn:billing-service:problem:${code}`;

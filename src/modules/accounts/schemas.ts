@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { isKnownCountry } from '../../lib/phone.js';
+import { currencySchema } from '../../lib/money.js';
+import { entitlementsSchema } from '../catalog/entitlements.js';
+
+export const accountIdSchema = z
+  .string()
+  .regex(/^acc_[0-9a-z]{26}$/, 'not an account id')
+  .meta({ description: 'Account id', examples: ['acc_01kb2m3n4p5q6r7s8t9v0w1x2y'] });
+
+export const accountParamsSchema = z.object({ accountId: accountIdSchema });
+
+export const kycStatusSchema = z.enum(['pending', 'submitted', 'approved', 'rejected']);
+export const accountStatusSchema = z
+  .enum(['trial', 'pending_payment', 'active', 'past_due', 'limited'])
+  .meta({ description: 'trial -> pending_payment (offline payment) -> active -> past_due -> limited' });
+
+export const createAccountBodySchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    email: z.email().max(254),
+    country: z
+      .string()
+      .trim()
+      .toUpperCase()
+      .refine(isKnownCountry, 'must be an ISO 3166-1 alpha-2 country code')
+      .meta({ description: 'ISO 3166-1 alpha-2; India (IN) bills in INR, every other country in USD' }),
+  })
+  .meta({ id: 'CreateAccount', examples: [{ name: 'Acme Telecom', email: 'billing@acme.example', country: 'IN' }] });
+
+export const accountSchema = z
+  .object({
+    id: accountIdSchema,
+    name: z.string(),
+    email: z.string(),
+    country: z.string(),
+    currency: currencySchema,
+    status: accountStatusSchema,
+    kyc: z.object({
+      status: kycStatusSchema,
+      reason: z.string().nullable(),
+      updatedAt: z.date().nullable(),
+    }),
+    planId: z.string().meta({ description: 'The plan version whose entitlements apply now' }),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .meta({
+    id: 'Account',
+    examples: [
+      {
+        id: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        name: 'Acme Telecom',
+        email: 'billing@acme.example',
+        country: 'IN',
+        currency: 'INR',
+        status: 'trial',
+        kyc: { status: 'pending', reason: null, updatedAt: null },
+        planId: 'plan_trial_v1',
+        createdAt: '2026-11-26T10:00:00.000Z',
+        updatedAt: '2026-11-26T10:00:00.000Z',
+      },
+    ],
+  });
+
+export type AccountDto = z.infer<typeof accountSchema>;
+
+export const accountListSchema = z
+  .object({ data: z.array(accountSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'AccountList' });
+
+export const setKycBodySchema = z
+  .object({
+    status: z.enum(['submitted', 'approved', 'rejected']),
+    reason: z.string().trim().min(1).max(1000).optional().meta({ description: 'Required when rejecting' }),
+  })
+  .refine((b) => b.status !== 'rejected' || b.reason, { message: 'a rejection needs a reason', path: ['reason'] })
+  .meta({ id: 'SetKycStatus', examples: [{ status: 'approved' }, { status: 'rejected', reason: 'PAN card unreadable' }] });
+
+export const e164Schema = z
+  .string()
+  .trim()
+  .max(16)
+  .meta({ description: 'Phone number in E.164 form', examples: ['+919876543210'] });
+
+export const whitelistedNumberSchema = z
+  .object({ number: z.string(), createdAt: z.date() })
+  .meta({ id: 'WhitelistedNumber', examples: [{ number: '+919876543210', createdAt: '2026-11-26T10:05:00.000Z' }] });
+
+export const whitelistedNumberListSchema = z
+  .object({ data: z.array(whitelistedNumberSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'WhitelistedNumberList' });
+
+export const effectiveEntitlementsSchema = z
+  .object({
+    accountId: accountIdSchema,
+    status: accountStatusSchema,
+    plan: z.object({ id: z.string(), code: z.string(), version: z.number().int(), name: z.string() }),
+    outbound: z
+      .enum(['whitelisted_only', 'any', 'blocked'])
+      .meta({ description: 'Where outbound calls and SMS may go now; blocked for a limited account' }),
+    entitlements: entitlementsSchema,
+    whitelist: z.object({
+      required: z.boolean(),
+      limit: z.number().int().meta({ description: 'How many numbers a trial may whitelist' }),
+      used: z.number().int(),
+    }),
+  })
+  .meta({ id: 'EffectiveEntitlements' });

@@ -1,0 +1,175 @@
+import type { Db } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import { currencyForCountry } from '../../lib/money.js';
+import { page } from '../../lib/pagination.js';
+import { toE164 } from '../../lib/phone.js';
+import * as catalogRepo from '../catalog/repo.js';
+import { appendEvents } from '../events/repo.js';
+import { allowedKycTransitions, kycTransition, outboundOf, type KycStatus } from './domain.js';
+import * as repo from './repo.js';
+import type { AccountDto } from './schemas.js';
+
+const TRIAL_PLAN_CODE = 'trial';
+
+export function createAccountsService(deps: { db: Db; clock: Clock; trialWhitelistLimit: number }) {
+  const { db, clock } = deps;
+
+  async function mustFind(db: Db, id: string, opts: { forUpdate?: boolean } = {}) {
+    const account = await repo.findAccount(db, id, opts);
+    if (!account) throw new AppError('account_not_found', `No account ${id}`);
+    return account;
+  }
+
+  async function createTrialAccount(input: { name: string; email: string; country: string }): Promise<AccountDto> {
+    const now = clock.now();
+    const trial = await catalogRepo.findCurrentPlanByCode(db, TRIAL_PLAN_CODE);
+    if (!trial) throw new Error('the catalog has no trial plan');
+    const account = await db.transaction(async (tx) => {
+      const row = await repo.insertAccount(tx, {
+        id: newId('acc', now),
+        name: input.name,
+        email: input.email,
+        country: input.country,
+        currency: currencyForCountry(input.country),
+        status: 'trial',
+        kycStatus: 'pending',
+        planId: trial.id,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await appendEvents(tx, now, [{ type: 'account.created', accountId: row.id, payload: { accountId: row.id, status: 'trial' } }]);
+      return row;
+    });
+    return toDto(account);
+  }
+
+  async function getAccount(id: string): Promise<AccountDto> {
+    return toDto(await mustFind(db, id));
+  }
+
+  async function listAccounts(opts: { after?: string; limit: number; only: string | null }) {
+    const rows = await repo.listAccounts(db, { ...opts, limit: opts.limit + 1 });
+    const result = page(rows, opts.limit, (r) => r.id);
+    return { data: result.data.map(toDto), nextCursor: result.nextCursor };
+  }
+
+  /** pending -> submitted -> approved | rejected; rejected may submit again. */
+  async function setKycStatus(id: string, input: { status: KycStatus; reason?: string }): Promise<AccountDto> {
+    const now = clock.now();
+    const row = await db.transaction(async (tx) => {
+      const account = await mustFind(tx, id, { forUpdate: true });
+      const transition = kycTransition(account.kycStatus, input.status);
+      if (transition === 'unchanged') return account;
+      if (transition === 'refused') {
+        const allowed = allowedKycTransitions(account.kycStatus);
+        throw new AppError(
+          'kyc_transition_not_allowed',
+          `KYC cannot go from ${account.kycStatus} to ${input.status}` + (allowed.length ? `; allowed: ${allowed.join(', ')}` : ''),
+          { currentStatus: account.kycStatus },
+        );
+      }
+      const updated = await repo.updateKyc(tx, id, { kycStatus: input.status, kycReason: input.reason ?? null, kycUpdatedAt: now });
+      await appendEvents(tx, now, [
+        {
+          type: 'kyc.status_changed',
+          accountId: id,
+          payload: { accountId: id, from: account.kycStatus, to: input.status, reason: input.reason ?? null },
+        },
+      ]);
+      return updated;
+    });
+    return toDto(row);
+  }
+
+  async function entitlementsOf(id: string) {
+    const account = await mustFind(db, id);
+    const plan = await catalogRepo.findPlan(db, account.planId);
+    if (!plan) throw new Error(`account ${id} points at a missing plan ${account.planId}`);
+    return {
+      accountId: account.id,
+      status: account.status,
+      plan: { id: plan.id, code: plan.code, version: plan.version, name: plan.name },
+      outbound: outboundOf(account.status, plan.entitlements),
+      entitlements: plan.entitlements,
+      whitelist: {
+        required: plan.entitlements.numberWhitelisting.required,
+        limit: deps.trialWhitelistLimit,
+        used: await repo.countWhitelisted(db, id),
+      },
+    };
+  }
+
+  /** Adds a number to a trial's whitelist; adding one already there answers it again. */
+  async function addWhitelistedNumber(accountId: string, input: string) {
+    const number = toE164(input);
+    if (!number) throw new AppError('invalid_phone_number', `${JSON.stringify(input)} is not a valid E.164 number such as +919876543210`);
+    const now = clock.now();
+    return db.transaction(async (tx) => {
+      // The row lock serialises concurrent adds, so two cannot both take the last place.
+      const account = await mustFind(tx, accountId, { forUpdate: true });
+      const existing = await repo.findWhitelisted(tx, accountId, number);
+      if (existing) return { created: false, entry: { number: existing.number, createdAt: existing.createdAt } };
+      const plan = await catalogRepo.findPlan(tx, account.planId);
+      if (!plan?.entitlements.numberWhitelisting.required) {
+        throw new AppError('whitelist_not_applicable', 'This account may call any number; whitelisting applies only to trials');
+      }
+      const used = await repo.countWhitelisted(tx, accountId);
+      if (used >= deps.trialWhitelistLimit) {
+        throw new AppError('whitelist_limit_reached', `A trial may whitelist ${deps.trialWhitelistLimit} numbers; remove one first`, {
+          limit: deps.trialWhitelistLimit,
+        });
+      }
+      const entry = await repo.insertWhitelisted(tx, { accountId, number, createdAt: now });
+      await appendEvents(tx, now, [{ type: 'whitelist.number_added', accountId, payload: { accountId, number } }]);
+      return { created: true, entry: { number: entry.number, createdAt: entry.createdAt } };
+    });
+  }
+
+  async function removeWhitelistedNumber(accountId: string, input: string): Promise<void> {
+    const number = toE164(input) ?? input;
+    const now = clock.now();
+    await db.transaction(async (tx) => {
+      await mustFind(tx, accountId, { forUpdate: true });
+      if (!(await repo.deleteWhitelisted(tx, accountId, number))) {
+        throw new AppError('whitelisted_number_not_found', `${number} is not whitelisted`);
+      }
+      await appendEvents(tx, now, [{ type: 'whitelist.number_removed', accountId, payload: { accountId, number } }]);
+    });
+  }
+
+  async function listWhitelistedNumbers(accountId: string, opts: { after?: string; limit: number }) {
+    await mustFind(db, accountId);
+    const rows = await repo.listWhitelisted(db, accountId, { ...opts, limit: opts.limit + 1 });
+    return page(rows, opts.limit, (r) => r.number);
+  }
+
+  return {
+    createTrialAccount,
+    getAccount,
+    listAccounts,
+    setKycStatus,
+    entitlementsOf,
+    addWhitelistedNumber,
+    removeWhitelistedNumber,
+    listWhitelistedNumbers,
+  };
+}
+
+export type AccountsService = ReturnType<typeof createAccountsService>;
+
+function toDto(row: repo.AccountRow): AccountDto {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    country: row.country,
+    currency: row.currency,
+    status: row.status,
+    kyc: { status: row.kycStatus, reason: row.kycReason, updatedAt: row.kycUpdatedAt },
+    planId: row.planId,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}

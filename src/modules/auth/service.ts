@@ -1,0 +1,61 @@
+import type { Db } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
+import { newId } from '../../lib/ids.js';
+import { generateApiKey, hashApiKey, validateKeyScopes, type Scope } from './domain.js';
+import * as repo from './repo.js';
+
+export interface Principal {
+  keyId: string;
+  scopes: Scope[];
+  /** Set when the key may act for this one account only. */
+  accountId: string | null;
+}
+
+export class InvalidKeyRequest extends Error {}
+
+export function createAuthService(deps: { db: Db; clock: Clock }) {
+  const { db, clock } = deps;
+
+  async function authenticate(key: string): Promise<Principal | null> {
+    const row = await repo.findActiveKeyByHash(db, hashApiKey(key));
+    if (!row) return null;
+    return { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId };
+  }
+
+  /** Makes a key and returns it once; only its hash is kept. */
+  async function createApiKey(input: { name: string; scopes: Scope[]; accountId?: string | null }) {
+    const accountId = input.accountId ?? null;
+    const problem = validateKeyScopes(input.scopes, accountId);
+    if (problem) throw new InvalidKeyRequest(problem);
+    const { key, prefix, hash } = generateApiKey();
+    const id = newId('key', clock.now());
+    await repo.insertKey(db, { id, name: input.name, prefix, hash, scopes: input.scopes, accountId, createdAt: clock.now() });
+    return { id, key, prefix, scopes: input.scopes, accountId };
+  }
+
+  /**
+   * Registers an operator-chosen key (BOOTSTRAP_API_KEY) as an ops key; a no-op when it is
+   * already registered, so every start may call it.
+   */
+  async function registerBootstrapKey(key: string): Promise<boolean> {
+    return repo.insertKey(db, {
+      id: newId('key', clock.now()),
+      name: 'bootstrap',
+      prefix: key.slice(0, 12),
+      hash: hashApiKey(key),
+      scopes: ['ops'],
+      accountId: null,
+      createdAt: clock.now(),
+    });
+  }
+
+  /** On an empty key table, makes the first ops key so a newcomer can call the API. */
+  async function createFirstOpsKeyIfNone() {
+    if ((await repo.countKeys(db)) > 0) return null;
+    return createApiKey({ name: 'first ops key', scopes: ['ops'] });
+  }
+
+  return { authenticate, createApiKey, registerBootstrapKey, createFirstOpsKeyIfNone };
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

@@ -1,0 +1,66 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { AppError } from '../lib/errors.js';
+import { grants, parseBearer, type Scope } from '../modules/auth/domain.js';
+import type { AuthService, Principal } from '../modules/auth/service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** The scope a /v1 route needs; every /v1 route must name one. */
+    scope?: Scope;
+  }
+}
+
+/** The authenticated caller; only call on routes behind the auth hook. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('unauthenticated');
+  return request.principal;
+}
+
+/**
+ * A key bound to one account sees nothing of another: the same 404 as a missing account,
+ * so ids of other accounts cannot be probed.
+ */
+export function assertAccountVisible(principal: Principal, accountId: string): void {
+  if (principal.accountId && principal.accountId !== accountId) {
+    throw new AppError('account_not_found', `No account ${accountId}`);
+  }
+}
+
+export function assertUnboundKey(principal: Principal): void {
+  if (principal.accountId) throw new AppError('account_bound_key');
+}
+
+export default fp(
+  async function authPlugin(app: FastifyInstance, opts: { auth: AuthService }) {
+    app.decorateRequest('principal', null);
+
+    app.addHook('onRoute', (route) => {
+      if (route.url.startsWith('/v1') && !route.config?.scope) {
+        throw new Error(`route ${String(route.method)} ${route.url} names no scope`);
+      }
+    });
+
+    app.addHook('onRequest', async (request) => {
+      const scope = request.routeOptions.config.scope;
+      if (!scope) return;
+      const key = parseBearer(request.headers.authorization);
+      const principal = key ? await opts.auth.authenticate(key) : null;
+      if (!principal) throw new AppError('unauthenticated', 'Send a valid API key as `Authorization: Bearer <key>`');
+      if (!grants(principal.scopes, scope)) {
+        throw new AppError('insufficient_scope', `This operation needs the ${scope} scope`);
+      }
+      request.principal = principal;
+    });
+
+    // After validation, so the account id is the parsed one.
+    app.addHook('preHandler', async (request) => {
+      const params = request.params as { accountId?: string } | undefined;
+      if (request.principal && params?.accountId) assertAccountVisible(request.principal, params.accountId);
+    });
+  },
+  { name: 'auth', dependencies: ['errors'] },
+);

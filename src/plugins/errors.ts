@@ -1,0 +1,67 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
+import type { Problem } from '../lib/problem.js';
+
+/** Fastify's own error codes mapped to ours; anything else under 500 is a malformed request. */
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_request',
+  FST_ERR_RATE_LIMITED: 'rate_limited',
+};
+
+export function toProblem(err: unknown, request: FastifyRequest): Problem {
+  const base = { requestId: String(request.id), instance: request.url.split('?')[0] };
+  if (err instanceof AppError) {
+    return { type: problemType(err.code), title: err.title, status: err.status, detail: err.message, code: err.code, ...base, ...err.extra };
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const context = (err as { validationContext?: string }).validationContext ?? 'body';
+    const errors: FieldError[] = err.validation.map((v) => ({
+      path: [context, ...v.instancePath.split('/').filter(Boolean)].join('.'),
+      message: v.message ?? 'invalid',
+    }));
+    const code: ErrorCode = 'validation_failed';
+    return {
+      type: problemType(code),
+      title: errorCodes[code].title,
+      status: 400,
+      detail: errors.map((e) => `${e.path}: ${e.message}`).join('; '),
+      code,
+      errors,
+      ...base,
+    };
+  }
+  const fastifyErr = err as Partial<FastifyError>;
+  const status = fastifyErr.statusCode ?? 500;
+  if (status < 500) {
+    const code = fastifyCodes[fastifyErr.code ?? ''] ?? (status === 429 ? 'rate_limited' : 'malformed_request');
+    return { type: problemType(code), title: errorCodes[code].title, status, detail: fastifyErr.message, code, ...base };
+  }
+  // Never show internals: the log has them under the request id.
+  const code: ErrorCode = status === 503 ? 'service_unavailable' : 'internal_error';
+  return { type: problemType(code), title: errorCodes[code].title, status: status === 503 ? 503 : 500, code, ...base };
+}
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.status(problem.status).type('application/problem+json').send(problem);
+}
+
+export default fp(
+  async function errorsPlugin(app: FastifyInstance) {
+    app.setErrorHandler((err, request, reply) => {
+      const problem = toProblem(err, request);
+      if (problem.status >= 500) request.log.error({ err }, 'request failed');
+      else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
+      return sendProblem(reply, problem);
+    });
+
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(reply, toProblem(new AppError('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`), request)),
+    );
+  },
+  { name: 'errors' },
+);

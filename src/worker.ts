@@ -1,0 +1,37 @@
+import { Worker } from 'bullmq';
+import { createEventDispatcher } from './jobs/dispatch-event.js';
+import { createOutboxRelay } from './jobs/outbox-relay.js';
+import { queueDefinitions } from './jobs/registry.js';
+import { createLogMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
+import { createNotificationsService } from './modules/notifications/service.js';
+import { isMainModule, runProcess, type Runtime } from './runtime.js';
+
+/** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
+export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
+  const { config, logger, database, redis, queues, clock } = runtime;
+  const mailer = opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createLogMailer(logger));
+  const notifications = createNotificationsService({ db: database.db, clock, mailer });
+
+  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
+    connection: redis,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 20,
+  });
+  eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
+  eventsWorker.on('error', (err) => logger.error({ err }, 'events worker error'));
+
+  const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
+  relay.start();
+  logger.info('workers started');
+
+  return {
+    relay,
+    async close() {
+      await relay.stop();
+      await eventsWorker.close();
+      mailer.close();
+    },
+  };
+}
+
+if (isMainModule(import.meta.url)) await runProcess('worker', startWorkers);

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import pg from 'pg';
+import type { Test } from 'tap';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { migratePostgres, openPostgres, type Database } from '../src/db/client.js';
+import { connectRedis } from '../src/infra.js';
+import { fixedClock } from '../src/lib/clock.js';
+import { createLogger } from '../src/lib/logger.js';
+import { closeQueues, createQueues, type Queues } from '../src/jobs/registry.js';
+import type { Scope } from '../src/modules/auth/domain.js';
+import { createServices, type Services } from '../src/services.js';
+import type { Redis } from 'ioredis';
+
+const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A fresh, migrated database of its own for one test file; dropped at teardown. */
+export async function createTestDatabase(t: Test): Promise<string> {
+  const name = `billing_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+  t.teardown(async () => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    await client.query(`drop database if exists ${name} with (force)`);
+    await client.end();
+  });
+  await migratePostgres(url);
+  return url;
+}
+
+export interface TestContext {
+  app: FastifyInstance;
+  config: Config;
+  database: Database;
+  redis: Redis;
+  queues: Queues;
+  services: Services;
+  clock: ReturnType<typeof fixedClock>;
+  keys: Record<'ops' | 'read' | 'write' | 'kyc', string>;
+  /** A key with these scopes, bound to an account when one is given. */
+  key(scopes: Scope[], accountId?: string): Promise<string>;
+  /** app.inject with a bearer key and JSON body. */
+  call(method: InjectOptions['method'], url: string, opts?: { key?: string | null; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+}
+
+/**
+ * The same app as production, on real Postgres and Redis, with a database and a queue
+ * prefix of its own so test files can run in parallel.
+ */
+export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
+  const url = await createTestDatabase(t);
+  const prefix = `bt-${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
+  const logger = createLogger(config);
+  const database = openPostgres(url, 5, logger);
+  const redis = await connectRedis(config.REDIS_URL);
+  const queues = createQueues(redis, prefix);
+  const clock = fixedClock(new Date('2026-11-26T10:00:00Z'));
+  const app = await buildApp({ config, logger, database, redis, clock });
+  const services = createServices({ config, database, clock });
+
+  t.teardown(async () => {
+    await app.close();
+    await closeQueues(queues);
+    const keys = await scanKeys(redis, `${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+    await database.close();
+  });
+
+  const key = async (scopes: Scope[], accountId?: string) => (await services.auth.createApiKey({ name: 'test', scopes, accountId })).key;
+  const keys = { ops: await key(['ops']), read: await key(['read']), write: await key(['write']), kyc: await key(['kyc']) };
+
+  const call: TestContext['call'] = async (method, url, opts = {}) => {
+    const key = opts.key === undefined ? keys.ops : opts.key;
+    const res = await app.inject({
+      method,
+      url,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...opts.headers },
+      ...(opts.body !== undefined ? { payload: opts.body as object } : {}),
+    });
+    let body: unknown = res.body;
+    try {
+      body = res.body ? JSON.parse(res.body) : undefined;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.statusCode, body, headers: res.headers };
+  };
+
+  return { app, config, database, redis, queues, services, clock, keys, key, call };
+}
+
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
+}
+
+/** Creates a trial account through the API and returns its body. */
+export async function createAccount(ctx: TestContext, body: Partial<{ name: string; email: string; country: string }> = {}) {
+  const res = await ctx.call('POST', '/v1/accounts', {
+    body: { name: 'Acme Telecom', email: 'billing@acme.example', country: 'IN', ...body },
+  });
+  if (res.status !== 201) throw new Error(`account creation answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; currency: string; status: string; kyc: { status: string } };
+}
