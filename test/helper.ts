@@ -45,6 +45,8 @@ export interface TestContext {
   keys: Record<'ops' | 'read' | 'write' | 'kyc', string>;
   /** A key with these scopes, bound to an account when one is given. */
   key(scopes: Scope[], accountId?: string): Promise<string>;
+  /** Raw SQL against the test database, for assertions on what was written. */
+  query(text: string, params?: unknown[]): Promise<pg.QueryResult<any>>;
   /** app.inject with a bearer key and JSON body. */
   call(method: InjectOptions['method'], url: string, opts?: { key?: string | null; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
@@ -64,6 +66,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   const clock = fixedClock(new Date('2026-11-26T10:00:00Z'));
   const app = await buildApp({ config, logger, database, redis, clock });
   const services = createServices({ config, database, clock });
+  const sqlPool = new pg.Pool({ connectionString: url, max: 2 });
 
   t.teardown(async () => {
     await app.close();
@@ -72,6 +75,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     if (keys.length) await redis.del(...keys);
     await redis.quit();
     await database.close();
+    await sqlPool.end();
   });
 
   const key = async (scopes: Scope[], accountId?: string) => (await services.auth.createApiKey({ name: 'test', scopes, accountId })).key;
@@ -94,7 +98,8 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     return { status: res.statusCode, body, headers: res.headers };
   };
 
-  return { app, config, database, redis, queues, services, clock, keys, key, call };
+  const query = (text: string, params?: unknown[]) => sqlPool.query(text, params);
+  return { app, config, database, redis, queues, services, clock, keys, key, call, query };
 }
 
 export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {

@@ -39,27 +39,27 @@ export default fp(
     app.decorateRequest('principal', null);
 
     app.addHook('onRoute', (route) => {
-      if (route.url.startsWith('/v1') && !route.config?.scope) {
-        throw new Error(`route ${String(route.method)} ${route.url} names no scope`);
-      }
+      if (!route.url.startsWith('/v1')) return;
+      const scope = route.config?.scope;
+      if (!scope) throw new Error(`route ${String(route.method)} ${route.url} names no scope`);
+      // OpenAPI 3.1 lets a bearer requirement list the roles it needs: the scope, documented.
+      route.schema = { ...route.schema, security: [{ bearerAuth: [scope] }] };
     });
 
+    // 401, then 404 for another account's id, then 403: a bound key learns nothing of
+    // other accounts, whatever the route and whatever its scope.
     app.addHook('onRequest', async (request) => {
       const scope = request.routeOptions.config.scope;
       if (!scope) return;
       const key = parseBearer(request.headers.authorization);
       const principal = key ? await opts.auth.authenticate(key) : null;
       if (!principal) throw new AppError('unauthenticated', 'Send a valid API key as `Authorization: Bearer <key>`');
+      const params = request.params as { accountId?: string } | undefined;
+      if (params?.accountId) assertAccountVisible(principal, params.accountId);
       if (!grants(principal.scopes, scope)) {
         throw new AppError('insufficient_scope', `This operation needs the ${scope} scope`);
       }
       request.principal = principal;
-    });
-
-    // After validation, so the account id is the parsed one.
-    app.addHook('preHandler', async (request) => {
-      const params = request.params as { accountId?: string } | undefined;
-      if (request.principal && params?.accountId) assertAccountVisible(request.principal, params.accountId);
     });
   },
   { name: 'auth', dependencies: ['errors'] },

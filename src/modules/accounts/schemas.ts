@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { isKnownCountry } from '../../lib/phone.js';
 import { currencySchema } from '../../lib/money.js';
-import { entitlementsSchema } from '../catalog/entitlements.js';
+import { entitlementsSchema, trialEntitlementsExample } from '../catalog/entitlements.js';
 
 export const accountIdSchema = z
   .string()
@@ -106,4 +106,16 @@ export const effectiveEntitlementsSchema = z
       used: z.number().int(),
     }),
   })
-  .meta({ id: 'EffectiveEntitlements' });
+  .meta({
+    id: 'EffectiveEntitlements',
+    examples: [
+      {
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        status: 'trial',
+        plan: { id: 'plan_trial_v1', code: 'trial', version: 1, name: 'Trial' },
+        outbound: 'whitelisted_only',
+        entitlements: trialEntitlementsExample,
+        whitelist: { required: true, limit: 5, used: 1 },
+      },
+    ],
+  });

@@ -41,3 +41,21 @@ export const entitlementsSchema = z
   .meta({ id: 'Entitlements' });
 
 export type Entitlements = z.infer<typeof entitlementsSchema>;
+
+/** The trial's entitlements, as seeded: used as the documentation example. */
+export const trialEntitlementsExample: Entitlements = {
+  exophones: { limit: 0, trialNumbers: 1 },
+  numberWhitelisting: { required: true },
+  voiceApi: 'whitelisted_only',
+  smsApi: 'whitelisted_only',
+  smsDltRequiredForIndia: true,
+  whatsapp: 'not_available',
+  campaigns: 'not_available',
+  contactCenter: 'not_available',
+  callRecording: { retentionDays: 7, custom: false },
+  analytics: 'standard',
+  support: { tier: 'email_only', channels: ['email'] },
+  sla: { uptimePercent: null, custom: false },
+  apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
+  webhooks: 'standard',
+};

@@ -1,0 +1,62 @@
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { pino } from 'pino';
+import { loggerOptions } from '../src/lib/logger.js';
+import { setup } from './helper.js';
+
+t.test('unknown routes answer 404 problem+json', async (t) => {
+  const ctx = await setup(t);
+  const res = await ctx.call('GET', '/v1/nothing-here');
+  t.equal(res.status, 404);
+  t.equal(res.body.code, 'route_not_found');
+  t.match(res.headers['content-type'], /application\/problem\+json/);
+  t.equal(res.body.type, 'urn:billing-service:problem:route_not_found');
+});
+
+t.test('a 5xx never shows internals, and carries the request id', async (t) => {
+  const ctx = await setup(t);
+  ctx.app.get('/explode', async () => {
+    throw new Error('connection to 10.0.0.5 failed: password authentication failed for user "billing"');
+  });
+  const res = await ctx.app.inject({ method: 'GET', url: '/explode', headers: { 'x-request-id': 'req-abc-123' } });
+  t.equal(res.statusCode, 500);
+  const body = res.json();
+  t.equal(body.code, 'internal_error');
+  t.equal(body.requestId, 'req-abc-123');
+  t.equal(res.headers['x-request-id'], 'req-abc-123', 'the request id is echoed');
+  t.notMatch(res.body, /password|10\.0\.0\.5|stack/, 'no internals');
+});
+
+t.test('a request id that is not safe to log is replaced', async (t) => {
+  const ctx = await setup(t);
+  const res = await ctx.app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'bad id\nwith newline' } });
+  t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/);
+});
+
+t.test('logs never carry authorization headers, keys or payment tokens', async (t) => {
+  let out = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += chunk;
+      cb();
+    },
+  });
+  const logger = pino(loggerOptions({ LOG_LEVEL: 'info' }), sink);
+  logger.info({ req: { headers: { authorization: 'Bearer bsk_secret1' } } }, 'request');
+  logger.info({ payment: { paymentToken: 'tok_visa_secret2', vpa: 'someone@upi' }, apiKey: { key: 'bsk_secret3' } }, 'charge');
+  t.notMatch(out, /secret1|secret2|secret3|someone@upi/);
+  t.match(out, /\[redacted\]/);
+});
+
+t.test('health and readiness', async (t) => {
+  const ctx = await setup(t);
+  t.same((await ctx.call('GET', '/healthz', { key: null })).body, { status: 'ok' });
+  const ready = await ctx.call('GET', '/readyz', { key: null });
+  t.equal(ready.status, 200);
+  t.same(ready.body.checks, { postgres: 'ok', redis: 'ok' });
+  await ctx.redis.disconnect();
+  const notReady = await ctx.call('GET', '/readyz', { key: null });
+  t.equal(notReady.status, 503);
+  t.equal(notReady.body.code, 'service_unavailable');
+  await ctx.redis.connect();
+});

@@ -1,0 +1,46 @@
+import t from 'tap';
+import { loadConfig, migratesOnStart, usesEmbeddedDatabase } from '../../src/config.js';
+
+t.test('defaults give a working development config', async (t) => {
+  const config = loadConfig({});
+  t.equal(config.PORT, 3000);
+  t.equal(config.REDIS_URL, 'redis://127.0.0.1:6379');
+  t.equal(config.DATA_DIR, './.data');
+  t.ok(usesEmbeddedDatabase(config));
+  t.ok(migratesOnStart(config), 'the embedded database migrates itself');
+  t.ok(Object.isFrozen(config));
+  const pgConfig = loadConfig({ DATABASE_URL: 'postgres://billing@db:5432/billing' });
+  t.notOk(migratesOnStart(pgConfig), 'Postgres is migrated by `npm run migrate`');
+  t.ok(migratesOnStart(loadConfig({ DATABASE_URL: 'postgres://billing@db/billing', MIGRATE_ON_START: 'true' })));
+});
+
+const bad: Array<[Record<string, string>, RegExp]> = [
+  [{ PORT: 'abc' }, /^Invalid configuration: PORT .*\(got "abc"\)$/],
+  [{ PORT: '70000' }, /^Invalid configuration: PORT /],
+  [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL /],
+  [{ DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL must be a postgres/],
+  [{ REDIS_URL: 'localhost:6379' }, /^Invalid configuration: REDIS_URL must be a redis/],
+  [{ SMTP_URL: 'http://mail' }, /^Invalid configuration: SMTP_URL /],
+  [{ BOOTSTRAP_API_KEY: 'short' }, /^Invalid configuration: BOOTSTRAP_API_KEY .*\(got "\[redacted\]"\)$/],
+  [{ TRIAL_WHITELIST_LIMIT: '0' }, /^Invalid configuration: TRIAL_WHITELIST_LIMIT /],
+];
+
+for (const [env, message] of bad) {
+  t.test(`refuses ${JSON.stringify(env)} with one line naming the variable`, async (t) => {
+    t.throws(() => loadConfig(env), message);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      t.notMatch((err as Error).message, /\n/, 'one line');
+    }
+  });
+}
+
+t.test('a password in a URL is not echoed', async (t) => {
+  t.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@db/x', PORT: 'x' }), /PORT/);
+  try {
+    loadConfig({ REDIS_URL: 'http://u:hunter2@host' });
+  } catch (err) {
+    t.notMatch((err as Error).message, /hunter2/);
+  }
+});

@@ -1,0 +1,112 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import t, { type Test } from 'tap';
+import { createEventDispatcher } from '../src/jobs/dispatch-event.js';
+import { createOutboxRelay } from '../src/jobs/outbox-relay.js';
+import { createLogger } from '../src/lib/logger.js';
+import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
+import { createNotificationsService } from '../src/modules/notifications/service.js';
+import { startWorkers } from '../src/worker.js';
+import { createAccount, setup, type TestContext } from './helper.js';
+
+interface Received {
+  to: string[];
+  raw: string;
+}
+
+/** A real SMTP server on loopback that keeps what it receives. */
+async function smtpReceiver(t: Test) {
+  const received: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (chunk) => (raw += chunk));
+      stream.on('end', () => {
+        received.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
+        callback();
+      });
+    },
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server.server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.server.address() as AddressInfo;
+  return { url: `smtp://127.0.0.1:${port}`, received };
+}
+
+async function approveKyc(ctx: TestContext, accountId: string) {
+  for (const status of ['submitted', 'approved']) {
+    const res = await ctx.call('PUT', `/v1/accounts/${accountId}/kyc`, { key: ctx.keys.kyc, body: { status } });
+    if (res.status !== 200) throw new Error(`kyc ${status}: ${res.status}`);
+  }
+}
+
+t.test('relay moves each committed outbox row to the queue once, under its event id', async (t) => {
+  const ctx = await setup(t);
+  const a = await createAccount(ctx);
+  await approveKyc(ctx, a.id);
+  const relay = createOutboxRelay({ db: ctx.database.db, queues: ctx.queues, clock: ctx.clock, logger: createLogger({ LOG_LEVEL: 'silent' }), pollMs: 50 });
+  t.equal(await relay.drain(), 3, 'account.created and two KYC changes');
+  t.equal(await relay.drain(), 0, 'nothing twice');
+  const jobs = await ctx.queues.events.getJobs(['waiting', 'delayed', 'active']);
+  t.equal(jobs.length, 3);
+  const { rows } = await ctx.query('select event_id from outbox order by id');
+  t.same(jobs.map((j) => j.id).sort(), rows.map((r: any) => r.event_id).sort(), 'job id = event id');
+  const unrelayed = await ctx.query('select count(*)::int as n from outbox where relayed_at is null');
+  t.equal(unrelayed.rows[0].n, 0);
+});
+
+t.test('KYC approval emails the account once, through a real SMTP server, even when the job runs twice', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t);
+  const a = await createAccount(ctx, { email: 'owner@acme.example' });
+  await approveKyc(ctx, a.id);
+
+  const mailer = createSmtpMailer(smtp.url, 'Billing <billing@test.example>');
+  t.teardown(() => mailer.close());
+  const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer });
+  const dispatch = createEventDispatcher({ db: ctx.database.db, notifications });
+  const { rows } = await ctx.query(
+    "select id, event_id, type from outbox where type = 'kyc.status_changed' and payload->>'to' = 'approved'",
+  );
+  const job = { data: { outboxId: Number(rows[0].id), eventId: rows[0].event_id, type: rows[0].type } } as any;
+  t.same(await dispatch(job), { email: 'sent' });
+  t.same(await dispatch(job), { email: 'already_sent' }, 're-run: no second email');
+
+  t.equal(smtp.received.length, 1);
+  t.same(smtp.received[0]!.to, ['owner@acme.example']);
+  t.match(smtp.received[0]!.raw, /Subject: Your KYC is approved/);
+  const deliveries = await ctx.query('select sent_at, message_id from email_deliveries');
+  t.equal(deliveries.rows.length, 1);
+  t.ok(deliveries.rows[0].sent_at);
+  t.match(smtp.received[0]!.raw, deliveries.rows[0].message_id, 'the stored Message-ID is the one sent');
+
+  const submitted = await ctx.query("select id, event_id, type from outbox where payload->>'to' = 'submitted'");
+  t.same(
+    await dispatch({ data: { outboxId: Number(submitted.rows[0].id), eventId: submitted.rows[0].event_id, type: 'kyc.status_changed' } } as any),
+    { email: 'no_email' },
+    'a submission sends nothing',
+  );
+});
+
+t.test('the worker process relays and emails end to end', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t, { OUTBOX_POLL_MS: '50' });
+  const mailer = createSmtpMailer(smtp.url, 'Billing <billing@test.example>');
+  const workers = await startWorkers(
+    { config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock },
+    { mailer },
+  );
+  t.teardown(() => workers.close());
+  const a = await createAccount(ctx, { email: 'kyc@acme.example' });
+  await ctx.call('PUT', `/v1/accounts/${a.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'submitted' } });
+  await ctx.call('PUT', `/v1/accounts/${a.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'rejected', reason: 'Address proof expired' } });
+  const deadline = Date.now() + 10_000;
+  while (smtp.received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.equal(smtp.received.length, 1);
+  t.match(smtp.received[0]!.raw, /Address proof expired/);
+});
