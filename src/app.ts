@@ -13,6 +13,7 @@ import { accountsRoutes } from './modules/accounts/routes.js';
 import { catalogRoutes } from './modules/catalog/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
+import idempotencyPlugin from './plugins/idempotency.js';
 import openapiPlugin from './plugins/openapi.js';
 import { createServices } from './services.js';
 import { version } from './version.js';
@@ -55,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorsPlugin);
   await app.register(openapiPlugin, { version });
   await app.register(authPlugin, { auth: services.auth });
+  await app.register(idempotencyPlugin, { db: deps.database.db, clock: deps.clock });
 
   app.get(
     '/healthz',

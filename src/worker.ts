@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
+import { createMaintenance } from './jobs/maintenance.js';
 import { createOutboxRelay } from './jobs/outbox-relay.js';
 import { queueDefinitions } from './jobs/registry.js';
 import { createLogMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
@@ -22,11 +23,15 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
   relay.start();
+  const maintenance = createMaintenance({ db: database.db, clock, logger, everyMs: 10 * 60_000 });
+  maintenance.start();
   logger.info('workers started');
 
   return {
     relay,
+    maintenance,
     async close() {
+      maintenance.stop();
       await relay.stop();
       await eventsWorker.close();
       mailer.close();

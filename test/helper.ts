@@ -16,22 +16,28 @@ import type { Redis } from 'ioredis';
 const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** A fresh, migrated database of its own for one test file; dropped at teardown. */
+/** A fresh, migrated database of its own for one test; dropped at teardown. */
 export async function createTestDatabase(t: Test): Promise<string> {
+  const { url, drop } = await makeTestDatabase();
+  t.teardown(drop);
+  return url;
+}
+
+async function makeTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `billing_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
   await admin.end();
   const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
-  t.teardown(async () => {
+  const drop = async () => {
     const client = new pg.Client({ connectionString: adminUrl });
     await client.connect();
     await client.query(`drop database if exists ${name} with (force)`);
     await client.end();
-  });
+  };
   await migratePostgres(url);
-  return url;
+  return { url, drop };
 }
 
 export interface TestContext {
@@ -56,7 +62,7 @@ export interface TestContext {
  * prefix of its own so test files can run in parallel.
  */
 export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
-  const url = await createTestDatabase(t);
+  const { url, drop } = await makeTestDatabase();
   const prefix = `bt-${randomBytes(4).toString('hex')}`;
   const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
   const logger = createLogger(config);
@@ -67,6 +73,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   const app = await buildApp({ config, logger, database, redis, clock });
   const services = createServices({ config, database, clock });
   const sqlPool = new pg.Pool({ connectionString: url, max: 2 });
+  sqlPool.on('error', () => {}); // the drop at teardown ends idle clients
 
   t.teardown(async () => {
     await app.close();
@@ -76,6 +83,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     await redis.quit();
     await database.close();
     await sqlPool.end();
+    await drop();
   });
 
   const key = async (scopes: Scope[], accountId?: string) => (await services.auth.createApiKey({ name: 'test', scopes, accountId })).key;

@@ -4,6 +4,7 @@
  */
 export const errorCodes = {
   validation_failed: { status: 400, title: 'The request is not valid' },
+  idempotency_key_required: { status: 400, title: 'This operation needs an Idempotency-Key header' },
   malformed_request: { status: 400, title: 'The request could not be read' },
   unauthenticated: { status: 401, title: 'A valid API key is required' },
   insufficient_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
@@ -17,9 +18,11 @@ export const errorCodes = {
   whitelist_limit_reached: { status: 409, title: 'The trial whitelist is full' },
   whitelist_not_applicable: { status: 409, title: 'Number whitelisting applies only to trial accounts' },
   plan_version_conflict: { status: 409, title: 'The plan has a newer version' },
+  idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   invalid_phone_number: { status: 422, title: 'Not a valid E.164 phone number' },
+  idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used with another request' },
   currency_not_priced: { status: 422, title: 'The plan has no price in the account currency' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal error' },

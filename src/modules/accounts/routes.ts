@@ -22,7 +22,7 @@ export const accountsRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService }
   app.post(
     '/v1/accounts',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', idempotency: 'optional' },
       schema: {
         tags: ['Accounts'],
         operationId: 'createAccount',
@@ -31,7 +31,13 @@ export const accountsRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService }
           'A new account starts in `trial` with KYC `pending` and the trial entitlements: outbound calls and SMS to whitelisted ' +
           'numbers only, one trial number, no campaigns or WhatsApp. Its currency follows its country (India: INR, elsewhere USD).',
         body: createAccountBodySchema,
-        response: { 201: accountSchema, ...errorResponses() },
+        response: {
+          201: accountSchema,
+          ...errorResponses({
+            409: 'A request with this Idempotency-Key is still running (`idempotency_request_in_progress`)',
+            422: 'The Idempotency-Key was used with another body (`idempotency_key_reused`)',
+          }),
+        },
       },
     },
     async (request, reply) => {

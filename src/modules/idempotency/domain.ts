@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+
+export const RETENTION_MS = 24 * 3600 * 1000;
+/** An in-progress record older than this belongs to a request that died; a retry may take it over. */
+export const LOCK_TIMEOUT_MS = 60 * 1000;
+
+/** JSON with sorted keys, so a retry that orders fields differently is the same request. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+export const requestFingerprint = (method: string, path: string, body: unknown): string =>
+  createHash('sha256').update(`${method} ${path}\n${canonicalJson(body)}`).digest('hex');
+
+export type Verdict = 'proceed' | 'replay' | 'mismatch' | 'in_progress' | 'take_over';
+
+export interface StoredRecord {
+  requestHash: string;
+  state: 'in_progress' | 'completed';
+  createdAt: Date;
+  lockedAt: Date;
+}
+
+/** What to do with a request whose key already has a record. */
+export function judge(record: StoredRecord, requestHash: string, now: Date): Verdict {
+  if (now.getTime() - record.createdAt.getTime() > RETENTION_MS) return 'take_over';
+  if (record.requestHash !== requestHash) return 'mismatch';
+  if (record.state === 'completed') return 'replay';
+  return now.getTime() - record.lockedAt.getTime() > LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
+}

@@ -1,0 +1,42 @@
+import { and, eq, lt } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { idempotencyKeys } from '../../db/schema/index.js';
+
+export type IdempotencyRow = typeof idempotencyKeys.$inferSelect;
+type Id = { apiKeyId: string; key: string };
+
+const byId = (id: Id) => and(eq(idempotencyKeys.apiKeyId, id.apiKeyId), eq(idempotencyKeys.key, id.key));
+
+/** True when this request made the record, false when one was there already. */
+export async function claim(db: Db, row: typeof idempotencyKeys.$inferInsert): Promise<boolean> {
+  const inserted = await db.insert(idempotencyKeys).values(row).onConflictDoNothing().returning({ key: idempotencyKeys.key });
+  return inserted.length > 0;
+}
+
+export async function find(db: Db, id: Id): Promise<IdempotencyRow | undefined> {
+  const [row] = await db.select().from(idempotencyKeys).where(byId(id));
+  return row;
+}
+
+/** Takes over a stale or expired record; only one of several racing retries wins. */
+export async function takeOver(db: Db, id: Id, seenLockedAt: Date, row: Pick<IdempotencyRow, 'requestHash' | 'method' | 'path' | 'createdAt' | 'lockedAt'>): Promise<boolean> {
+  const updated = await db
+    .update(idempotencyKeys)
+    .set({ ...row, state: 'in_progress', responseStatus: null, responseBody: null })
+    .where(and(byId(id), eq(idempotencyKeys.lockedAt, seenLockedAt)))
+    .returning({ key: idempotencyKeys.key });
+  return updated.length > 0;
+}
+
+export async function complete(db: Db, id: Id, status: number, body: unknown): Promise<void> {
+  await db.update(idempotencyKeys).set({ state: 'completed', responseStatus: status, responseBody: body }).where(byId(id));
+}
+
+export async function release(db: Db, id: Id): Promise<void> {
+  await db.delete(idempotencyKeys).where(byId(id));
+}
+
+export async function purgeOlderThan(db: Db, before: Date): Promise<number> {
+  const deleted = await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, before)).returning({ key: idempotencyKeys.key });
+  return deleted.length;
+}

@@ -1,0 +1,105 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import type { Clock } from '../lib/clock.js';
+import { AppError } from '../lib/errors.js';
+import { judge, requestFingerprint } from '../modules/idempotency/domain.js';
+import * as repo from '../modules/idempotency/repo.js';
+import { principalOf } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes that create or charge take an Idempotency-Key header. */
+    idempotency?: 'optional' | 'required';
+  }
+  interface FastifyRequest {
+    idempotency: { apiKeyId: string; key: string } | null;
+  }
+}
+
+const keySchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+  .meta({
+    description:
+      'Makes the request safe to retry: the same key and body within 24 h replays the first response ' +
+      '(with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; ' +
+      'a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.',
+    examples: ['0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11'],
+  });
+
+/**
+ * Idempotency-Key handling (DESIGN: same key and body replays, another body is 422, a
+ * concurrent duplicate 409, kept 24 h). Records live in Postgres; a record whose request
+ * died mid-way is taken over by a retry after a lock timeout. Responses of 5xx are not
+ * kept, so a retry after a server failure runs again.
+ */
+export default fp(
+  async function idempotencyPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock }) {
+    const { db, clock } = opts;
+    app.decorateRequest('idempotency', null);
+
+    app.addHook('onRoute', (route) => {
+      const mode = route.config?.idempotency;
+      if (!mode) return;
+      const header = mode === 'required' ? keySchema : keySchema.optional();
+      route.schema = { ...route.schema, headers: z.looseObject({ 'idempotency-key': header }) };
+    });
+
+    app.addHook('preHandler', async (request, reply) => {
+      const mode = request.routeOptions.config.idempotency;
+      const key = request.headers['idempotency-key'];
+      if (!mode || typeof key !== 'string') {
+        if (mode === 'required') throw new AppError('idempotency_key_required');
+        return;
+      }
+      const id = { apiKeyId: principalOf(request).keyId, key };
+      const path = request.url.split('?')[0]!;
+      const requestHash = requestFingerprint(request.method, path, request.body);
+      const now = clock.now();
+      const fresh = { requestHash, method: request.method, path, createdAt: now, lockedAt: now };
+
+      if (await repo.claim(db, { ...id, ...fresh, state: 'in_progress' })) {
+        request.idempotency = id;
+        return;
+      }
+      const existing = await repo.find(db, id);
+      const verdict = existing ? judge(existing, requestHash, now) : 'in_progress';
+      switch (verdict) {
+        case 'mismatch':
+          throw new AppError('idempotency_key_reused', `Idempotency-Key ${key} was first used with another request`);
+        case 'replay':
+          return reply
+            .status(existing!.responseStatus!)
+            .header('idempotent-replayed', 'true')
+            .type(existing!.responseStatus! >= 400 ? 'application/problem+json' : 'application/json')
+            .send(existing!.responseBody === null ? undefined : JSON.stringify(existing!.responseBody));
+        case 'take_over':
+          if (await repo.takeOver(db, id, existing!.lockedAt, fresh)) {
+            request.idempotency = id;
+            return;
+          }
+          throw new AppError('idempotency_request_in_progress');
+        default:
+          throw new AppError('idempotency_request_in_progress', `A request with Idempotency-Key ${key} is still running; retry later`);
+      }
+    });
+
+    app.addHook('onSend', async (request, reply, payload) => {
+      const id = request.idempotency;
+      if (!id) return payload;
+      request.idempotency = null;
+      try {
+        if (reply.statusCode >= 500) await repo.release(db, id);
+        else await repo.complete(db, id, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
+      } catch (err) {
+        request.log.error({ err }, 'could not record the idempotent response');
+      }
+      return payload;
+    });
+  },
+  { name: 'idempotency', dependencies: ['auth'] },
+);
