@@ -33,6 +33,11 @@ export const configSchema = z.object({
   /** Run migrations at start-up. On by default only for the embedded database. */
   MIGRATE_ON_START: bool.optional(),
   OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+}).superRefine((env, ctx) => {
+  // Production never runs on the embedded database nor drops emails into the log.
+  if (env.NODE_ENV !== 'production') return;
+  if (!env.DATABASE_URL) ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required when NODE_ENV=production' });
+  if (!env.SMTP_URL) ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'is required when NODE_ENV=production' });
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
@@ -48,7 +53,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const got = env[name] === undefined ? 'it is not set' : `got ${JSON.stringify(redactValue(name, env[name]!))}`;
-    throw new ConfigError(`Invalid configuration: ${name} ${issue.message.toLowerCase()} (${got})`);
+    const message = issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
+    throw new ConfigError(`Invalid configuration: ${name}: ${message} (${got})`);
   }
   return Object.freeze(parsed.data);
 }

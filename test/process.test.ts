@@ -107,7 +107,7 @@ t.test('npm start on the embedded database: first ops key, /docs, plans, one pro
 t.test('a bad configuration stops the process with one line naming the variable', async (t) => {
   const proc = run(t, 'src/server.ts', { PORT: 'not-a-port' });
   t.equal(await proc.exit, 1);
-  t.match(proc.stderr().trim(), /^Invalid configuration: PORT [^\n]*$/);
+  t.match(proc.stderr().trim(), /^Invalid configuration: PORT: [^\n]*$/);
 });
 
 t.test('no Redis: one line that says how to provide one', async (t) => {

@@ -15,14 +15,14 @@ t.test('defaults give a working development config', async (t) => {
 });
 
 const bad: Array<[Record<string, string>, RegExp]> = [
-  [{ PORT: 'abc' }, /^Invalid configuration: PORT .*\(got "abc"\)$/],
-  [{ PORT: '70000' }, /^Invalid configuration: PORT /],
-  [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL /],
-  [{ DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL must be a postgres/],
-  [{ REDIS_URL: 'localhost:6379' }, /^Invalid configuration: REDIS_URL must be a redis/],
-  [{ SMTP_URL: 'http://mail' }, /^Invalid configuration: SMTP_URL /],
-  [{ BOOTSTRAP_API_KEY: 'short' }, /^Invalid configuration: BOOTSTRAP_API_KEY .*\(got "\[redacted\]"\)$/],
-  [{ TRIAL_WHITELIST_LIMIT: '0' }, /^Invalid configuration: TRIAL_WHITELIST_LIMIT /],
+  [{ PORT: 'abc' }, /^Invalid configuration: PORT: .*\(got "abc"\)$/],
+  [{ PORT: '70000' }, /^Invalid configuration: PORT: /],
+  [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: /],
+  [{ DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL: must be a postgres/],
+  [{ REDIS_URL: 'localhost:6379' }, /^Invalid configuration: REDIS_URL: must be a redis/],
+  [{ SMTP_URL: 'http://mail' }, /^Invalid configuration: SMTP_URL: /],
+  [{ BOOTSTRAP_API_KEY: 'short' }, /^Invalid configuration: BOOTSTRAP_API_KEY: .*\(got "\[redacted\]"\)$/],
+  [{ TRIAL_WHITELIST_LIMIT: '0' }, /^Invalid configuration: TRIAL_WHITELIST_LIMIT: /],
 ];
 
 for (const [env, message] of bad) {
@@ -43,4 +43,10 @@ t.test('a password in a URL is not echoed', async (t) => {
   } catch (err) {
     t.notMatch((err as Error).message, /hunter2/);
   }
+});
+
+t.test('production needs Postgres and SMTP', async (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25' }), /^Invalid configuration: DATABASE_URL: is required when NODE_ENV=production/);
+  t.throws(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b' }), /^Invalid configuration: SMTP_URL: is required/);
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25' }));
 });
