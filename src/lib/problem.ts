@@ -57,7 +57,7 @@ const problemResponse = (status: ErrorStatus, description?: string) => ({
  * The error responses of a route, declared once: every /v1 route can answer 400, 401, 403
  * and 500; routes add what they can answer besides, with a description naming the codes.
  */
-export function errorResponses(extra: Partial<Record<ErrorStatus, string>> = {}) {
+export function errorResponses(extra: Partial<Record<ErrorStatus, string | undefined>> = {}) {
   const statuses: ErrorStatus[] = [400, 401, 403, 500];
   const out: Record<number, ReturnType<typeof problemResponse>> = {};
   for (const status of statuses) out[status] = problemResponse(status);

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
-import type { Problem } from '../lib/problem.js';
+import { errorResponses, type Problem } from '../lib/problem.js';
 
 /** Fastify's own error codes mapped to ours; anything else under 500 is a malformed request. */
 const fastifyCodes: Record<string, ErrorCode> = {
@@ -52,6 +52,13 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
 
 export default fp(
   async function errorsPlugin(app: FastifyInstance) {
+    // Declared once: any route with a body can answer 413 and 415.
+    app.addHook('onRoute', (route) => {
+      if (!route.schema?.body || !route.url.startsWith('/v1')) return;
+      const response = (route.schema.response ?? {}) as Record<string, unknown>;
+      route.schema = { ...route.schema, response: { ...errorResponses({ 413: undefined, 415: undefined }), ...response } };
+    });
+
     app.setErrorHandler((err, request, reply) => {
       const problem = toProblem(err, request);
       if (problem.status >= 500) request.log.error({ err }, 'request failed');
