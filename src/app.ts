@@ -10,12 +10,15 @@ import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
 import { errorResponses } from './lib/problem.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
+import { billingRoutes } from './modules/billing/routes.js';
 import { catalogRoutes } from './modules/catalog/routes.js';
+import { upgradeRoutes } from './modules/upgrade/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import openapiPlugin from './plugins/openapi.js';
 import { createServices } from './services.js';
+import type { PaymentProvider } from './modules/payments/provider.js';
 import { version } from './version.js';
 
 export interface AppDeps {
@@ -24,6 +27,7 @@ export interface AppDeps {
   database: Database;
   redis: Redis;
   clock: Clock;
+  provider?: PaymentProvider;
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
@@ -108,6 +112,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(catalogRoutes, { catalog: services.catalog });
   await app.register(accountsRoutes, { accounts: services.accounts });
+  await app.register(upgradeRoutes, { upgrades: services.upgrades });
+  await app.register(billingRoutes, { billing: services.billing });
 
   return app;
 }

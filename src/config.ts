@@ -33,6 +33,16 @@ export const configSchema = z.object({
   /** Run migrations at start-up. On by default only for the embedded database. */
   MIGRATE_ON_START: bool.optional(),
   OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** Tax per billing country in basis points, `CC:bps` pairs: IN:1800 is GST 18%. */
+  TAX_RATES: z
+    .string()
+    .regex(/^([A-Z]{2}:\d{1,4})(,[A-Z]{2}:\d{1,4})*$/, 'must be CC:bps pairs such as IN:1800,US:0')
+    .default('IN:1800')
+    .transform((v) => Object.fromEntries(v.split(',').map((pair) => [pair.slice(0, 2), Number(pair.slice(3))])) as Record<string, number>),
+  /** Days an open invoice (wire transfer, cheque) has until it is due. */
+  INVOICE_DUE_DAYS: z.coerce.number().int().min(1).max(120).default(15),
+  /** Where emails go in development without SMTP_URL: one .eml file per email. */
+  MAIL_DIR: z.string().min(1).optional(),
 }).superRefine((env, ctx) => {
   // Production never runs on the embedded database nor drops emails into the log.
   if (env.NODE_ENV !== 'production') return;
@@ -65,6 +75,8 @@ function redactValue(name: string, value: string): string {
 }
 
 export const usesEmbeddedDatabase = (config: Config): boolean => config.DATABASE_URL === undefined;
+
+export const mailDirOf = (config: Config): string => config.MAIL_DIR ?? `${config.DATA_DIR}/mail`;
 
 export const migratesOnStart = (config: Config): boolean =>
   config.MIGRATE_ON_START ?? usesEmbeddedDatabase(config);

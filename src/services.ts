@@ -1,19 +1,37 @@
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Clock } from './lib/clock.js';
+import { createLogger, type Logger } from './lib/logger.js';
 import * as accountsRepo from './modules/accounts/repo.js';
 import { createAccountsService } from './modules/accounts/service.js';
 import { createAuthService } from './modules/auth/service.js';
+import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
+import type { PaymentProvider } from './modules/payments/provider.js';
+import { createSandboxProvider } from './modules/payments/sandbox.js';
+import { createUpgradeService } from './modules/upgrade/service.js';
+
+export interface ServiceDeps {
+  config: Config;
+  database: Database;
+  clock: Clock;
+  logger?: Logger;
+  /** The payment gateway; the sandbox unless another is given. */
+  provider?: PaymentProvider;
+}
 
 /** Wires the services once; api, worker and CLI share this wiring. */
-export function createServices(deps: { config: Config; database: Database; clock: Clock }) {
+export function createServices(deps: ServiceDeps) {
   const { db } = deps.database;
-  const { clock } = deps;
+  const { clock, config } = deps;
+  const logger = deps.logger ?? createLogger({ LOG_LEVEL: 'silent' });
+  const provider = deps.provider ?? createSandboxProvider({ db, clock });
   return {
     auth: createAuthService({ db, clock }),
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
-    accounts: createAccountsService({ db, clock, trialWhitelistLimit: deps.config.TRIAL_WHITELIST_LIMIT }),
+    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT }),
+    billing: createBillingService({ db }),
+    upgrades: createUpgradeService({ db, clock, provider, logger, taxRates: config.TAX_RATES, invoiceDueDays: config.INVOICE_DUE_DAYS }),
   };
 }
 

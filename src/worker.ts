@@ -1,16 +1,19 @@
 import { Worker } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
-import { createMaintenance } from './jobs/maintenance.js';
+import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
 import { createOutboxRelay } from './jobs/outbox-relay.js';
 import { queueDefinitions } from './jobs/registry.js';
-import { createLogMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
+import { mailDirOf } from './config.js';
+import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
 import { createNotificationsService } from './modules/notifications/service.js';
 import { isMainModule, runProcess, type Runtime } from './runtime.js';
+import { createServices } from './services.js';
 
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
 export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
   const { config, logger, database, redis, queues, clock } = runtime;
-  const mailer = opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createLogMailer(logger));
+  const mailer =
+    opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
   const notifications = createNotificationsService({ db: database.db, clock, mailer });
 
   const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
@@ -23,15 +26,14 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
   relay.start();
-  const maintenance = createMaintenance({ db: database.db, clock, logger, everyMs: 10 * 60_000 });
-  maintenance.start();
+  const { upgrades } = createServices(runtime);
+  const periodic = runPeriodically(maintenanceTasks({ db: database.db, clock, upgrades }), logger);
   logger.info('workers started');
 
   return {
     relay,
-    maintenance,
     async close() {
-      maintenance.stop();
+      await periodic.stop();
       await relay.stop();
       await eventsWorker.close();
       mailer.close();

@@ -129,3 +129,45 @@ export async function createAccount(ctx: TestContext, body: Partial<{ name: stri
   if (res.status !== 201) throw new Error(`account creation answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body as { id: string; currency: string; status: string; kyc: { status: string } };
 }
+
+export async function approveKyc(ctx: TestContext, accountId: string) {
+  for (const status of ['submitted', 'approved']) {
+    const res = await ctx.call('PUT', `/v1/accounts/${accountId}/kyc`, { key: ctx.keys.kyc, body: { status } });
+    if (res.status !== 200) throw new Error(`kyc ${status}: ${res.status}`);
+  }
+}
+
+/** An account in trial with KYC approved: ready to upgrade. */
+export async function readyAccount(ctx: TestContext, body: Partial<{ name: string; email: string; country: string }> = {}) {
+  const account = await createAccount(ctx, body);
+  await approveKyc(ctx, account.id);
+  return account;
+}
+
+/** Row counts of everything an upgrade may write, to prove a refusal wrote nothing. */
+export async function writeCounts(ctx: TestContext): Promise<Record<string, number>> {
+  const tables = ['payments', 'payment_methods', 'invoices', 'invoice_lines', 'subscriptions', 'credit_ledger', 'credit_balances', 'auto_recharge_settings', 'outbox', 'sandbox_charges', 'invoice_number_sequences'];
+  const counts: Record<string, number> = {};
+  for (const table of tables) counts[table] = (await ctx.query(`select count(*)::int as n from ${table}`)).rows[0].n;
+  return counts;
+}
+
+/** Runs every outbox event through the event dispatcher with a mailer for this SMTP url. */
+export async function deliverEvents(ctx: TestContext, smtpUrl: string): Promise<Array<Record<string, unknown>>> {
+  const { createEventDispatcher } = await import('../src/jobs/dispatch-event.js');
+  const { createSmtpMailer } = await import('../src/modules/notifications/mailer.js');
+  const { createNotificationsService } = await import('../src/modules/notifications/service.js');
+  const mailer = createSmtpMailer(smtpUrl, 'Billing <billing@test.example>');
+  try {
+    const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer });
+    const dispatch = createEventDispatcher({ db: ctx.database.db, notifications });
+    const { rows } = await ctx.query('select id, event_id, type from outbox order by id');
+    const outcomes = [];
+    for (const row of rows) {
+      outcomes.push(await dispatch({ data: { outboxId: Number(row.id), eventId: row.event_id, type: row.type } } as never));
+    }
+    return outcomes;
+  } finally {
+    mailer.close();
+  }
+}

@@ -87,15 +87,14 @@ t.test('fingerprints ignore key order; records expire after 24 hours', async (t)
 });
 
 t.test('maintenance purges records past 24 hours and keeps the rest', async (t) => {
-  const { createMaintenance } = await import('../src/jobs/maintenance.js');
-  const { createLogger } = await import('../src/lib/logger.js');
+  const { maintenanceTasks } = await import('../src/jobs/maintenance.js');
   const ctx = await setup(t);
   await ctx.call('POST', '/v1/accounts', { body, headers: { 'idempotency-key': 'old' } });
   ctx.clock.advance(23 * 3600_000);
   await ctx.call('POST', '/v1/accounts', { body, headers: { 'idempotency-key': 'new' } });
   ctx.clock.advance(2 * 3600_000);
-  const maintenance = createMaintenance({ db: ctx.database.db, clock: ctx.clock, logger: createLogger({ LOG_LEVEL: 'silent' }), everyMs: 60_000 });
-  t.same(await maintenance.runOnce(), { idempotencyRecordsPurged: 1 });
+  const purge = maintenanceTasks({ db: ctx.database.db, clock: ctx.clock, upgrades: ctx.services.upgrades }).find((task) => task.name.startsWith('purge'))!;
+  t.same(await purge.run(), { purged: 1 });
   const { rows } = await ctx.query('select key from idempotency_keys');
   t.same(rows.map((r: any) => r.key), ['new']);
 });

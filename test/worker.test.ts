@@ -1,49 +1,12 @@
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { createEventDispatcher } from '../src/jobs/dispatch-event.js';
 import { createOutboxRelay } from '../src/jobs/outbox-relay.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { createNotificationsService } from '../src/modules/notifications/service.js';
 import { startWorkers } from '../src/worker.js';
-import { createAccount, setup, type TestContext } from './helper.js';
-
-interface Received {
-  to: string[];
-  raw: string;
-}
-
-/** A real SMTP server on loopback that keeps what it receives. */
-async function smtpReceiver(t: Test) {
-  const received: Received[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, callback) {
-      let raw = '';
-      stream.on('data', (chunk) => (raw += chunk));
-      stream.on('end', () => {
-        received.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
-        callback();
-      });
-    },
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.server.address() as AddressInfo;
-  return { url: `smtp://127.0.0.1:${port}`, received };
-}
-
-async function approveKyc(ctx: TestContext, accountId: string) {
-  for (const status of ['submitted', 'approved']) {
-    const res = await ctx.call('PUT', `/v1/accounts/${accountId}/kyc`, { key: ctx.keys.kyc, body: { status } });
-    if (res.status !== 200) throw new Error(`kyc ${status}: ${res.status}`);
-  }
-}
+import { approveKyc, createAccount, setup } from './helper.js';
+import { smtpReceiver } from './smtp.js';
 
 t.test('relay moves each committed outbox row to the queue once, under its event id', async (t) => {
   const ctx = await setup(t);

@@ -3,28 +3,60 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { RETENTION_MS } from '../modules/idempotency/domain.js';
 import { purgeOlderThan } from '../modules/idempotency/repo.js';
+import type { UpgradeService } from '../modules/upgrade/service.js';
+
+export interface PeriodicTask {
+  name: string;
+  everyMs: number;
+  run(): Promise<unknown>;
+}
 
 /**
- * Housekeeping that any number of workers may run at once: every step is a plain
- * idempotent delete. Today: idempotency records past their 24 hours.
+ * Sweeps that any number of workers may run at once: each finds its work in Postgres and
+ * settles it idempotently, so nothing depends on Redis having kept a job.
  */
-export function createMaintenance(deps: { db: Db; clock: Clock; logger: Logger; everyMs: number }) {
-  let timer: NodeJS.Timeout | undefined;
-
-  async function runOnce() {
-    const purged = await purgeOlderThan(deps.db, new Date(deps.clock.now().getTime() - RETENTION_MS));
-    if (purged) deps.logger.info({ purged }, 'purged expired idempotency records');
-    return { idempotencyRecordsPurged: purged };
-  }
-
-  return {
-    runOnce,
-    start() {
-      timer = setInterval(() => runOnce().catch((err) => deps.logger.error({ err }, 'maintenance failed')), deps.everyMs);
-      timer.unref();
+export function maintenanceTasks(deps: { db: Db; clock: Clock; upgrades: UpgradeService }): PeriodicTask[] {
+  return [
+    {
+      name: 'reconcile unknown payments',
+      everyMs: 15_000,
+      run: () => deps.upgrades.reconcileStalePayments(),
     },
-    stop() {
-      clearInterval(timer);
+    {
+      name: 'purge expired idempotency records',
+      everyMs: 10 * 60_000,
+      run: async () => ({ purged: await purgeOlderThan(deps.db, new Date(deps.clock.now().getTime() - RETENTION_MS)) }),
+    },
+  ];
+}
+
+/** Runs each task on its interval, one run at a time, logging failures; stop() waits for running ones. */
+export function runPeriodically(tasks: PeriodicTask[], logger: Logger) {
+  const timers: NodeJS.Timeout[] = [];
+  const running = new Set<Promise<unknown>>();
+  let stopped = false;
+  for (const task of tasks) {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || stopped) return;
+      busy = true;
+      const run = task
+        .run()
+        .catch((err) => logger.error({ err, task: task.name }, 'periodic task failed'))
+        .finally(() => {
+          busy = false;
+          running.delete(run);
+        });
+      running.add(run);
+    }, task.everyMs);
+    timer.unref();
+    timers.push(timer);
+  }
+  return {
+    async stop() {
+      stopped = true;
+      timers.forEach(clearInterval);
+      await Promise.all(running);
     },
   };
 }

@@ -13,3 +13,22 @@ export const minorUnitsSchema = z
 
 /** Accounts in India bill in INR, everyone else in USD. */
 export const currencyForCountry = (country: string): Currency => (country === 'IN' ? 'INR' : 'USD');
+
+/** a x numerator / denominator, rounded half-up, in exact integer arithmetic. */
+export function mulDivHalfUp(a: number, numerator: number, denominator: number): number {
+  const product = BigInt(a) * BigInt(numerator);
+  const d = BigInt(denominator);
+  const result = (product * 2n + d) / (2n * d);
+  return Number(result);
+}
+
+/** The part of `amount` that `bps` basis points make, rounded half-up. */
+export const bpsOf = (amount: number, bps: number): number => mulDivHalfUp(amount, bps, 10_000);
+
+/** 359900 INR -> "INR 3,599.00" (Indian digit grouping for INR); for emails and PDFs only. */
+export function formatMoney(amount: number, currency: Currency): string {
+  const sign = amount < 0 ? '-' : '';
+  const abs = Math.abs(amount);
+  const major = Math.floor(abs / 100).toLocaleString(currency === 'INR' ? 'en-IN' : 'en-US');
+  return `${sign}${currency} ${major}.${String(abs % 100).padStart(2, '0')}`;
+}

@@ -36,6 +36,7 @@ export type Problem = z.infer<typeof problemSchema>;
 const statusDescriptions: Record<number, string> = {
   400: 'The request is malformed or fails validation (`validation_failed`, `malformed_request`)',
   401: 'No valid API key (`unauthenticated`)',
+  402: 'The payment was declined (`payment_declined`)',
   403: 'The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`)',
   404: 'Not found, or not visible to this key',
   409: 'The request conflicts with the current state',
@@ -46,7 +47,7 @@ const statusDescriptions: Record<number, string> = {
   500: 'Unexpected error; details are in the logs under the request id (`internal_error`)',
 };
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500;
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500;
 
 const problemResponse = (status: ErrorStatus, description?: string) => ({
   description: description ?? statusDescriptions[status]!,

@@ -6,6 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
 import { judge, requestFingerprint } from '../modules/idempotency/domain.js';
 import * as repo from '../modules/idempotency/repo.js';
+import type { IdempotencyHandle } from '../modules/idempotency/repo.js';
 import { principalOf } from './auth.js';
 
 declare module 'fastify' {
@@ -14,7 +15,7 @@ declare module 'fastify' {
     idempotency?: 'optional' | 'required';
   }
   interface FastifyRequest {
-    idempotency: { apiKeyId: string; key: string } | null;
+    idempotency: IdempotencyHandle | null;
   }
 }
 
@@ -34,8 +35,9 @@ const keySchema = z
 /**
  * Idempotency-Key handling (DESIGN: same key and body replays, another body is 422, a
  * concurrent duplicate 409, kept 24 h). Records live in Postgres; a record whose request
- * died mid-way is taken over by a retry after a lock timeout. Responses of 5xx are not
- * kept, so a retry after a server failure runs again.
+ * died mid-way is taken over by a retry after a lock timeout. Responses of 5xx and 202 are
+ * not kept, so a retry runs again. Money routes record their response inside their own
+ * transaction (handle.completed), so a crash after the commit cannot make a retry run twice.
  */
 export default fp(
   async function idempotencyPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock }) {
@@ -63,7 +65,7 @@ export default fp(
       const fresh = { requestHash, method: request.method, path, createdAt: now, lockedAt: now };
 
       if (await repo.claim(db, { ...id, ...fresh, state: 'in_progress' })) {
-        request.idempotency = id;
+        request.idempotency = { ...id, lockedAt: now, completed: false };
         return;
       }
       const existing = await repo.find(db, id);
@@ -79,7 +81,7 @@ export default fp(
             .send(existing!.responseBody === null ? undefined : JSON.stringify(existing!.responseBody));
         case 'take_over':
           if (await repo.takeOver(db, id, existing!.lockedAt, fresh)) {
-            request.idempotency = id;
+            request.idempotency = { ...id, lockedAt: now, completed: false };
             return;
           }
           throw new AppError('idempotency_request_in_progress');
@@ -89,12 +91,13 @@ export default fp(
     });
 
     app.addHook('onSend', async (request, reply, payload) => {
-      const id = request.idempotency;
-      if (!id) return payload;
+      const handle = request.idempotency;
+      if (!handle || handle.completed) return payload;
       request.idempotency = null;
       try {
-        if (reply.statusCode >= 500) await repo.release(db, id);
-        else await repo.complete(db, id, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
+        // 202 means "not settled yet": a retry must run again to learn the outcome.
+        if (reply.statusCode >= 500 || reply.statusCode === 202) await repo.release(db, handle);
+        else await repo.complete(db, handle, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
       } catch (err) {
         request.log.error({ err }, 'could not record the idempotent response');
       }

@@ -4,3 +4,6 @@ export * from './api-keys.js';
 export * from './outbox.js';
 export * from './notifications.js';
 export * from './idempotency.js';
+export * from './billing.js';
+export * from './payments.js';
+export * from './credits.js';

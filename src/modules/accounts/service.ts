@@ -42,17 +42,17 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       await appendEvents(tx, now, [{ type: 'account.created', accountId: row.id, payload: { accountId: row.id, status: 'trial' } }]);
       return row;
     });
-    return toDto(account);
+    return toAccountDto(account);
   }
 
   async function getAccount(id: string): Promise<AccountDto> {
-    return toDto(await mustFind(db, id));
+    return toAccountDto(await mustFind(db, id));
   }
 
   async function listAccounts(opts: { after?: string; limit: number; only: string | null }) {
     const rows = await repo.listAccounts(db, { ...opts, limit: opts.limit + 1 });
     const result = page(rows, opts.limit, (r) => r.id);
-    return { data: result.data.map(toDto), nextCursor: result.nextCursor };
+    return { data: result.data.map(toAccountDto), nextCursor: result.nextCursor };
   }
 
   /** pending -> submitted -> approved | rejected; rejected may submit again. */
@@ -80,7 +80,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       ]);
       return updated;
     });
-    return toDto(row);
+    return toAccountDto(row);
   }
 
   async function entitlementsOf(id: string) {
@@ -159,7 +159,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
 
 export type AccountsService = ReturnType<typeof createAccountsService>;
 
-function toDto(row: repo.AccountRow): AccountDto {
+export function toAccountDto(row: repo.AccountRow): AccountDto {
   return {
     id: row.id,
     name: row.name,

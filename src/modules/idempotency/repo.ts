@@ -5,6 +5,15 @@ import { idempotencyKeys } from '../../db/schema/index.js';
 export type IdempotencyRow = typeof idempotencyKeys.$inferSelect;
 type Id = { apiKeyId: string; key: string };
 
+/** A claimed key: who holds it since when, and whether the response is already recorded. */
+export interface IdempotencyHandle extends Id {
+  lockedAt: Date;
+  completed: boolean;
+}
+
+/** Only the holder of the lock may write the outcome: a request taken over cannot overwrite its successor. */
+const held = (h: IdempotencyHandle) => and(byId(h), eq(idempotencyKeys.lockedAt, h.lockedAt));
+
 const byId = (id: Id) => and(eq(idempotencyKeys.apiKeyId, id.apiKeyId), eq(idempotencyKeys.key, id.key));
 
 /** True when this request made the record, false when one was there already. */
@@ -28,12 +37,12 @@ export async function takeOver(db: Db, id: Id, seenLockedAt: Date, row: Pick<Ide
   return updated.length > 0;
 }
 
-export async function complete(db: Db, id: Id, status: number, body: unknown): Promise<void> {
-  await db.update(idempotencyKeys).set({ state: 'completed', responseStatus: status, responseBody: body }).where(byId(id));
+export async function complete(db: Db, handle: IdempotencyHandle, status: number, body: unknown): Promise<void> {
+  await db.update(idempotencyKeys).set({ state: 'completed', responseStatus: status, responseBody: body }).where(held(handle));
 }
 
-export async function release(db: Db, id: Id): Promise<void> {
-  await db.delete(idempotencyKeys).where(byId(id));
+export async function release(db: Db, handle: IdempotencyHandle): Promise<void> {
+  await db.delete(idempotencyKeys).where(held(handle));
 }
 
 export async function purgeOlderThan(db: Db, before: Date): Promise<number> {

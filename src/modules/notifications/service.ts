@@ -5,8 +5,12 @@ import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
 import type { OutboxRow } from '../events/repo.js';
-import type { Mailer } from './mailer.js';
-import { renderEmail } from './templates.js';
+import type { Email, Mailer } from './mailer.js';
+import { toInvoiceDto } from '../billing/dto.js';
+import { renderInvoicePdf } from '../billing/pdf.js';
+import * as billingRepo from '../billing/repo.js';
+import * as catalogRepo from '../catalog/repo.js';
+import { renderEmail, renderUpgradeConfirmation, type RenderedEmail } from './templates.js';
 
 export type EmailOutcome = 'sent' | 'already_sent' | 'no_email';
 
@@ -21,8 +25,9 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
     if (!event.accountId) return 'no_email';
     const account = await accountsRepo.findAccount(db, event.accountId);
     if (!account) return 'no_email';
-    const email = renderEmail(event, account);
-    if (!email) return 'no_email';
+    const composed = await compose(event, account);
+    if (!composed) return 'no_email';
+    const { email, attachments } = composed;
 
     await db
       .insert(emailDeliveries)
@@ -44,12 +49,27 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
     if (delivery.sentAt) return 'already_sent';
 
     const messageId = `<${delivery.id}@billing-service>`;
-    await mailer.send({ to: delivery.to, subject: delivery.subject, text: email.text, messageId });
+    await mailer.send({ to: delivery.to, subject: delivery.subject, text: email.text, html: email.html, attachments, messageId });
     await db
       .update(emailDeliveries)
       .set({ sentAt: clock.now(), messageId })
       .where(and(eq(emailDeliveries.id, delivery.id), isNull(emailDeliveries.sentAt)));
     return 'sent';
+  }
+
+  /** The email an event causes, with what it needs from the database; null when none. */
+  async function compose(event: OutboxRow, account: accountsRepo.AccountRow): Promise<{ email: RenderedEmail & { html?: string }; attachments?: Email['attachments'] } | null> {
+    if (event.type !== 'account.upgraded') {
+      const email = renderEmail(event, account);
+      return email ? { email } : null;
+    }
+    const invoiceRow = await billingRepo.findInvoice(db, String(event.payload.invoiceId));
+    const plan = await catalogRepo.findPlan(db, String(event.payload.planId));
+    if (!invoiceRow || !plan) throw new Error(`account.upgraded ${event.eventId} names a missing invoice or plan`);
+    const invoice = toInvoiceDto(invoiceRow, await billingRepo.linesOf(db, invoiceRow.id));
+    const email = renderUpgradeConfirmation({ account, plan, entitlements: plan.entitlements, invoice });
+    const pdf = await renderInvoicePdf(invoice, account, plan.name);
+    return { email, attachments: [{ filename: `${invoice.number}.pdf`, content: pdf, contentType: 'application/pdf' }] };
   }
 
   return { emailForEvent };

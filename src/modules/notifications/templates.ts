@@ -1,3 +1,7 @@
+import { formatMoney } from '../../lib/money.js';
+import type { InvoiceDto } from '../billing/schemas.js';
+import type { Entitlements } from '../catalog/entitlements.js';
+
 /**
  * Which events email the account, and what the email says. Pure: an event in, an email
  * (or nothing) out.
@@ -40,4 +44,73 @@ export function renderEmail(event: EventForEmail, account: AccountForEmail): Ren
     }
   }
   return null;
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const day = (d: Date) => d.toISOString().slice(0, 10);
+
+export interface UpgradeConfirmationData {
+  account: AccountForEmail;
+  plan: { name: string };
+  entitlements: Entitlements;
+  invoice: InvoiceDto;
+}
+
+/** What the plan includes, in the brief's words, for the confirmation email. */
+export function includedFeatures(e: Entitlements): string[] {
+  const words = (s: string) => s.replace(/_/g, ' ');
+  return [
+    `ExoPhones: ${e.exophones.limit === null ? 'unlimited' : `up to ${e.exophones.limit}`}`,
+    `Outbound calls and SMS to any number${e.smsDltRequiredForIndia ? ' (DLT registration required for SMS in India)' : ''}`,
+    `WhatsApp: ${words(e.whatsapp)}`,
+    `Campaigns: ${words(e.campaigns)}`,
+    `Contact center: ${words(e.contactCenter)}`,
+    `Call recording retention: ${e.callRecording.retentionDays} days`,
+    `Analytics: ${words(e.analytics)}`,
+    `Support: ${e.support.channels.join(', ')}${e.support.tier === 'dedicated_account_manager' ? ', dedicated account manager' : ''}`,
+    `SLA: ${e.sla.uptimePercent === null ? 'none' : `${e.sla.uptimePercent}% uptime`}`,
+    `API rate limit: ${e.apiRateLimit.requestsPerMinute} requests per minute`,
+    `Webhooks: ${e.webhooks} delivery`,
+  ];
+}
+
+export function renderUpgradeConfirmation(data: UpgradeConfirmationData): RenderedEmail & { html: string } {
+  const { account, plan, invoice } = data;
+  const money = (n: number) => formatMoney(n, invoice.currency);
+  const rows: Array<[string, string]> = [];
+  for (const line of invoice.lines) {
+    rows.push([line.description, money(line.grossAmount)]);
+    if (line.discountAmount > 0) rows.push(['  Billing-cycle discount', `-${money(line.discountAmount)}`]);
+  }
+  rows.push(['Subtotal', money(invoice.subtotal)], [invoice.tax.label, money(invoice.tax.amount)], ['Total', money(invoice.total)]);
+  const features = includedFeatures(data.entitlements);
+  const period = `${day(invoice.period.start)} to ${day(invoice.period.end)}`;
+
+  const text = [
+    `Hello ${account.name},`,
+    '',
+    `Your account is upgraded to the ${plan.name} plan (${invoice.billingCycle} billing). Trial limitations are removed and you can now purchase production ExoPhones.`,
+    '',
+    `Invoice ${invoice.number} (${invoice.status}), period ${period}:`,
+    ...rows.map(([label, amount]) => `  ${label.padEnd(48)} ${amount}`),
+    '',
+    `Your ${plan.name} plan includes:`,
+    ...features.map((f) => `  - ${f}`),
+    '',
+    'The invoice is attached as a PDF. Your call flows, API credentials, team members and settings carry over unchanged.',
+    '',
+  ].join('\n');
+
+  const html = `<!doctype html><html><body style="font-family:sans-serif">
+<p>Hello ${escapeHtml(account.name)},</p>
+<p>Your account is upgraded to the <strong>${escapeHtml(plan.name)}</strong> plan (${invoice.billingCycle} billing). Trial limitations are removed and you can now purchase production ExoPhones.</p>
+<h3>Invoice ${escapeHtml(invoice.number)}</h3>
+<p>Period ${period}</p>
+<table cellpadding="4">${rows.map(([label, amount]) => `<tr><td>${escapeHtml(label)}</td><td align="right">${amount}</td></tr>`).join('')}</table>
+<h3>Your ${escapeHtml(plan.name)} plan includes</h3>
+<ul>${features.map((f) => `<li>${escapeHtml(f)}</li>`).join('')}</ul>
+<p>The invoice is attached as a PDF. Your call flows, API credentials, team members and settings carry over unchanged.</p>
+</body></html>`;
+
+  return { template: 'upgrade_confirmation', subject: `Welcome to ${plan.name}: invoice ${invoice.number}`, text, html };
 }

@@ -1,0 +1,112 @@
+import { sql } from 'drizzle-orm';
+import { bigint, boolean, check, index, integer, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { accounts } from './accounts.js';
+import { currency, plans } from './catalog.js';
+
+const money = (name: string) => bigint(name, { mode: 'number' });
+
+export const subscriptionStatus = pgEnum('subscription_status', ['active', 'past_due', 'cancelled']);
+export const paymentMethodType = pgEnum('payment_method_type', ['card', 'upi', 'netbanking', 'wire_transfer', 'cheque']);
+
+/** The paid plan of an account; at most one that is not cancelled. */
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    planId: text('plan_id')
+      .notNull()
+      .references(() => plans.id),
+    billingCycle: text('billing_cycle', { enum: ['monthly', 'quarterly', 'annual'] }).notNull(),
+    status: subscriptionStatus('status').notNull(),
+    whatsappAddon: boolean('whatsapp_addon').notNull().default(false),
+    /** Periods are anchored here (the upgrade instant). */
+    anchorAt: timestamp('anchor_at', { withTimezone: true }).notNull(),
+    currentPeriodStart: timestamp('current_period_start', { withTimezone: true }).notNull(),
+    currentPeriodEnd: timestamp('current_period_end', { withTimezone: true }).notNull(),
+    paymentMethodId: text('payment_method_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('subscriptions_one_live_per_account').on(t.accountId).where(sql`${t.status} <> 'cancelled'`),
+    index('subscriptions_period_end_idx').on(t.currentPeriodEnd),
+  ],
+);
+
+/** Saved payment instruments: provider tokens and references, never card numbers. */
+export const paymentMethods = pgTable('payment_methods', {
+  id: text('id').primaryKey(),
+  accountId: text('account_id')
+    .notNull()
+    .references(() => accounts.id),
+  type: paymentMethodType('type').notNull(),
+  /** card: provider token; upi: VPA; netbanking: bank code; offline: null. */
+  reference: text('reference'),
+  /** card brand, or the UPI app. */
+  label: text('label'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});
+
+export const invoiceStatus = pgEnum('invoice_status', ['open', 'paid', 'void']);
+
+export const invoices = pgTable(
+  'invoices',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    subscriptionId: text('subscription_id'),
+    /** Consecutive and gapless per financial year: INV-2026-27-000001. */
+    number: text('number').notNull().unique(),
+    financialYear: text('financial_year').notNull(),
+    sequence: integer('sequence').notNull(),
+    status: invoiceStatus('status').notNull(),
+    currency: currency('currency').notNull(),
+    subtotal: money('subtotal').notNull(),
+    discountTotal: money('discount_total').notNull(),
+    taxLabel: text('tax_label').notNull(),
+    taxRateBps: integer('tax_rate_bps').notNull(),
+    taxAmount: money('tax_amount').notNull(),
+    total: money('total').notNull(),
+    planId: text('plan_id').notNull(),
+    billingCycle: text('billing_cycle', { enum: ['monthly', 'quarterly', 'annual'] }).notNull(),
+    periodStart: timestamp('period_start', { withTimezone: true }).notNull(),
+    periodEnd: timestamp('period_end', { withTimezone: true }).notNull(),
+    issuedAt: timestamp('issued_at', { withTimezone: true }).notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
+    paidAt: timestamp('paid_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('invoices_fy_sequence_key').on(t.financialYear, t.sequence),
+    index('invoices_account_idx').on(t.accountId, t.id),
+    check('invoices_total_check', sql`${t.total} = ${t.subtotal} + ${t.taxAmount} and ${t.total} >= 0`),
+  ],
+);
+
+export const invoiceLines = pgTable(
+  'invoice_lines',
+  {
+    invoiceId: text('invoice_id')
+      .notNull()
+      .references(() => invoices.id),
+    position: integer('position').notNull(),
+    kind: text('kind', { enum: ['plan_fee', 'whatsapp_addon', 'credits'] }).notNull(),
+    description: text('description').notNull(),
+    quantity: integer('quantity').notNull(),
+    unitAmount: money('unit_amount').notNull(),
+    grossAmount: money('gross_amount').notNull(),
+    discountAmount: money('discount_amount').notNull(),
+    amount: money('amount').notNull(),
+  },
+  (t) => [uniqueIndex('invoice_lines_position_key').on(t.invoiceId, t.position)],
+);
+
+/** One row per financial year; incremented inside the invoice's transaction, so gapless. */
+export const invoiceNumberSequences = pgTable('invoice_number_sequences', {
+  financialYear: text('financial_year').primaryKey(),
+  lastSequence: integer('last_sequence').notNull(),
+});

@@ -1,0 +1,54 @@
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, boolean, check, index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { accounts } from './accounts.js';
+import { currency } from './catalog.js';
+
+const money = (name: string) => bigint(name, { mode: 'number' });
+
+/** The balance of an account's credits; equals the sum of its ledger entries, never negative. */
+export const creditBalances = pgTable(
+  'credit_balances',
+  {
+    accountId: text('account_id')
+      .primaryKey()
+      .references(() => accounts.id),
+    currency: currency('currency').notNull(),
+    balance: money('balance').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [check('credit_balances_non_negative', sql`${t.balance} >= 0`)],
+);
+
+/** Append-only: every change of a balance, with a unique source key so nothing applies twice. */
+export const creditLedger = pgTable(
+  'credit_ledger',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    kind: text('kind', { enum: ['upgrade', 'purchase', 'recharge', 'usage', 'adjustment'] }).notNull(),
+    amount: money('amount').notNull(),
+    currency: currency('currency').notNull(),
+    balanceAfter: money('balance_after').notNull(),
+    sourceKey: text('source_key').notNull().unique(),
+    description: text('description').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('credit_ledger_account_idx').on(t.accountId, t.id), check('credit_ledger_balance_after', sql`${t.balanceAfter} >= 0`)],
+);
+
+export const autoRechargeSettings = pgTable(
+  'auto_recharge_settings',
+  {
+    accountId: text('account_id')
+      .primaryKey()
+      .references(() => accounts.id),
+    enabled: boolean('enabled').notNull(),
+    threshold: money('threshold').notNull(),
+    amount: money('amount').notNull(),
+    paymentMethodId: text('payment_method_id').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [check('auto_recharge_threshold_below_amount', sql`${t.threshold} < ${t.amount} and ${t.threshold} >= 0`)],
+);

@@ -1,0 +1,58 @@
+import { sql } from 'drizzle-orm';
+import { bigint, index, jsonb, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { accounts } from './accounts.js';
+import { paymentMethodType } from './billing.js';
+import { currency } from './catalog.js';
+
+export const paymentStatus = pgEnum('payment_status', ['processing', 'unknown', 'succeeded', 'failed', 'awaiting_confirmation']);
+
+/**
+ * One attempt to take money. Its id is the provider's idempotency key, so a retry of the
+ * same attempt can never charge twice. `request` keeps what the money is for (the upgrade
+ * asked for), so an unknown or offline payment can complete it later.
+ */
+export const payments = pgTable(
+  'payments',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    purpose: text('purpose', { enum: ['upgrade'] }).notNull(),
+    status: paymentStatus('status').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    currency: currency('currency').notNull(),
+    methodType: paymentMethodType('method_type').notNull(),
+    paymentMethodId: text('payment_method_id').notNull(),
+    invoiceId: text('invoice_id'),
+    request: jsonb('request').$type<Record<string, unknown>>().notNull(),
+    providerReference: text('provider_reference'),
+    failureCode: text('failure_code'),
+    failureMessage: text('failure_message'),
+    offlineReference: text('offline_reference'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    index('payments_account_idx').on(t.accountId, t.id),
+    // At most one upgrade payment in flight per account: concurrent upgrades cannot both charge.
+    uniqueIndex('payments_one_open_upgrade')
+      .on(t.accountId)
+      .where(sql`${t.purpose} = 'upgrade' and ${t.status} in ('processing', 'unknown', 'awaiting_confirmation')`),
+  ],
+);
+
+/**
+ * The sandbox provider's own ledger of charges: what a real gateway would hold on its side.
+ * Keyed by our idempotency key, so a repeated charge returns the first result.
+ */
+export const sandboxCharges = pgTable('sandbox_charges', {
+  idempotencyKey: text('idempotency_key').primaryKey(),
+  id: text('id').notNull().unique(),
+  amount: bigint('amount', { mode: 'number' }).notNull(),
+  currency: text('currency').notNull(),
+  method: text('method').notNull(),
+  outcome: text('outcome', { enum: ['succeeded', 'failed'] }).notNull(),
+  failureCode: text('failure_code'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});

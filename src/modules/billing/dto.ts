@@ -1,0 +1,32 @@
+import type { InvoiceLineRow, InvoiceRow } from './repo.js';
+import type { InvoiceDto } from './schemas.js';
+
+export function toInvoiceDto(row: InvoiceRow, lines: InvoiceLineRow[]): InvoiceDto {
+  return {
+    id: row.id,
+    number: row.number,
+    accountId: row.accountId,
+    subscriptionId: row.subscriptionId,
+    status: row.status,
+    currency: row.currency,
+    planId: row.planId,
+    billingCycle: row.billingCycle,
+    period: { start: row.periodStart, end: row.periodEnd },
+    lines: lines.map((l) => ({
+      kind: l.kind,
+      description: l.description,
+      quantity: l.quantity,
+      unitAmount: l.unitAmount,
+      grossAmount: l.grossAmount,
+      discountAmount: l.discountAmount,
+      amount: l.amount,
+    })),
+    subtotal: row.subtotal,
+    discountTotal: row.discountTotal,
+    tax: { label: row.taxLabel, rateBps: row.taxRateBps, amount: row.taxAmount },
+    total: row.total,
+    issuedAt: row.issuedAt,
+    dueAt: row.dueAt,
+    paidAt: row.paidAt,
+  };
+}

@@ -1,0 +1,82 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { decodeCursor, paginationQuerySchema } from '../../lib/pagination.js';
+import { errorResponses } from '../../lib/problem.js';
+import { principalOf } from '../../plugins/auth.js';
+import { accountParamsSchema } from '../accounts/schemas.js';
+import { subscriptionSchema } from '../subscriptions/schemas.js';
+import { invoiceIdSchema, invoiceListSchema, invoiceSchema } from './schemas.js';
+import type { BillingService } from './service.js';
+
+export const billingRoutes: FastifyPluginAsyncZod<{ billing: BillingService }> = async (app, { billing }) => {
+  app.get(
+    '/v1/accounts/:accountId/subscription',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Subscriptions'],
+        operationId: 'getSubscription',
+        summary: 'Get the account\'s subscription',
+        params: accountParamsSchema,
+        response: {
+          200: subscriptionSchema,
+          ...errorResponses({ 404: 'No such account (`account_not_found`), or no subscription yet (`subscription_not_found`)' }),
+        },
+      },
+    },
+    async (request) => billing.getSubscription(request.params.accountId),
+  );
+
+  app.get(
+    '/v1/accounts/:accountId/invoices',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Invoices'],
+        operationId: 'listInvoices',
+        summary: 'List the account\'s invoices, newest first',
+        params: accountParamsSchema,
+        querystring: paginationQuerySchema,
+        response: { 200: invoiceListSchema, ...errorResponses({ 404: 'No such account (`account_not_found`)' }) },
+      },
+    },
+    async (request) =>
+      billing.listInvoices(request.params.accountId, { before: decodeCursor(request.query.cursor), limit: request.query.limit }),
+  );
+
+  app.get(
+    '/v1/invoices/:invoiceId',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Invoices'],
+        operationId: 'getInvoice',
+        summary: 'Get an invoice',
+        params: z.object({ invoiceId: invoiceIdSchema }),
+        response: { 200: invoiceSchema, ...errorResponses({ 404: 'No such invoice, or not visible to this key (`invoice_not_found`)' }) },
+      },
+    },
+    async (request) => billing.getInvoice(request.params.invoiceId, principalOf(request)),
+  );
+
+  app.get(
+    '/v1/invoices/:invoiceId/pdf',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Invoices'],
+        operationId: 'getInvoicePdf',
+        summary: 'Download an invoice as PDF',
+        params: z.object({ invoiceId: invoiceIdSchema }),
+        response: {
+          200: { description: 'The invoice as a PDF', content: { 'application/pdf': { schema: z.string().meta({ format: 'binary' }) } } },
+          ...errorResponses({ 404: 'No such invoice, or not visible to this key (`invoice_not_found`)' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { invoice, pdf } = await billing.invoicePdf(request.params.invoiceId, principalOf(request));
+      return reply.type('application/pdf').header('content-disposition', `inline; filename="${invoice.number}.pdf"`).send(pdf as unknown as string); // a Buffer: fastify sends it as is
+    },
+  );
+};

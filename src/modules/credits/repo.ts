@@ -1,0 +1,50 @@
+import { eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { autoRechargeSettings, creditBalances, creditLedger } from '../../db/schema/index.js';
+import type { Currency } from '../../lib/money.js';
+
+export interface CreditEntry {
+  accountId: string;
+  currency: Currency;
+  amount: number;
+  kind: (typeof creditLedger.$inferInsert)['kind'];
+  sourceKey: string;
+  description: string;
+  at: Date;
+}
+
+/**
+ * Applies one ledger entry and moves the balance with it, in the caller's transaction. The
+ * unique source key makes a second application fail rather than count twice; the balance
+ * check keeps it from going below zero.
+ */
+export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceAfter: number }> {
+  const [balance] = await db
+    .insert(creditBalances)
+    .values({ accountId: entry.accountId, currency: entry.currency, balance: entry.amount, updatedAt: entry.at })
+    .onConflictDoUpdate({
+      target: creditBalances.accountId,
+      set: { balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at },
+    })
+    .returning({ balance: creditBalances.balance });
+  await db.insert(creditLedger).values({
+    accountId: entry.accountId,
+    kind: entry.kind,
+    amount: entry.amount,
+    currency: entry.currency,
+    balanceAfter: balance!.balance,
+    sourceKey: entry.sourceKey,
+    description: entry.description,
+    createdAt: entry.at,
+  });
+  return { balanceAfter: balance!.balance };
+}
+
+export async function balanceOf(db: Db, accountId: string): Promise<number> {
+  const [row] = await db.select({ balance: creditBalances.balance }).from(creditBalances).where(eq(creditBalances.accountId, accountId));
+  return row?.balance ?? 0;
+}
+
+export async function upsertAutoRecharge(db: Db, row: typeof autoRechargeSettings.$inferInsert): Promise<void> {
+  await db.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });
+}

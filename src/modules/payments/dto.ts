@@ -1,0 +1,19 @@
+import type { PaymentRow } from './repo.js';
+import type { PaymentDto } from './schemas.js';
+
+export function toPaymentDto(row: PaymentRow): PaymentDto {
+  return {
+    id: row.id,
+    accountId: row.accountId,
+    status: row.status,
+    amount: row.amount,
+    currency: row.currency,
+    methodType: row.methodType,
+    invoiceId: row.invoiceId,
+    failureCode: row.failureCode,
+    failureMessage: row.failureMessage,
+    offlineReference: row.offlineReference,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}

@@ -1,0 +1,71 @@
+import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { paymentMethods, payments } from '../../db/schema/index.js';
+
+export type PaymentRow = typeof payments.$inferSelect;
+export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
+
+export async function insertPaymentMethod(db: Db, row: typeof paymentMethods.$inferInsert): Promise<PaymentMethodRow> {
+  const [inserted] = await db.insert(paymentMethods).values(row).returning();
+  return inserted!;
+}
+
+export async function findPaymentMethod(db: Db, id: string): Promise<PaymentMethodRow | undefined> {
+  const [row] = await db.select().from(paymentMethods).where(eq(paymentMethods.id, id));
+  return row;
+}
+
+export async function insertPayment(db: Db, row: typeof payments.$inferInsert): Promise<PaymentRow> {
+  const [inserted] = await db.insert(payments).values(row).returning();
+  return inserted!;
+}
+
+export async function findPayment(db: Db, id: string, opts: { forUpdate?: boolean } = {}): Promise<PaymentRow | undefined> {
+  const query = db.select().from(payments).where(eq(payments.id, id));
+  const [row] = opts.forUpdate ? await query.for('update') : await query;
+  return row;
+}
+
+export async function updatePayment(db: Db, id: string, set: Partial<typeof payments.$inferInsert>): Promise<PaymentRow> {
+  const [row] = await db.update(payments).set(set).where(eq(payments.id, id)).returning();
+  return row!;
+}
+
+/** The upgrade payment of an account that has not reached a final state, if any. */
+export async function findOpenUpgradePayment(db: Db, accountId: string): Promise<PaymentRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(payments)
+    .where(
+      and(
+        eq(payments.accountId, accountId),
+        eq(payments.purpose, 'upgrade'),
+        inArray(payments.status, ['processing', 'unknown', 'awaiting_confirmation']),
+      ),
+    );
+  return row;
+}
+
+/** Payments whose result nobody knows: a crashed request or a lost provider answer. */
+export async function listUnresolvedPayments(db: Db, olderThan: Date, limit: number): Promise<PaymentRow[]> {
+  return db
+    .select()
+    .from(payments)
+    .where(and(inArray(payments.status, ['processing', 'unknown']), lt(payments.updatedAt, olderThan)))
+    .orderBy(asc(payments.updatedAt))
+    .limit(limit);
+}
+
+/** The payment an upgrade request with this Idempotency-Key created, if any. */
+export async function findPaymentByIdempotency(db: Db, accountId: string, idempotency: { apiKeyId: string; key: string }): Promise<PaymentRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(payments)
+    .where(
+      and(
+        eq(payments.accountId, accountId),
+        sql`${payments.request} -> 'idempotency' = ${JSON.stringify({ apiKeyId: idempotency.apiKeyId, key: idempotency.key })}::jsonb`,
+      ),
+    );
+  return row;
+}

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
+
+export const paymentMethodTypeSchema = z.enum(['card', 'upi', 'netbanking', 'wire_transfer', 'cheque']);
+
+export const sandboxDescription =
+  'Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined ' +
+  '(`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but ' +
+  'the answer is lost, so the payment is `unknown` until reconciled (it then succeeds). UPI: VPA `success@upi` succeeds, ' +
+  '`failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.';
+
+export const paymentMethodInputSchema = z
+  .discriminatedUnion('type', [
+    z.object({
+      type: z.literal('card'),
+      token: z.string().min(1).max(200).meta({ description: 'A card token from the gateway (Visa, Mastercard, RuPay)', examples: ['tok_visa'] }),
+    }),
+    z.object({
+      type: z.literal('upi'),
+      vpa: z.string().regex(/^[\w.-]{2,256}@[\w.-]{2,64}$/, 'must be a VPA such as name@bank').meta({ examples: ['success@upi'] }),
+      app: z.enum(['google_pay', 'phonepe', 'paytm']).optional(),
+    }),
+    z.object({
+      type: z.literal('netbanking'),
+      bankCode: z.string().regex(/^[A-Z0-9]{2,12}$/, 'must be a bank code such as HDFC').meta({ examples: ['HDFC'] }),
+    }),
+    z.object({ type: z.literal('wire_transfer') }),
+    z.object({ type: z.literal('cheque') }),
+  ])
+  .meta({ id: 'PaymentMethodInput', description: `How to pay. ${sandboxDescription}` });
+
+export type PaymentMethodInput = z.infer<typeof paymentMethodInputSchema>;
+
+export const paymentSchema = z
+  .object({
+    id: z.string(),
+    accountId: z.string(),
+    status: z
+      .enum(['processing', 'unknown', 'succeeded', 'failed', 'awaiting_confirmation'])
+      .meta({ description: '`unknown`: the gateway did not answer; it is reconciled before anything else is tried' }),
+    amount: minorUnitsSchema,
+    currency: currencySchema,
+    methodType: paymentMethodTypeSchema,
+    invoiceId: z.string().nullable(),
+    failureCode: z.string().nullable(),
+    failureMessage: z.string().nullable(),
+    offlineReference: z.string().nullable().meta({ description: 'Wire or cheque reference recorded by ops' }),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .meta({
+    id: 'Payment',
+    examples: [
+      {
+        id: 'pay_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        status: 'succeeded',
+        amount: 1076750,
+        currency: 'INR',
+        methodType: 'card',
+        invoiceId: 'inv_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        failureCode: null,
+        failureMessage: null,
+        offlineReference: null,
+        createdAt: '2026-11-26T10:00:00.000Z',
+        updatedAt: '2026-11-26T10:00:00.000Z',
+      },
+    ],
+  });
+
+export type PaymentDto = z.infer<typeof paymentSchema>;
+
+export const paymentIdSchema = z.string().regex(/^pay_[0-9a-z]{26}$/, 'not a payment id');
+
+export const confirmPaymentBodySchema = z
+  .object({
+    reference: z.string().trim().min(1).max(200).meta({ description: 'Bank transfer UTR or cheque number' }),
+    amount: minorUnitsSchema.optional().meta({ description: 'When given, must equal the amount due' }),
+  })
+  .meta({ id: 'ConfirmPayment', examples: [{ reference: 'UTR HDFC0000123456', amount: 5_866_200_00 }] });

@@ -1,0 +1,19 @@
+import { and, eq, ne } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { subscriptions } from '../../db/schema/index.js';
+
+export type SubscriptionRow = typeof subscriptions.$inferSelect;
+
+export async function insertSubscription(db: Db, row: typeof subscriptions.$inferInsert): Promise<SubscriptionRow> {
+  const [inserted] = await db.insert(subscriptions).values(row).returning();
+  return inserted!;
+}
+
+/** The subscription that is not cancelled, if any. */
+export async function findLiveSubscription(db: Db, accountId: string): Promise<SubscriptionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(subscriptions)
+    .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
+  return row;
+}

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
+import { accountSchema } from '../accounts/schemas.js';
+import { billingCycleCodeSchema, invoiceLineSchema, invoiceSchema, periodSchema, taxLineSchema } from '../billing/schemas.js';
+import { entitlementsSchema } from '../catalog/entitlements.js';
+import { planIdSchema } from '../catalog/schemas.js';
+import { paymentMethodInputSchema, paymentMethodTypeSchema, paymentSchema } from '../payments/schemas.js';
+import { subscriptionSchema } from '../subscriptions/schemas.js';
+
+const exampleOf = (schema: z.ZodType): Record<string, unknown> => (schema.meta()?.examples as Record<string, unknown>[])[0]!;
+
+const autoRechargeSchema = z
+  .object({
+    enabled: z.boolean(),
+    threshold: minorUnitsSchema.meta({ description: 'Recharge when the balance falls below this' }),
+    amount: minorUnitsSchema.min(1).meta({ description: 'How much to buy each time; must exceed the threshold' }),
+  })
+  .meta({ description: 'Charges the upgrade\'s payment method unattended: card or UPI only' });
+
+const upgradeFields = {
+  planId: planIdSchema,
+  billingCycle: billingCycleCodeSchema,
+  addOns: z
+    .object({ whatsapp: z.boolean().default(false).meta({ description: 'The WhatsApp add-on (Starter)' }) })
+    .default({ whatsapp: false }),
+  initialCredits: minorUnitsSchema.meta({ description: 'Credits to buy now, at least the plan\'s minimum' }),
+  autoRecharge: autoRechargeSchema.optional(),
+};
+
+export const quoteRequestSchema = z
+  .object({ ...upgradeFields, paymentMethodType: paymentMethodTypeSchema.optional() })
+  .meta({
+    id: 'UpgradeQuoteRequest',
+    examples: [{ planId: 'plan_starter_v1', billingCycle: 'quarterly', addOns: { whatsapp: true }, initialCredits: 200000, paymentMethodType: 'upi' }],
+  });
+
+export const upgradeRequestSchema = z
+  .object({ ...upgradeFields, paymentMethod: paymentMethodInputSchema })
+  .meta({
+    id: 'UpgradeRequest',
+    examples: [
+      {
+        planId: 'plan_starter_v1',
+        billingCycle: 'quarterly',
+        addOns: { whatsapp: false },
+        initialCredits: 200000,
+        paymentMethod: { type: 'card', token: 'tok_visa' },
+        autoRecharge: { enabled: true, threshold: 50000, amount: 200000 },
+      },
+    ],
+  });
+
+export type QuoteRequest = z.infer<typeof quoteRequestSchema>;
+export type UpgradeRequest = z.infer<typeof upgradeRequestSchema>;
+
+export const quoteSchema = z
+  .object({
+    accountId: z.string(),
+    plan: z.object({ id: z.string(), code: z.string(), version: z.number().int(), name: z.string() }),
+    billingCycle: z.object({ code: billingCycleCodeSchema, months: z.number().int(), discountBps: z.number().int() }),
+    currency: currencySchema,
+    period: periodSchema.meta({ description: 'The first period if the upgrade happened now' }),
+    lines: z.array(invoiceLineSchema),
+    subtotal: minorUnitsSchema,
+    discountTotal: minorUnitsSchema,
+    tax: taxLineSchema,
+    total: minorUnitsSchema,
+    entitlementsAfter: entitlementsSchema,
+    allowedPaymentMethods: z.array(paymentMethodTypeSchema).meta({ description: 'For this account, plan and cycle' }),
+    canUpgrade: z.boolean(),
+    blockers: z
+      .array(z.object({ code: z.string(), detail: z.string() }))
+      .meta({ description: 'Why the upgrade would be refused now (e.g. `kyc_not_approved`), with the same codes the upgrade answers' }),
+  })
+  .meta({
+    id: 'UpgradeQuote',
+    examples: [
+      {
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        plan: { id: 'plan_starter_v1', code: 'starter', version: 1, name: 'Starter' },
+        billingCycle: { code: 'quarterly', months: 3, discountBps: 500 },
+        currency: 'INR',
+        period: { start: '2026-11-26T10:00:00.000Z', end: '2027-02-26T10:00:00.000Z' },
+        lines: [
+          { kind: 'plan_fee', description: 'Starter plan, quarterly (3 months)', quantity: 3, unitAmount: 250000, grossAmount: 750000, discountAmount: 37500, amount: 712500 },
+          { kind: 'credits', description: 'Prepaid credits for calls and SMS', quantity: 1, unitAmount: 200000, grossAmount: 200000, discountAmount: 0, amount: 200000 },
+        ],
+        subtotal: 912500,
+        discountTotal: 37500,
+        tax: { label: 'GST 18%', rateBps: 1800, amount: 164250 },
+        total: 1076750,
+        entitlementsAfter: {
+          exophones: { limit: 5, trialNumbers: 0 },
+          numberWhitelisting: { required: false },
+          voiceApi: 'full',
+          smsApi: 'full',
+          smsDltRequiredForIndia: true,
+          whatsapp: 'add_on',
+          campaigns: 'basic',
+          contactCenter: 'not_available',
+          callRecording: { retentionDays: 30, custom: false },
+          analytics: 'standard',
+          support: { tier: 'email_chat', channels: ['email', 'chat'] },
+          sla: { uptimePercent: 99.5, custom: false },
+          apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
+          webhooks: 'standard',
+        },
+        allowedPaymentMethods: ['card', 'netbanking', 'upi'],
+        canUpgrade: true,
+        blockers: [],
+      },
+    ],
+  });
+
+export type Quote = z.infer<typeof quoteSchema>;
+
+export const upgradeResultSchema = z
+  .object({
+    status: z
+      .enum(['active', 'pending_payment', 'payment_unknown'])
+      .meta({
+        description:
+          '`active`: paid and upgraded. `pending_payment`: wire transfer or cheque, the invoice is open until ops confirm the money. ' +
+          '`payment_unknown`: the gateway did not answer; the payment is reconciled before anything else is tried (retry with the same Idempotency-Key).',
+      }),
+    account: accountSchema,
+    subscription: subscriptionSchema.nullable(),
+    invoice: invoiceSchema.nullable(),
+    payment: paymentSchema,
+  })
+  .meta({
+    id: 'UpgradeResult',
+    examples: [
+      {
+        status: 'active',
+        account: { ...exampleOf(accountSchema), status: 'active', planId: 'plan_starter_v1' },
+        subscription: exampleOf(subscriptionSchema),
+        invoice: exampleOf(invoiceSchema),
+        payment: exampleOf(paymentSchema),
+      },
+    ],
+  });
+
+export type UpgradeResult = z.infer<typeof upgradeResultSchema>;
