@@ -71,7 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 function redactValue(name: string, value: string): string {
   if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return '[redacted]';
-  return value.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+  return value.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }
 
 export const usesEmbeddedDatabase = (config: Config): boolean => config.DATABASE_URL === undefined;

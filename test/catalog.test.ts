@@ -172,3 +172,27 @@ t.test('unknown plan is 404 problem+json', async (t) => {
   t.equal(res.body.code, 'plan_not_found');
   t.match(res.headers['content-type'], /application\/problem\+json/);
 });
+
+t.test('review fixes: custom plans take an Idempotency-Key, versions keep every currency, unknown accountId is 404', async (t) => {
+  const ctx = await setup(t);
+  const a = await createAccount(ctx);
+  const body = {
+    accountId: a.id,
+    name: 'Once',
+    prices: [{ currency: 'INR', monthlyMinimum: 1, minInitialCredits: 1, perPulseRate: 1, perSmsRate: 1, whatsappAddonMonthly: null }],
+  };
+  const first = await ctx.call('POST', '/v1/plans/custom', { body, headers: { 'idempotency-key': 'cp-1' } });
+  const second = await ctx.call('POST', '/v1/plans/custom', { body, headers: { 'idempotency-key': 'cp-1' } });
+  t.equal(first.body.id, second.body.id, 'one plan');
+  t.equal((await ctx.query("select count(*)::int as n from plans where kind = 'custom'")).rows[0].n, 1);
+
+  const usdOnly = (await ctx.call('GET', '/v1/plans/plan_starter_v1')).body.prices.filter((p: any) => p.currency === 'USD');
+  const dropped = await ctx.call('POST', '/v1/plans/plan_starter_v1/versions', { body: { prices: usdOnly } });
+  t.equal(dropped.status, 422);
+  t.equal(dropped.body.code, 'currency_not_priced');
+  t.same(dropped.body.missingCurrencies, ['INR']);
+
+  const unknown = await ctx.call('GET', '/v1/plans?accountId=acc_00000000000000000000000000');
+  t.equal(unknown.status, 404);
+  t.equal(unknown.body.code, 'account_not_found');
+});

@@ -60,3 +60,55 @@ t.test('health and readiness', async (t) => {
   t.equal(notReady.body.code, 'service_unavailable');
   await ctx.redis.connect();
 });
+
+t.test('NUL characters are bad input (400), never a 500', async (t) => {
+  const ctx = await setup(t);
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Acme', email: 'a@example.com', country: 'IN' } })).body;
+  const cases: Array<[string, string, unknown]> = [
+    ['POST', '/v1/accounts', { name: 'a\u0000b', email: 'a@example.com', country: 'IN' }],
+    ['GET', '/v1/plans?accountId=%00', undefined],
+    ['GET', '/v1/accounts?cursor=AA', undefined],
+    ['DELETE', `/v1/accounts/${account.id}/whitelisted-numbers/%00`, undefined],
+    ['PUT', `/v1/accounts/${account.id}/kyc`, { status: 'submitted', reason: '\u0000' }],
+  ];
+  for (const [method, url, body] of cases) {
+    const res = await ctx.call(method as 'GET', url, { body });
+    t.equal(res.status, 400, `${method} ${url}`);
+  }
+});
+
+t.test('the app\'s own logs carry no keys, tokens or secrets', async (t) => {
+  const { buildApp } = await import('../src/app.js');
+  const ctx = await setup(t);
+  let out = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += chunk;
+      cb();
+    },
+  });
+  const logger = pino(loggerOptions({ LOG_LEVEL: 'trace' }), sink);
+  const app = await buildApp({ config: ctx.config, logger, database: ctx.database, redis: ctx.redis, clock: ctx.clock });
+  t.teardown(() => app.close());
+  app.get('/explode', async () => {
+    throw new Error('boom');
+  });
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Acme', email: 'a@example.com', country: 'IN' } })).body;
+  await ctx.call('PUT', `/v1/accounts/${account.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'submitted' } });
+  await ctx.call('PUT', `/v1/accounts/${account.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'approved' } });
+  const headers = { authorization: `Bearer ${ctx.keys.ops}`, 'idempotency-key': 'log-check' };
+  for (const token of ['tok_visa', 'tok_chargeDeclined']) {
+    await app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${account.id}/upgrade`,
+      headers: { ...headers, 'idempotency-key': `log-${token}` },
+      payload: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token } },
+    });
+  }
+  await app.inject({ method: 'GET', url: '/explode', headers });
+  await app.inject({ method: 'GET', url: '/v1/plans', headers: { authorization: 'Bearer bsk_wrong-key-value' } });
+  t.ok(out.length > 0, 'something was logged');
+  t.notMatch(out, new RegExp(ctx.keys.ops.slice(4)), 'no API key');
+  t.notMatch(out, /wrong-key-value/, 'not even a wrong one');
+  t.notMatch(out, /tok_visa|tok_chargeDeclined/, 'no payment token');
+});

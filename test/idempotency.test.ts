@@ -38,6 +38,7 @@ t.test('concurrent duplicates: one runs, the others get 409 or the replay', asyn
   const results = await Promise.all(Array.from({ length: 8 }, () => ctx.call('POST', '/v1/accounts', { body, headers })));
   const created = results.filter((r) => r.status === 201);
   t.ok(created.length >= 1);
+  t.ok(results.some((r) => r.status === 409), 'duplicates in flight get 409');
   t.ok(results.every((r) => r.status === 201 || (r.status === 409 && r.body.code === 'idempotency_request_in_progress')));
   t.equal(new Set(created.map((r) => r.body.id)).size, 1, 'every 201 names the same account');
   const { rows } = await ctx.query('select count(*)::int as n from accounts');

@@ -80,3 +80,17 @@ t.test('keys are stored hashed: the database never holds the key', async (t) => 
   t.notOk(JSON.stringify(rows).includes(created.key.slice(4)), 'no column holds the key');
   t.match(rows[0].hash, /^[0-9a-f]{64}$/, 'SHA-256 hex');
 });
+
+t.test('changing BOOTSTRAP_API_KEY rotates it: the old one stops working', async (t) => {
+  const ctx = await setup(t);
+  const first = 'bsk_first-operator-chosen-key-0123456789';
+  const second = 'bsk_second-operator-chosen-key-987654321';
+  t.equal(await ctx.services.auth.registerBootstrapKey(first), true);
+  t.equal(await ctx.services.auth.registerBootstrapKey(first), false, 'a restart with the same key changes nothing');
+  t.equal((await ctx.call('GET', '/v1/plans', { key: first })).status, 200);
+  await ctx.services.auth.registerBootstrapKey(second);
+  t.equal((await ctx.call('GET', '/v1/plans', { key: first })).status, 401, 'the old bootstrap key is revoked');
+  t.equal((await ctx.call('GET', '/v1/plans', { key: second })).status, 200);
+  const { rows } = await ctx.query("select prefix from api_keys where name = 'bootstrap'");
+  t.ok(rows.every((r: any) => r.prefix.length <= 7), 'little of an operator-chosen key is stored in clear');
+});

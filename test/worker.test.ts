@@ -73,3 +73,29 @@ t.test('the worker process relays and emails end to end', async (t) => {
   t.equal(smtp.received.length, 1);
   t.match(smtp.received[0]!.raw, /Address proof expired/);
 });
+
+t.test('without SMTP_URL, development emails are written as .eml files', async (t) => {
+  const { mkdtempSync, readdirSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { simpleParser } = await import('mailparser');
+  const { createFileMailer } = await import('../src/modules/notifications/mailer.js');
+  const dir = join(mkdtempSync(join(tmpdir(), 'billing-mail-')), 'mail');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mailer = createFileMailer(dir, 'Billing <billing@test.example>');
+  const email = {
+    to: 'owner@acme.example',
+    subject: 'Welcome',
+    text: 'plain',
+    html: '<p>rich</p>',
+    attachments: [{ filename: 'INV-1.pdf', content: Buffer.from('%PDF-1.3'), contentType: 'application/pdf' }],
+    messageId: '<eml_123@billing-service>',
+  };
+  await mailer.send(email);
+  await mailer.send(email);
+  const files = readdirSync(dir);
+  t.same(files, ['eml_123@billing-service.eml'], 'one file per email, a re-send overwrites');
+  const parsed = await simpleParser(readFileSync(join(dir, files[0]!)));
+  t.equal(parsed.subject, 'Welcome');
+  t.equal(parsed.attachments[0]?.filename, 'INV-1.pdf');
+});

@@ -11,7 +11,7 @@ export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').to
 export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!key || encodeCursor(key) !== cursor) throw new AppError('validation_failed', 'cursor is not one this API returned', { errors: [{ path: 'querystring.cursor', message: 'invalid cursor' }] });
+  if (!/^[\w+.-]{1,200}$/.test(key) || encodeCursor(key) !== cursor) throw new AppError('validation_failed', 'cursor is not one this API returned', { errors: [{ path: 'querystring.cursor', message: 'invalid cursor' }] });
   return key;
 }
 

@@ -13,6 +13,16 @@ const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_RATE_LIMITED: 'rate_limited',
 };
 
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  return false;
+}
+
+/** SQLSTATEs that mean the input, not the server, was at fault: a backstop for validation. */
+const badInputSqlStates = new Set(['22021', '22P05', '22001', '22003']);
+
 export function toProblem(err: unknown, request: FastifyRequest): Problem {
   const base = { requestId: String(request.id), instance: request.url.split('?')[0] };
   if (err instanceof AppError) {
@@ -34,6 +44,12 @@ export function toProblem(err: unknown, request: FastifyRequest): Problem {
       errors,
       ...base,
     };
+  }
+  const sqlState = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+  if (sqlState && badInputSqlStates.has(sqlState)) {
+    request.log.warn({ err }, 'input refused by the database');
+    const code: ErrorCode = 'malformed_request';
+    return { type: problemType(code), title: errorCodes[code].title, status: 400, detail: 'A value is not acceptable', code, ...base };
   }
   const fastifyErr = err as Partial<FastifyError>;
   const status = fastifyErr.statusCode ?? 500;
@@ -57,6 +73,13 @@ export default fp(
       if (!route.schema?.body || !route.url.startsWith('/v1')) return;
       const response = (route.schema.response ?? {}) as Record<string, unknown>;
       route.schema = { ...route.schema, response: { ...errorResponses({ 413: undefined, 415: undefined }), ...response } };
+    });
+
+    // Postgres refuses NUL in text: refuse it here, as bad input, before any query sees it.
+    app.addHook('preValidation', async (request) => {
+      for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+        if (containsNul(value)) throw new AppError('malformed_request', `The ${where} contains a NUL character`);
+      }
     });
 
     app.setErrorHandler((err, request, reply) => {

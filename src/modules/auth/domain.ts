@@ -31,8 +31,11 @@ const KEY_PREFIX = 'bsk_';
 /** 256 random bits, base64url, behind a readable prefix: `bsk_` + 43 characters. */
 export function generateApiKey(): { key: string; prefix: string; hash: string } {
   const key = KEY_PREFIX + randomBytes(32).toString('base64url');
-  return { key, prefix: key.slice(0, 12), hash: hashApiKey(key) };
+  return { key, prefix: displayPrefix(key), hash: hashApiKey(key) };
 }
+
+/** Enough of a key to recognise it in a list, too little to matter: 6 of its random characters. */
+export const displayPrefix = (key: string): string => key.slice(0, KEY_PREFIX.length + 6);
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 

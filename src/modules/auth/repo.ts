@@ -1,4 +1,4 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, ne } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { apiKeys } from '../../db/schema/index.js';
 
@@ -20,4 +20,14 @@ export async function insertKey(db: Db, row: typeof apiKeys.$inferInsert): Promi
 
 export async function countKeys(db: Db): Promise<number> {
   return db.$count(apiKeys);
+}
+
+/** Revokes the keys of this name other than the one with this hash. */
+export async function revokeOthersNamed(db: Db, name: string, keepHash: string, at: Date): Promise<number> {
+  const revoked = await db
+    .update(apiKeys)
+    .set({ revokedAt: at })
+    .where(and(eq(apiKeys.name, name), ne(apiKeys.hash, keepHash), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id });
+  return revoked.length;
 }

@@ -13,6 +13,8 @@ export interface Principal {
 
 export class InvalidKeyRequest extends Error {}
 
+const BOOTSTRAP_NAME = 'bootstrap';
+
 export function createAuthService(deps: { db: Db; clock: Clock }) {
   const { db, clock } = deps;
 
@@ -35,17 +37,23 @@ export function createAuthService(deps: { db: Db; clock: Clock }) {
 
   /**
    * Registers an operator-chosen key (BOOTSTRAP_API_KEY) as an ops key; a no-op when it is
-   * already registered, so every start may call it.
+   * already registered, so every start may call it. Changing the variable rotates the key:
+   * the previous bootstrap key stops working.
    */
   async function registerBootstrapKey(key: string): Promise<boolean> {
-    return repo.insertKey(db, {
-      id: newId('key', clock.now()),
-      name: 'bootstrap',
-      prefix: key.slice(0, 12),
-      hash: hashApiKey(key),
-      scopes: ['ops'],
-      accountId: null,
-      createdAt: clock.now(),
+    const hash = hashApiKey(key);
+    return db.transaction(async (tx) => {
+      await repo.revokeOthersNamed(tx, BOOTSTRAP_NAME, hash, clock.now());
+      return repo.insertKey(tx, {
+        id: newId('key', clock.now()),
+        name: BOOTSTRAP_NAME,
+        // An operator-chosen key may be short: keep only its first characters.
+        prefix: `${key.slice(0, 4)}...`,
+        hash,
+        scopes: ['ops'],
+        accountId: null,
+        createdAt: clock.now(),
+      });
     });
   }
 

@@ -35,6 +35,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
       const principal = principalOf(request);
       if (request.query.accountId) assertAccountVisible(principal, request.query.accountId);
       const accountId = principal.accountId ?? request.query.accountId ?? null;
+      if (request.query.accountId) await catalog.assertAccountExists(request.query.accountId);
       return { data: await catalog.listPlans({ accountId, currency: request.query.currency }), nextCursor: null };
     },
   );
@@ -58,7 +59,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
   app.post(
     '/v1/plans/custom',
     {
-      config: { scope: 'ops' },
+      config: { scope: 'ops', idempotency: 'optional' },
       schema: {
         tags,
         operationId: 'createCustomPlan',
@@ -69,7 +70,11 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
         body: createCustomPlanBodySchema,
         response: {
           201: planSchema,
-          ...errorResponses({ 404: 'No such account (`account_not_found`)', 422: 'No price in the account currency (`currency_not_priced`)' }),
+          ...errorResponses({
+            404: 'No such account (`account_not_found`)',
+            409: 'A request with this Idempotency-Key is still running (`idempotency_request_in_progress`)',
+            422: 'No price in the account currency (`currency_not_priced`), or the Idempotency-Key was used with another body (`idempotency_key_reused`)',
+          }),
         },
       },
     },
@@ -91,7 +96,11 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
         body: createPlanVersionBodySchema,
         response: {
           201: planSchema,
-          ...errorResponses({ 404: 'No such plan (`plan_not_found`)', 409: 'Not the current version (`plan_version_conflict`)' }),
+          ...errorResponses({
+            404: 'No such plan (`plan_not_found`)',
+            409: 'Not the current version (`plan_version_conflict`)',
+            422: 'A currency of the replaced version has no price (`currency_not_priced`)',
+          }),
         },
       },
     },

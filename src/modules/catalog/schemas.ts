@@ -91,7 +91,7 @@ export const planListSchema = z
   .meta({ id: 'PlanList' });
 
 export const listPlansQuerySchema = z.object({
-  accountId: z.string().min(1).optional().meta({ description: 'Also list the custom plans offered to this account' }),
+  accountId: z.string().regex(/^acc_[0-9a-z]{26}$/, 'not an account id').optional().meta({ description: 'Also list the custom plans offered to this account' }),
   currency: currencySchema.optional().meta({ description: 'Only prices in this currency' }),
 });
 
@@ -119,7 +119,7 @@ const pricesInputSchema = z
 
 export const createCustomPlanBodySchema = z
   .object({
-    accountId: z.string().min(1),
+    accountId: z.string().regex(/^acc_[0-9a-z]{26}$/, 'not an account id'),
     name: z.string().trim().min(1).max(120),
     description: z.string().max(1000).default(''),
     exophoneLimit: z.number().int().min(0).nullable().default(null).meta({ description: 'null: unlimited' }),

@@ -30,6 +30,10 @@ export function createCatalogService(deps: { db: Db; clock: Clock; findAccount: 
     return plan!;
   }
 
+  async function assertAccountExists(accountId: string): Promise<void> {
+    if (!(await deps.findAccount(db, accountId))) throw new AppError('account_not_found', `No account ${accountId}`);
+  }
+
   async function listBillingCycles() {
     const rows = await repo.listBillingCycles(db);
     return rows.map((r) => ({ ...r, discountPercent: discountPercent(r.discountBps) }));
@@ -81,6 +85,12 @@ export function createCatalogService(deps: { db: Db; clock: Clock; findAccount: 
       if (current.supersededAt) {
         throw new AppError('plan_version_conflict', `${planId} was replaced by a newer version; version that one`);
       }
+      // Existing buyers in a currency must still find the plan priced in it.
+      const before = await repo.pricesOf(tx, [current.id]);
+      const dropped = before.filter((p) => !input.prices.some((n) => n.currency === p.currency)).map((p) => p.currency);
+      if (dropped.length) {
+        throw new AppError('currency_not_priced', `The new version must keep a price in ${dropped.join(', ')}`, { missingCurrencies: dropped });
+      }
       const version = current.version + 1;
       const id = planVersionId(current.code, version);
       await repo.supersedePlan(tx, current.id, now);
@@ -106,7 +116,7 @@ export function createCatalogService(deps: { db: Db; clock: Clock; findAccount: 
     return getPlan(newPlanId, { accountId: null });
   }
 
-  return { listPlans, getPlan, listBillingCycles, createCustomPlan, createPlanVersion };
+  return { listPlans, getPlan, listBillingCycles, createCustomPlan, createPlanVersion, assertAccountExists };
 }
 
 export type CatalogService = ReturnType<typeof createCatalogService>;
