@@ -59,3 +59,21 @@ export const trialEntitlementsExample: Entitlements = {
   apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
   webhooks: 'standard',
 };
+
+/** Starter's entitlements, as seeded: the example of a paid plan. */
+export const starterEntitlementsExample: Entitlements = {
+  exophones: { limit: 5, trialNumbers: 0 },
+  numberWhitelisting: { required: false },
+  voiceApi: 'full',
+  smsApi: 'full',
+  smsDltRequiredForIndia: true,
+  whatsapp: 'add_on',
+  campaigns: 'basic',
+  contactCenter: 'not_available',
+  callRecording: { retentionDays: 30, custom: false },
+  analytics: 'standard',
+  support: { tier: 'email_chat', channels: ['email', 'chat'] },
+  sla: { uptimePercent: 99.5, custom: false },
+  apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
+  webhooks: 'standard',
+};

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
-import { entitlementsSchema } from './entitlements.js';
+import { entitlementsSchema, starterEntitlementsExample } from './entitlements.js';
 
 export const planIdSchema = z
   .string()
@@ -49,22 +49,7 @@ export const planSchema = z
         name: 'Starter',
         description: 'Low commitment: up to 5 ExoPhones, WhatsApp as an add-on.',
         commitment: 'low',
-        entitlements: {
-          exophones: { limit: 5, trialNumbers: 0 },
-          numberWhitelisting: { required: false },
-          voiceApi: 'full',
-          smsApi: 'full',
-          smsDltRequiredForIndia: true,
-          whatsapp: 'add_on',
-          campaigns: 'basic',
-          contactCenter: 'not_available',
-          callRecording: { retentionDays: 30, custom: false },
-          analytics: 'standard',
-          support: { tier: 'email_chat', channels: ['email', 'chat'] },
-          sla: { uptimePercent: 99.5, custom: false },
-          apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
-          webhooks: 'standard',
-        },
+        entitlements: starterEntitlementsExample,
         prices: [
           {
             currency: 'INR',

@@ -2,12 +2,12 @@ import { z } from 'zod';
 import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
 import { accountSchema } from '../accounts/schemas.js';
 import { billingCycleCodeSchema, invoiceLineSchema, invoiceSchema, periodSchema, taxLineSchema } from '../billing/schemas.js';
-import { entitlementsSchema } from '../catalog/entitlements.js';
+import { entitlementsSchema, starterEntitlementsExample } from '../catalog/entitlements.js';
 import { planIdSchema } from '../catalog/schemas.js';
 import { paymentMethodInputSchema, paymentMethodTypeSchema, paymentSchema } from '../payments/schemas.js';
 import { subscriptionSchema } from '../subscriptions/schemas.js';
 
-const exampleOf = (schema: z.ZodType): Record<string, unknown> => (schema.meta()?.examples as Record<string, unknown>[])[0]!;
+const exampleOf = (schema: z.ZodType): Record<string, any> => (schema.meta()?.examples as Record<string, unknown>[])[0]!;
 
 const autoRechargeSchema = z
   .object({
@@ -81,30 +81,12 @@ export const quoteSchema = z
         billingCycle: { code: 'quarterly', months: 3, discountBps: 500 },
         currency: 'INR',
         period: { start: '2026-11-26T10:00:00.000Z', end: '2027-02-26T10:00:00.000Z' },
-        lines: [
-          { kind: 'plan_fee', description: 'Starter plan, quarterly (3 months)', quantity: 3, unitAmount: 250000, grossAmount: 750000, discountAmount: 37500, amount: 712500 },
-          { kind: 'credits', description: 'Prepaid credits for calls and SMS', quantity: 1, unitAmount: 200000, grossAmount: 200000, discountAmount: 0, amount: 200000 },
-        ],
+        lines: exampleOf(invoiceSchema).lines,
         subtotal: 912500,
         discountTotal: 37500,
-        tax: { label: 'GST 18%', rateBps: 1800, amount: 164250 },
+        tax: exampleOf(invoiceSchema).tax,
         total: 1076750,
-        entitlementsAfter: {
-          exophones: { limit: 5, trialNumbers: 0 },
-          numberWhitelisting: { required: false },
-          voiceApi: 'full',
-          smsApi: 'full',
-          smsDltRequiredForIndia: true,
-          whatsapp: 'add_on',
-          campaigns: 'basic',
-          contactCenter: 'not_available',
-          callRecording: { retentionDays: 30, custom: false },
-          analytics: 'standard',
-          support: { tier: 'email_chat', channels: ['email', 'chat'] },
-          sla: { uptimePercent: 99.5, custom: false },
-          apiRateLimit: { tier: 'standard', requestsPerMinute: 200 },
-          webhooks: 'standard',
-        },
+        entitlementsAfter: starterEntitlementsExample,
         allowedPaymentMethods: ['card', 'netbanking', 'upi'],
         canUpgrade: true,
         blockers: [],
