@@ -13,6 +13,8 @@ import { accountsRoutes } from './modules/accounts/routes.js';
 import { billingRoutes } from './modules/billing/routes.js';
 import { catalogRoutes } from './modules/catalog/routes.js';
 import { upgradeRoutes } from './modules/upgrade/routes.js';
+import { subscriptionRoutes } from './modules/subscriptions/routes.js';
+import { testClockRoutes } from './modules/test-clocks/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
@@ -114,6 +116,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(accountsRoutes, { accounts: services.accounts });
   await app.register(upgradeRoutes, { upgrades: services.upgrades });
   await app.register(billingRoutes, { billing: services.billing });
+  await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
+  await app.register(testClockRoutes, { testClocks: services.testClocks });
 
   return app;
 }

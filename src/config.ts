@@ -41,6 +41,16 @@ export const configSchema = z.object({
     .transform((v) => Object.fromEntries(v.split(',').map((pair) => [pair.slice(0, 2), Number(pair.slice(3))])) as Record<string, number>),
   /** Days an open invoice (wire transfer, cheque) has until it is due. */
   INVOICE_DUE_DAYS: z.coerce.number().int().min(1).max(120).default(15),
+  /** Days after a failed renewal charge to retry it; after the last, the subscription ends. */
+  DUNNING_RETRY_DAYS: z
+    .string()
+    .regex(/^\d{1,3}(,\d{1,3})*$/, 'must be days such as 1,3,7')
+    .default('1,3,7')
+    .transform((v) => v.split(',').map(Number)),
+  /** How often the scheduler looks in Postgres for renewals and retries that fell due. */
+  SCHEDULER_INTERVAL_MS: z.coerce.number().int().min(20).max(600_000).default(5000),
+  /** Stripe-style test clocks; never on in production. */
+  TEST_CLOCKS_ENABLED: bool.default(false),
   /** Where emails go in development without SMTP_URL: one .eml file per email. */
   MAIL_DIR: z.string().min(1).optional(),
 }).superRefine((env, ctx) => {
@@ -48,6 +58,9 @@ export const configSchema = z.object({
   if (env.NODE_ENV !== 'production') return;
   if (!env.DATABASE_URL) ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required when NODE_ENV=production' });
   if (!env.SMTP_URL) ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'is required when NODE_ENV=production' });
+  if (env.TEST_CLOCKS_ENABLED) {
+    ctx.addIssue({ code: 'custom', path: ['TEST_CLOCKS_ENABLED'], message: 'must not be on when NODE_ENV=production' });
+  }
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -9,6 +9,9 @@ import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { createSandboxProvider } from './modules/payments/sandbox.js';
+import { createRenewalService } from './modules/renewals/service.js';
+import { createSubscriptionsService } from './modules/subscriptions/service.js';
+import { createTestClocksService } from './modules/test-clocks/service.js';
 import { createUpgradeService } from './modules/upgrade/service.js';
 
 export interface ServiceDeps {
@@ -26,10 +29,22 @@ export function createServices(deps: ServiceDeps) {
   const { clock, config } = deps;
   const logger = deps.logger ?? createLogger({ LOG_LEVEL: 'silent' });
   const provider = deps.provider ?? createSandboxProvider({ db, clock });
+  const renewals = createRenewalService({
+    db,
+    clock,
+    provider,
+    logger,
+    taxRates: config.TAX_RATES,
+    invoiceDueDays: config.INVOICE_DUE_DAYS,
+    dunningRetryDays: config.DUNNING_RETRY_DAYS,
+  });
   return {
+    renewals,
+    subscriptions: createSubscriptionsService({ db, clock }),
+    testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth: createAuthService({ db, clock }),
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
-    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT }),
+    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED }),
     billing: createBillingService({ db }),
     upgrades: createUpgradeService({ db, clock, provider, logger, taxRates: config.TAX_RATES, invoiceDueDays: config.INVOICE_DUE_DAYS }),
   };

@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
 import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
 import { createOutboxRelay } from './jobs/outbox-relay.js';
+import { createRenewalProcessor } from './jobs/process-renewal.js';
 import { queueDefinitions } from './jobs/registry.js';
 import { mailDirOf } from './config.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
@@ -26,8 +27,18 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
   relay.start();
-  const { upgrades } = createServices(runtime);
-  const periodic = runPeriodically(maintenanceTasks({ db: database.db, clock, upgrades }), logger);
+  const { upgrades, renewals } = createServices(runtime);
+  const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals }), {
+    connection: redis,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 20,
+  });
+  renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
+  renewalsWorker.on('error', (err) => logger.error({ err }, 'renewals worker error'));
+  const periodic = runPeriodically(
+    maintenanceTasks({ db: database.db, clock, upgrades, renewals, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
+    logger,
+  );
   logger.info('workers started');
 
   return {
@@ -35,7 +46,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     async close() {
       await periodic.stop();
       await relay.stop();
-      await eventsWorker.close();
+      await Promise.all([eventsWorker.close(), renewalsWorker.close()]);
       mailer.close();
     },
   };

@@ -3,7 +3,10 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { RETENTION_MS } from '../modules/idempotency/domain.js';
 import { purgeOlderThan } from '../modules/idempotency/repo.js';
+import type { RenewalService } from '../modules/renewals/service.js';
 import type { UpgradeService } from '../modules/upgrade/service.js';
+import type { Queues } from './registry.js';
+import { scheduleDueWork } from './scheduler.js';
 
 export interface PeriodicTask {
   name: string;
@@ -15,8 +18,25 @@ export interface PeriodicTask {
  * Sweeps that any number of workers may run at once: each finds its work in Postgres and
  * settles it idempotently, so nothing depends on Redis having kept a job.
  */
-export function maintenanceTasks(deps: { db: Db; clock: Clock; upgrades: UpgradeService }): PeriodicTask[] {
+export function maintenanceTasks(deps: {
+  db: Db;
+  clock: Clock;
+  upgrades: UpgradeService;
+  renewals: RenewalService;
+  queues: Queues;
+  schedulerIntervalMs: number;
+}): PeriodicTask[] {
   return [
+    {
+      name: 'schedule due renewals and retries',
+      everyMs: deps.schedulerIntervalMs,
+      run: () => scheduleDueWork(deps),
+    },
+    {
+      name: 'reconcile unknown renewal payments',
+      everyMs: 15_000,
+      run: () => deps.renewals.reconcileStalePayments(),
+    },
     {
       name: 'reconcile unknown payments',
       everyMs: 15_000,

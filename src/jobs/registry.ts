@@ -11,7 +11,18 @@ export const queueDefinitions = {
     name: 'events',
     payload: z.object({ outboxId: z.number().int().positive(), eventId: z.string(), type: z.string() }),
   },
+  renewals: {
+    name: 'renewals',
+    payload: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('renew'), subscriptionId: z.string(), periodEnd: z.string() }),
+      z.object({ kind: z.literal('retry'), invoiceId: z.string(), attempt: z.number().int() }),
+    ]),
+  },
 } as const;
+
+/** One job per subscription and period, per invoice and attempt: two sweeps cannot queue the same work twice. */
+export const renewalJobId = (work: JobPayload<'renewals'>): string =>
+  work.kind === 'renew' ? `renew-${work.subscriptionId}-${Date.parse(work.periodEnd)}` : `retry-${work.invoiceId}-${work.attempt}`;
 
 export type QueueKey = keyof typeof queueDefinitions;
 export type JobPayload<K extends QueueKey> = z.infer<(typeof queueDefinitions)[K]['payload']>;
@@ -20,6 +31,16 @@ export type Queues = { [K in QueueKey]: Queue<JobPayload<K>> };
 
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
   return {
+    renewals: new Queue(queueDefinitions.renewals.name, {
+      connection,
+      prefix,
+      defaultJobOptions: {
+        attempts: 8,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { age: 24 * 3600, count: 10_000 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+      },
+    }),
     events: new Queue(queueDefinitions.events.name, {
       connection,
       prefix,

@@ -76,6 +76,7 @@ export default fp(
           { name: 'Payments', description: 'Payments and offline confirmation' },
           { name: 'Subscriptions', description: 'The paid plan and its periods' },
           { name: 'Invoices', description: 'Invoices and their PDFs' },
+          { name: 'Test clocks', description: 'Move time for test accounts (TEST_CLOCKS_ENABLED only)' },
           { name: 'Operations', description: 'Health and readiness' },
         ],
       },

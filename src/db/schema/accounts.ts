@@ -5,6 +5,14 @@ import { currency, plans } from './catalog.js';
 export const accountStatus = pgEnum('account_status', ['trial', 'pending_payment', 'active', 'past_due', 'limited']);
 export const kycStatus = pgEnum('kyc_status', ['pending', 'submitted', 'approved', 'rejected']);
 
+/** Stripe-style test clocks: frozen time that a caller advances to watch renewals happen. */
+export const testClocks = pgTable('test_clocks', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  frozenTime: timestamp('frozen_time', { withTimezone: true }).notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});
+
 export const accounts = pgTable(
   'accounts',
   {
@@ -21,6 +29,8 @@ export const accounts = pgTable(
     planId: text('plan_id')
       .notNull()
       .references(() => plans.id),
+    /** Set only when test clocks are enabled: the account lives on that clock's time. */
+    testClockId: text('test_clock_id').references(() => testClocks.id),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },

@@ -26,7 +26,14 @@ export const subscriptions = pgTable(
     anchorAt: timestamp('anchor_at', { withTimezone: true }).notNull(),
     currentPeriodStart: timestamp('current_period_start', { withTimezone: true }).notNull(),
     currentPeriodEnd: timestamp('current_period_end', { withTimezone: true }).notNull(),
+    /** Months from the anchor to the current period end: the next end is anchor + this + cycle. */
+    monthsElapsed: integer('months_elapsed').notNull(),
     paymentMethodId: text('payment_method_id').notNull(),
+    /** Applied at the next renewal, then cleared. */
+    scheduledPlanId: text('scheduled_plan_id'),
+    scheduledBillingCycle: text('scheduled_billing_cycle', { enum: ['monthly', 'quarterly', 'annual'] }),
+    cancelAtPeriodEnd: boolean('cancel_at_period_end').notNull().default(false),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
@@ -79,9 +86,16 @@ export const invoices = pgTable(
     issuedAt: timestamp('issued_at', { withTimezone: true }).notNull(),
     dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
     paidAt: timestamp('paid_at', { withTimezone: true }),
+    kind: text('kind', { enum: ['upgrade', 'renewal'] }).notNull().default('upgrade'),
+    /** Dunning: charge attempts made and when the next one is due (null: none planned). */
+    attemptCount: integer('attempt_count').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
   },
   (t) => [
     uniqueIndex('invoices_fy_sequence_key').on(t.financialYear, t.sequence),
+    // One invoice per subscription and period: a renewal that runs twice cannot bill twice.
+    uniqueIndex('invoices_subscription_period_key').on(t.subscriptionId, t.periodStart),
+    index('invoices_next_attempt_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'open' and ${t.nextAttemptAt} is not null`),
     index('invoices_account_idx').on(t.accountId, t.id),
     check('invoices_total_check', sql`${t.total} = ${t.subtotal} + ${t.taxAmount} and ${t.total} >= 0`),
   ],

@@ -18,7 +18,7 @@ export const payments = pgTable(
     accountId: text('account_id')
       .notNull()
       .references(() => accounts.id),
-    purpose: text('purpose', { enum: ['upgrade'] }).notNull(),
+    purpose: text('purpose', { enum: ['upgrade', 'renewal'] }).notNull(),
     status: paymentStatus('status').notNull(),
     amount: bigint('amount', { mode: 'number' }).notNull(),
     currency: currency('currency').notNull(),

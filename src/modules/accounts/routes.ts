@@ -34,6 +34,7 @@ export const accountsRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService }
         response: {
           201: accountSchema,
           ...errorResponses({
+            404: 'Test clocks are off (`test_clocks_disabled`) or no such clock (`test_clock_not_found`)',
             409: 'A request with this Idempotency-Key is still running (`idempotency_request_in_progress`)',
             422: 'The Idempotency-Key was used with another body (`idempotency_key_reused`)',
           }),

@@ -25,6 +25,11 @@ export const createAccountBodySchema = z
       .toUpperCase()
       .refine(isKnownCountry, 'must be an ISO 3166-1 alpha-2 country code')
       .meta({ description: 'ISO 3166-1 alpha-2; India (IN) bills in INR, every other country in USD' }),
+    testClockId: z
+      .string()
+      .regex(/^clk_[0-9a-z]{26}$/, 'not a test clock id')
+      .optional()
+      .meta({ description: 'Only with TEST_CLOCKS_ENABLED: the account lives on this test clock\'s time' }),
   })
   .meta({ id: 'CreateAccount', examples: [{ name: 'Acme Telecom', email: 'billing@acme.example', country: 'IN' }] });
 
@@ -42,6 +47,7 @@ export const accountSchema = z
       updatedAt: z.date().nullable(),
     }),
     planId: z.string().meta({ description: 'The plan version whose entitlements apply now' }),
+    testClockId: z.string().nullable(),
     createdAt: z.date(),
     updatedAt: z.date(),
   })
@@ -57,6 +63,7 @@ export const accountSchema = z
         status: 'trial',
         kyc: { status: 'pending', reason: null, updatedAt: null },
         planId: 'plan_trial_v1',
+        testClockId: null,
         createdAt: '2026-11-26T10:00:00.000Z',
         updatedAt: '2026-11-26T10:00:00.000Z',
       },

@@ -1,4 +1,6 @@
+import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { testClocks } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -13,7 +15,7 @@ import type { AccountDto } from './schemas.js';
 
 const TRIAL_PLAN_CODE = 'trial';
 
-export function createAccountsService(deps: { db: Db; clock: Clock; trialWhitelistLimit: number }) {
+export function createAccountsService(deps: { db: Db; clock: Clock; trialWhitelistLimit: number; testClocksEnabled: boolean }) {
   const { db, clock } = deps;
 
   async function mustFind(db: Db, id: string, opts: { forUpdate?: boolean } = {}) {
@@ -22,8 +24,12 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
     return account;
   }
 
-  async function createTrialAccount(input: { name: string; email: string; country: string }): Promise<AccountDto> {
-    const now = clock.now();
+  async function createTrialAccount(input: { name: string; email: string; country: string; testClockId?: string }): Promise<AccountDto> {
+    const testClockId = input.testClockId ?? null;
+    if (testClockId && !deps.testClocksEnabled) throw new AppError('test_clocks_disabled', 'Set TEST_CLOCKS_ENABLED=true (never in production)');
+    const [clockRow] = testClockId ? await db.select().from(testClocks).where(eq(testClocks.id, testClockId)) : [];
+    if (testClockId && !clockRow) throw new AppError('test_clock_not_found', `No test clock ${testClockId}`);
+    const now = clockRow?.frozenTime ?? clock.now();
     const trial = await catalogRepo.findCurrentPlanByCode(db, TRIAL_PLAN_CODE);
     if (!trial) throw new Error('the catalog has no trial plan');
     const account = await db.transaction(async (tx) => {
@@ -36,6 +42,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
         status: 'trial',
         kycStatus: 'pending',
         planId: trial.id,
+        testClockId,
         createdAt: now,
         updatedAt: now,
       });
@@ -169,6 +176,7 @@ export function toAccountDto(row: repo.AccountRow): AccountDto {
     status: row.status,
     kyc: { status: row.kycStatus, reason: row.kycReason, updatedAt: row.kycUpdatedAt },
     planId: row.planId,
+    testClockId: row.testClockId,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };

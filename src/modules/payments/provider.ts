@@ -12,6 +12,8 @@ export interface ChargeRequest {
   currency: Currency;
   method: ChargeMethod;
   description: string;
+  /** True for renewals and auto-recharge: the customer is not present. */
+  unattended?: boolean;
 }
 
 export type ChargeResult =

@@ -47,11 +47,11 @@ export async function findOpenUpgradePayment(db: Db, accountId: string): Promise
 }
 
 /** Payments whose result nobody knows: a crashed request or a lost provider answer. */
-export async function listUnresolvedPayments(db: Db, olderThan: Date, limit: number): Promise<PaymentRow[]> {
+export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], olderThan: Date, limit: number): Promise<PaymentRow[]> {
   return db
     .select()
     .from(payments)
-    .where(and(inArray(payments.status, ['processing', 'unknown']), lt(payments.updatedAt, olderThan)))
+    .where(and(eq(payments.purpose, purpose), inArray(payments.status, ['processing', 'unknown']), lt(payments.updatedAt, olderThan)))
     .orderBy(asc(payments.updatedAt))
     .limit(limit);
 }

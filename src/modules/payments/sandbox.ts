@@ -10,16 +10,19 @@ type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; mes
 /**
  * Test values, Stripe style. Cards: tok_visa, tok_mastercard, tok_rupay succeed;
  * tok_chargeDeclined is declined; tok_chargeDeclinedInsufficientFunds lacks funds;
- * tok_timeout charges but the answer is lost (unknown; lookup finds it succeeded).
+ * tok_timeout charges but the answer is lost (unknown; lookup finds it succeeded);
+ * tok_chargeCustomerFail pays the upgrade, then declines every unattended charge (renewals).
  * UPI: success@upi succeeds, failure@upi fails. Net banking: every bank code but FAIL succeeds.
  */
-export function sandboxOutcome(method: ChargeMethod): Outcome & { answerLost: boolean } {
+export function sandboxOutcome(method: ChargeMethod, unattended = false): Outcome & { answerLost: boolean } {
   const ok = { outcome: 'succeeded' as const, answerLost: false };
   const fail = (code: string, message: string) => ({ outcome: 'failed' as const, code, message, answerLost: false });
   switch (method.type) {
     case 'card':
       if (['tok_visa', 'tok_mastercard', 'tok_rupay'].includes(method.token)) return ok;
       if (method.token === 'tok_timeout') return { ...ok, answerLost: true };
+      // Stripe's "attaches, then fails": the upgrade succeeds, later unattended charges are declined.
+      if (method.token === 'tok_chargeCustomerFail') return unattended ? fail('card_declined', 'Your card was declined.') : ok;
       if (method.token === 'tok_chargeDeclined') return fail('card_declined', 'Your card was declined.');
       if (method.token === 'tok_chargeDeclinedInsufficientFunds') return fail('insufficient_funds', 'Your card has insufficient funds.');
       return fail('invalid_card_token', 'No such card token.');
@@ -52,7 +55,7 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
 
   return {
     async charge(request): Promise<ChargeResult> {
-      const decided = sandboxOutcome(request.method);
+      const decided = sandboxOutcome(request.method, request.unattended);
       const inserted = await db
         .insert(sandboxCharges)
         .values({

@@ -6,7 +6,8 @@ export const paymentMethodTypeSchema = z.enum(['card', 'upi', 'netbanking', 'wir
 export const sandboxDescription =
   'Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined ' +
   '(`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but ' +
-  'the answer is lost, so the payment is `unknown` until reconciled (it then succeeds). UPI: VPA `success@upi` succeeds, ' +
+  'the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade ' +
+  'and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, ' +
   '`failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.';
 
 export const paymentMethodInputSchema = z

@@ -14,6 +14,12 @@ export function toSubscriptionDto(row: SubscriptionRow, plan: PlanRow, method: P
     anchorAt: row.anchorAt,
     currentPeriod: { start: row.currentPeriodStart, end: row.currentPeriodEnd },
     paymentMethod: { type: method?.type ?? 'card', label: method?.label ?? null },
+    scheduledChange:
+      row.scheduledPlanId || row.scheduledBillingCycle
+        ? { planId: row.scheduledPlanId, billingCycle: row.scheduledBillingCycle, effectiveAt: row.currentPeriodEnd }
+        : null,
+    cancelAtPeriodEnd: row.cancelAtPeriodEnd,
+    endedAt: row.endedAt,
     createdAt: row.createdAt,
   };
 }

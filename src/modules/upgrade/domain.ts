@@ -76,7 +76,8 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
   if (account.kycStatus !== 'approved') {
     blockers.push({ code: 'kyc_not_approved', detail: `KYC is ${account.kycStatus}; it must be approved first`, extra: { kycStatus: account.kycStatus } });
   }
-  if (account.status !== 'trial') {
+  // A limited account (cancelled, or dunning exhausted) may subscribe again; KYC stays approved.
+  if (account.status !== 'trial' && account.status !== 'limited') {
     blockers.push({ code: 'account_not_in_trial', detail: `The account is ${account.status}`, extra: { accountStatus: account.status } });
   }
   if (choice.initialCredits < price.minInitialCredits) {

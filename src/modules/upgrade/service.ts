@@ -20,6 +20,7 @@ import type { ChargeMethod, ChargeResult, LookupResult, PaymentProvider } from '
 import * as paymentsRepo from '../payments/repo.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
 import { toSubscriptionDto } from '../subscriptions/dto.js';
+import { nowForAccount } from '../test-clocks/time.js';
 import { periodAt } from '../subscriptions/periods.js';
 import * as subscriptionsRepo from '../subscriptions/repo.js';
 import { evaluateUpgrade, type Evaluation, type Refusal } from './domain.js';
@@ -76,8 +77,8 @@ export function createUpgradeService(deps: UpgradeDeps) {
   }
 
   async function quote(accountId: string, request: QuoteRequest): Promise<Quote> {
-    const now = clock.now();
     const ctx = await loadContext(db, accountId, request.planId, request.billingCycle, false);
+    const now = await nowForAccount(db, ctx.account, clock);
     const evaluation = evaluate(ctx, choiceOf(request, request.paymentMethodType), now);
     const { priced } = evaluation;
     return {
@@ -121,10 +122,10 @@ export function createUpgradeService(deps: UpgradeDeps) {
       if (settled) throw new AppError('upgrade_in_progress', `Payment ${open.id} is still being confirmed; retry later`, { paymentId: open.id });
     }
 
-    const now = clock.now();
     const method = request.paymentMethod;
     const prepared = await db.transaction(async (tx) => {
       const ctx = await loadContext(tx, accountId, request.planId, request.billingCycle, true);
+      const now = await nowForAccount(tx, ctx.account, clock);
       const evaluation = evaluate(ctx, choiceOf(request, method.type), now);
       if (evaluation.blockers.length) throw refusalError(evaluation.blockers[0]!);
       const pending = await paymentsRepo.findOpenUpgradePayment(tx, accountId);
@@ -220,12 +221,12 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
   /** Applies a provider's answer to a payment; safe to call twice with the same answer. */
   async function settle(paymentId: string, result: ChargeResult | LookupResult, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
-    const now = clock.now();
     const outcome = await db.transaction(async (tx) => {
       const current = await paymentsRepo.findPayment(tx, paymentId);
       if (!current) throw new AppError('payment_not_found', `No payment ${paymentId}`);
       // Account first, then payment: the same order as the upgrade's first transaction.
       const account = await accountsRepo.findAccount(tx, current.accountId, { forUpdate: true });
+      const now = await nowForAccount(tx, account!, clock);
       const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
       if (payment.status === 'succeeded') return { kind: 'result' as const, result: await readResult(tx, paymentId, 'active') };
       if (payment.status === 'failed') return { kind: 'declined' as const, payment };
@@ -281,7 +282,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
   /** The worker's sweep: settle payments left unknown or stuck in processing. */
   async function reconcileStalePayments(limit = 50): Promise<{ checked: number; succeeded: number; failed: number }> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, new Date(clock.now().getTime() - 30_000), limit);
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', new Date(clock.now().getTime() - 30_000), limit);
     const counts = { checked: stale.length, succeeded: 0, failed: 0 };
     for (const payment of stale) {
       try {
@@ -297,11 +298,11 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
   /** Ops record a wire transfer or cheque: the open invoice is paid and the upgrade completes. */
   async function confirmOfflinePayment(paymentId: string, input: { reference: string; amount?: number }): Promise<UpgradeResult> {
-    const now = clock.now();
     return db.transaction(async (tx) => {
       const found = await paymentsRepo.findPayment(tx, paymentId);
       if (!found) throw new AppError('payment_not_found', `No payment ${paymentId}`);
       const account = await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true });
+      const now = await nowForAccount(tx, account!, clock);
       const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
       if (payment.status === 'succeeded' && isOffline(payment.methodType)) return readResult(tx, paymentId, 'active');
       if (payment.status !== 'awaiting_confirmation') {
@@ -337,6 +338,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
       anchorAt: period.start,
       currentPeriodStart: period.start,
       currentPeriodEnd: period.end,
+      monthsElapsed: cycle!.months,
       paymentMethodId: payment.paymentMethodId,
       createdAt: now,
       updatedAt: now,

@@ -1,0 +1,349 @@
+import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { accounts, billingCycles, invoices, paymentMethods, subscriptions, testClocks } from '../../db/schema/index.js';
+import type { Clock } from '../../lib/clock.js';
+import { newId } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import * as accountsRepo from '../accounts/repo.js';
+import { financialYearOf, invoiceNumber, priceUpgrade, taxFor } from '../billing/domain.js';
+import * as billingRepo from '../billing/repo.js';
+import * as catalogRepo from '../catalog/repo.js';
+import { appendEvents, type NewEvent } from '../events/repo.js';
+import { chargeableUnattended } from '../payments/methods.js';
+import type { ChargeResult, LookupResult, PaymentProvider } from '../payments/provider.js';
+import * as paymentsRepo from '../payments/repo.js';
+import { addMonthsClamped } from '../subscriptions/periods.js';
+import type { SubscriptionRow } from '../subscriptions/repo.js';
+import { nowForAccount } from '../test-clocks/time.js';
+
+export interface RenewalDeps {
+  db: Db;
+  clock: Clock;
+  provider: PaymentProvider;
+  logger: Logger;
+  taxRates: Record<string, number>;
+  invoiceDueDays: number;
+  /** Days after the renewal to retry a declined charge: [1, 3, 7] by default. */
+  dunningRetryDays: number[];
+}
+
+export type DueWork = { kind: 'renew'; subscriptionId: string; periodEnd: Date } | { kind: 'retry'; invoiceId: string; attempt: number };
+
+const DAY_MS = 86_400_000;
+/** Only a payment older than this may be judged "never charged" when the gateway has no record. */
+const IN_FLIGHT_WINDOW_MS = 2 * 60_000;
+
+/**
+ * Renewals and dunning. Due work is found in Postgres (per account clock), never only in
+ * Redis; each step is one transaction that re-checks it is still due, and the invoice of a
+ * period is unique per subscription, so a step that runs twice does nothing the second time.
+ */
+export function createRenewalService(deps: RenewalDeps) {
+  const { db, clock, provider, logger } = deps;
+  /** The scheduler's sweep: renewals and retries whose time has come. SKIP LOCKED lets sweeps run side by side. */
+  async function findDue(limit = 500): Promise<DueWork[]> {
+    // The time each account lives on: its test clock's, or the real one.
+    const now = sql`coalesce(${testClocks.frozenTime}, ${clock.now().toISOString()}::timestamptz)`;
+    return db.transaction(async (tx) => {
+      const subs = await tx
+        .select({ id: subscriptions.id, periodEnd: subscriptions.currentPeriodEnd })
+        .from(subscriptions)
+        .innerJoin(accounts, eq(accounts.id, subscriptions.accountId))
+        .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+        .where(and(eq(subscriptions.status, 'active'), lte(subscriptions.currentPeriodEnd, now)))
+        .orderBy(asc(subscriptions.currentPeriodEnd))
+        .limit(limit)
+        .for('update', { of: subscriptions, skipLocked: true });
+      const retries = await tx
+        .select({ id: invoices.id, attempt: invoices.attemptCount })
+        .from(invoices)
+        .innerJoin(accounts, eq(accounts.id, invoices.accountId))
+        .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+        .where(and(eq(invoices.status, 'open'), isNotNull(invoices.nextAttemptAt), lte(invoices.nextAttemptAt, now)))
+        .orderBy(asc(invoices.nextAttemptAt))
+        .limit(limit)
+        .for('update', { of: invoices, skipLocked: true });
+      return [
+        ...subs.map((s) => ({ kind: 'renew' as const, subscriptionId: s.id, periodEnd: s.periodEnd })),
+        ...retries.map((r) => ({ kind: 'retry' as const, invoiceId: r.id, attempt: r.attempt })),
+      ];
+    });
+  }
+
+  /**
+   * Ends a period: cancels a subscription set to cancel, or starts the next period with the
+   * scheduled plan and cycle, issues its invoice and charges the saved method.
+   */
+  async function renew(subscriptionId: string, periodEnd: Date): Promise<'renewed' | 'cancelled' | 'invoiced' | 'skipped'> {
+    const step = await db.transaction(async (tx) => {
+      const [found] = await tx.select().from(subscriptions).where(eq(subscriptions.id, subscriptionId));
+      if (!found) return { kind: 'skipped' as const };
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, subscriptionId)).for('update');
+      const now = await nowForAccount(tx, account, clock);
+      if (!sub || sub.status !== 'active' || sub.currentPeriodEnd.getTime() !== periodEnd.getTime() || now < periodEnd) {
+        return { kind: 'skipped' as const };
+      }
+      if (sub.cancelAtPeriodEnd) {
+        await endSubscription(tx, sub, account, 'cancelled', now);
+        return { kind: 'cancelled' as const };
+      }
+
+      const planId = sub.scheduledPlanId ?? sub.planId;
+      const cycleCode = sub.scheduledBillingCycle ?? sub.billingCycle;
+      const plan = (await catalogRepo.findPlan(tx, planId))!;
+      const [price] = (await catalogRepo.pricesOf(tx, [planId])).filter((p) => p.currency === account.currency);
+      const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, cycleCode));
+      if (!price || !cycle) throw new Error(`subscription ${sub.id}: plan ${planId} or cycle ${cycleCode} cannot be billed in ${account.currency}`);
+      // The add-on lasts while the plan sells it as an add-on; a plan that includes WhatsApp drops it.
+      const whatsappAddon = sub.whatsappAddon && plan.entitlements.whatsapp === 'add_on' && price.whatsappAddonMonthly !== null;
+      const start = sub.currentPeriodEnd;
+      const monthsElapsed = sub.monthsElapsed + cycle.months;
+      const end = addMonthsClamped(sub.anchorAt, monthsElapsed);
+      const priced = priceUpgrade({
+        currency: account.currency,
+        planName: plan.name,
+        cycle,
+        monthlyMinimum: price.monthlyMinimum,
+        whatsappAddonMonthly: whatsappAddon ? price.whatsappAddonMonthly : null,
+        initialCredits: 0,
+        tax: taxFor(account.country, deps.taxRates),
+      });
+      const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub.paymentMethodId));
+      const charge = method && chargeableUnattended(method.type) ? method : null;
+
+      const financialYear = financialYearOf(now);
+      const sequence = await billingRepo.nextInvoiceSequence(tx, financialYear);
+      const invoice = await billingRepo.insertInvoice(
+        tx,
+        {
+          id: newId('inv', now),
+          accountId: account.id,
+          subscriptionId: sub.id,
+          number: invoiceNumber(financialYear, sequence),
+          financialYear,
+          sequence,
+          status: 'open',
+          kind: 'renewal',
+          currency: priced.currency,
+          subtotal: priced.subtotal,
+          discountTotal: priced.discountTotal,
+          taxLabel: priced.tax.label,
+          taxRateBps: priced.tax.rateBps,
+          taxAmount: priced.tax.amount,
+          total: priced.total,
+          planId,
+          billingCycle: cycleCode,
+          periodStart: start,
+          periodEnd: end,
+          issuedAt: now,
+          dueAt: charge ? now : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS),
+          attemptCount: charge ? 1 : 0,
+        },
+        priced.lines.map((line, position) => ({ ...line, position })),
+      );
+      await tx
+        .update(subscriptions)
+        .set({
+          planId,
+          billingCycle: cycleCode,
+          whatsappAddon,
+          currentPeriodStart: start,
+          currentPeriodEnd: end,
+          monthsElapsed,
+          scheduledPlanId: null,
+          scheduledBillingCycle: null,
+          updatedAt: now,
+        })
+        .where(eq(subscriptions.id, sub.id));
+      await tx.update(accounts).set({ planId, updatedAt: now }).where(eq(accounts.id, account.id));
+
+      const base = { accountId: account.id, subscriptionId: sub.id };
+      const events: NewEvent[] = [];
+      if (planId !== sub.planId) events.push({ type: 'subscription.plan_changed', accountId: account.id, payload: { ...base, from: sub.planId, to: planId } });
+      if (cycleCode !== sub.billingCycle) {
+        events.push({ type: 'subscription.billing_cycle_changed', accountId: account.id, payload: { ...base, from: sub.billingCycle, to: cycleCode } });
+      }
+      events.push(
+        { type: 'invoice.created', accountId: account.id, payload: { ...base, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'open' } },
+        {
+          type: 'subscription.renewed',
+          accountId: account.id,
+          payload: { ...base, invoiceId: invoice.id, planId, billingCycle: cycleCode, periodStart: start.toISOString(), periodEnd: end.toISOString() },
+        },
+      );
+      await appendEvents(tx, now, events);
+      if (!charge) return { kind: 'invoiced' as const };
+      const payment = await openRenewalPayment(tx, invoice, account.id, charge.id, charge.type, now);
+      return { kind: 'charge' as const, payment, method: charge };
+    });
+    if (step.kind !== 'charge') return step.kind;
+    await chargeAndSettle(step.payment, step.method);
+    return 'renewed';
+  }
+
+  /** A dunning retry: charge the open invoice again if this attempt is still the one due. */
+  async function retry(invoiceId: string, attempt: number): Promise<'charged' | 'skipped'> {
+    const step = await db.transaction(async (tx) => {
+      const [found] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId));
+      if (!found?.subscriptionId) return null;
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId)).for('update');
+      const now = await nowForAccount(tx, account, clock);
+      if (!invoice || invoice.status !== 'open' || invoice.attemptCount !== attempt || !invoice.nextAttemptAt || invoice.nextAttemptAt > now) return null;
+      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice.subscriptionId!));
+      const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub!.paymentMethodId));
+      await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null }).where(eq(invoices.id, invoiceId));
+      const payment = await openRenewalPayment(tx, invoice, account.id, method!.id, method!.type, now);
+      return { payment, method: method! };
+    });
+    if (!step) return 'skipped';
+    await chargeAndSettle(step.payment, step.method);
+    return 'charged';
+  }
+
+  async function openRenewalPayment(
+    tx: Db,
+    invoice: typeof invoices.$inferSelect,
+    accountId: string,
+    paymentMethodId: string,
+    methodType: paymentsRepo.PaymentMethodRow['type'],
+    now: Date,
+  ) {
+    return paymentsRepo.insertPayment(tx, {
+      id: newId('pay', now),
+      accountId,
+      purpose: 'renewal',
+      status: 'processing',
+      amount: invoice.total,
+      currency: invoice.currency,
+      methodType,
+      paymentMethodId,
+      invoiceId: invoice.id,
+      request: { invoiceId: invoice.id },
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+
+  async function chargeAndSettle(payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> {
+    let result: ChargeResult;
+    try {
+      result = await provider.charge({
+        idempotencyKey: payment.id,
+        amount: payment.amount,
+        currency: payment.currency,
+        method:
+          method.type === 'upi' ? { type: 'upi', vpa: method.reference! } : { type: 'card', token: method.reference! },
+        description: `Renewal, invoice ${payment.invoiceId}`,
+        unattended: true,
+      });
+    } catch (err) {
+      logger.warn({ err, paymentId: payment.id }, 'renewal charge failed; result unknown');
+      result = { status: 'unknown' };
+    }
+    await settle(payment.id, result);
+  }
+
+  /**
+   * Applies the gateway's answer to a renewal payment: paid (and back to active after
+   * dunning), or declined (past_due with the next retry, or the end when retries ran out).
+   */
+  async function settle(paymentId: string, result: ChargeResult | LookupResult): Promise<void> {
+    await db.transaction(async (tx) => {
+      const found = await paymentsRepo.findPayment(tx, paymentId);
+      if (!found) return;
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
+      if (payment.status === 'succeeded' || payment.status === 'failed') return;
+      const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, payment.invoiceId!)).for('update');
+      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice!.subscriptionId!)).for('update');
+      const now = await nowForAccount(tx, account, clock);
+      const ids = { accountId: account.id, subscriptionId: sub!.id, invoiceId: invoice!.id, paymentId };
+
+      if (result.status === 'succeeded') {
+        await paymentsRepo.updatePayment(tx, paymentId, { status: 'succeeded', providerReference: result.reference, updatedAt: now });
+        await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
+        const events: NewEvent[] = [
+          { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, amount: payment.amount, currency: payment.currency, purpose: 'renewal' } },
+          { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice!.number, total: invoice!.total } },
+        ];
+        if (sub!.status === 'past_due') {
+          await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
+          await tx.update(accounts).set({ status: 'active', updatedAt: now }).where(eq(accounts.id, account.id));
+          events.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
+        }
+        await appendEvents(tx, now, events);
+        return;
+      }
+      const neverArrived = result.status === 'not_found' && now.getTime() - payment.createdAt.getTime() > IN_FLIGHT_WINDOW_MS;
+      if (result.status !== 'failed' && !neverArrived) {
+        if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
+        return;
+      }
+      const failure =
+        result.status === 'failed'
+          ? { failureCode: result.code, failureMessage: result.message }
+          : { failureCode: 'not_charged', failureMessage: 'The gateway never received the charge' };
+      await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
+      const events: NewEvent[] = [
+        { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: 'renewal', failureCode: failure.failureCode, amount: payment.amount, currency: payment.currency } },
+      ];
+      const attempts = invoice!.attemptCount;
+      const waitDays = deps.dunningRetryDays[attempts - 1];
+      if (waitDays !== undefined && sub!.status !== 'cancelled') {
+        const nextAttemptAt = new Date(invoice!.issuedAt.getTime() + waitDays * DAY_MS);
+        await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice!.id));
+        await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
+        await tx.update(accounts).set({ status: 'past_due', updatedAt: now }).where(eq(accounts.id, account.id));
+        events.push({
+          type: 'subscription.past_due',
+          accountId: account.id,
+          payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: failure.failureCode },
+        });
+        await appendEvents(tx, now, events);
+        return;
+      }
+      // Retries ran out: the invoice is written off and the subscription ends.
+      await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
+      await appendEvents(tx, now, events);
+      await endSubscription(tx, sub!, account, 'dunning_exhausted', now);
+    });
+  }
+
+  /** Cancelled at period end, or dunning exhausted: the account keeps data and credits but is limited. */
+  async function endSubscription(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow, reason: 'cancelled' | 'dunning_exhausted', now: Date) {
+    await tx.update(subscriptions).set({ status: 'cancelled', cancelAtPeriodEnd: false, endedAt: now, updatedAt: now }).where(eq(subscriptions.id, sub.id));
+    await tx.update(accounts).set({ status: 'limited', updatedAt: now }).where(eq(accounts.id, account.id));
+    const ids = { accountId: account.id, subscriptionId: sub.id };
+    await appendEvents(tx, now, [
+      { type: 'subscription.cancelled', accountId: account.id, payload: { ...ids, reason, planId: sub.planId } },
+      { type: 'account.limited', accountId: account.id, payload: { ...ids, reason } },
+    ]);
+  }
+
+  /** Settles renewal payments left unknown; the worker's sweep. */
+  async function reconcileStalePayments(limit = 50): Promise<number> {
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', new Date(clock.now().getTime() - 30_000), limit);
+    for (const payment of stale) await settle(payment.id, await provider.lookup(payment.id));
+    return stale.length;
+  }
+
+  /** Work still due on a test clock: the advance call waits for this to reach zero. */
+  async function pendingOnClock(testClockId: string): Promise<number> {
+    const [row] = await db.execute<{ n: number }>(sql`
+      select
+        (select count(*) from subscriptions s join accounts a on a.id = s.account_id join test_clocks c on c.id = a.test_clock_id
+          where c.id = ${testClockId} and s.status = 'active' and s.current_period_end <= c.frozen_time)
+      + (select count(*) from invoices i join accounts a on a.id = i.account_id join test_clocks c on c.id = a.test_clock_id
+          where c.id = ${testClockId} and i.status = 'open' and i.next_attempt_at <= c.frozen_time)
+      + (select count(*) from payments p join accounts a on a.id = p.account_id
+          where a.test_clock_id = ${testClockId} and p.purpose = 'renewal' and p.status = 'processing')
+      as n`).then((r) => (r as unknown as { rows: Array<{ n: string }> }).rows);
+    return Number(row?.n ?? 0);
+  }
+
+  return { findDue, renew, retry, settle, reconcileStalePayments, pendingOnClock };
+}
+
+export type RenewalService = ReturnType<typeof createRenewalService>;

@@ -1,0 +1,144 @@
+import { eq } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { subscriptions } from '../../db/schema/index.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import * as accountsRepo from '../accounts/repo.js';
+import * as catalogRepo from '../catalog/repo.js';
+import { appendEvents } from '../events/repo.js';
+import * as paymentsRepo from '../payments/repo.js';
+import { nowForAccount } from '../test-clocks/time.js';
+import { downgradeConflicts, entitlementChanges } from './domain.js';
+import { toSubscriptionDto } from './dto.js';
+import type { SubscriptionRow } from './repo.js';
+
+type Viewer = { accountId: string | null };
+type BillingCycle = SubscriptionRow['billingCycle'];
+
+/** Changes that take effect at the next period: plan, billing cycle, cancellation. */
+export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
+  const { db, clock } = deps;
+
+  async function dto(tx: Db, row: SubscriptionRow) {
+    const plan = (await catalogRepo.findPlan(tx, row.planId))!;
+    return toSubscriptionDto(row, plan, await paymentsRepo.findPaymentMethod(tx, row.paymentMethodId));
+  }
+
+  /** Locks the account, then the subscription; another account's subscription is a 404. */
+  async function lockForChange(tx: Db, id: string, viewer: Viewer) {
+    const [found] = await tx.select().from(subscriptions).where(eq(subscriptions.id, id));
+    if (!found || (viewer.accountId && viewer.accountId !== found.accountId)) throw new AppError('subscription_not_found', `No subscription ${id}`);
+    const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+    const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, id)).for('update');
+    const now = await nowForAccount(tx, account, clock);
+    return { sub: sub!, account, now };
+  }
+
+  function assertActive(sub: SubscriptionRow) {
+    if (sub.status !== 'active') throw new AppError('subscription_not_active', `The subscription is ${sub.status}`);
+  }
+
+  async function update(tx: Db, id: string, set: Partial<typeof subscriptions.$inferInsert>) {
+    const [row] = await tx.update(subscriptions).set(set).where(eq(subscriptions.id, id)).returning();
+    return row!;
+  }
+
+  async function get(id: string, viewer: Viewer) {
+    const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id));
+    if (!row || (viewer.accountId && viewer.accountId !== row.accountId)) throw new AppError('subscription_not_found', `No subscription ${id}`);
+    return dto(db, row);
+  }
+
+  /** Up or down, from the next period; a new request replaces the scheduled one. */
+  async function schedulePlanChange(id: string, viewer: Viewer, planId: string) {
+    return db.transaction(async (tx) => {
+      const { sub, account, now } = await lockForChange(tx, id, viewer);
+      assertActive(sub);
+      const plan = await catalogRepo.findPlan(tx, planId);
+      if (!plan || plan.kind === 'trial' || (plan.kind === 'custom' && plan.offeredToAccountId !== account.id)) {
+        throw new AppError('plan_not_found', `No plan ${planId}`);
+      }
+      if (plan.supersededAt) throw new AppError('plan_not_offered', `${planId} was replaced by a newer version`);
+      if (plan.id === sub.planId) throw new AppError('plan_unchanged', `The subscription is already on ${plan.name}`);
+      const prices = await catalogRepo.pricesOf(tx, [plan.id]);
+      if (!prices.some((p) => p.currency === account.currency)) throw new AppError('currency_not_priced', `${plan.id} has no ${account.currency} price`);
+      const current = (await catalogRepo.findPlan(tx, sub.planId))!;
+      const updated = await update(tx, id, { scheduledPlanId: plan.id, updatedAt: now });
+      const changes = entitlementChanges(current.entitlements, plan.entitlements);
+      // ExoPhones in use are counted once numbers can be bought (the credits and ExoPhones work).
+      const conflicts = downgradeConflicts(current.entitlements, plan.entitlements, { exophonesInUse: 0 });
+      await appendEvents(tx, now, [
+        {
+          type: 'subscription.plan_change_scheduled',
+          accountId: account.id,
+          payload: { accountId: account.id, subscriptionId: id, from: sub.planId, to: plan.id, effectiveAt: sub.currentPeriodEnd.toISOString(), conflicts },
+        },
+      ]);
+      return { subscription: await dto(tx, updated), effectiveAt: sub.currentPeriodEnd, entitlementChanges: changes, conflicts };
+    });
+  }
+
+  async function withdrawPlanChange(id: string, viewer: Viewer) {
+    return db.transaction(async (tx) => {
+      const { sub, account, now } = await lockForChange(tx, id, viewer);
+      if (!sub.scheduledPlanId) throw new AppError('no_scheduled_change', 'No plan change is scheduled');
+      const updated = await update(tx, id, { scheduledPlanId: null, updatedAt: now });
+      await appendEvents(tx, now, [
+        { type: 'subscription.plan_change_withdrawn', accountId: account.id, payload: { accountId: account.id, subscriptionId: id, planId: sub.scheduledPlanId } },
+      ]);
+      return dto(tx, updated);
+    });
+  }
+
+  /** The FAQ's "contact support": ops switch the cycle from the next renewal. */
+  async function scheduleBillingCycle(id: string, billingCycle: BillingCycle) {
+    return db.transaction(async (tx) => {
+      const { sub, account, now } = await lockForChange(tx, id, { accountId: null });
+      assertActive(sub);
+      if (billingCycle === (sub.scheduledBillingCycle ?? sub.billingCycle)) {
+        throw new AppError('billing_cycle_unchanged', `The subscription already renews ${billingCycle}`);
+      }
+      const updated = await update(tx, id, { scheduledBillingCycle: billingCycle === sub.billingCycle ? null : billingCycle, updatedAt: now });
+      await appendEvents(tx, now, [
+        {
+          type: 'subscription.billing_cycle_change_scheduled',
+          accountId: account.id,
+          payload: { accountId: account.id, subscriptionId: id, from: sub.billingCycle, to: billingCycle, effectiveAt: sub.currentPeriodEnd.toISOString() },
+        },
+      ]);
+      return dto(tx, updated);
+    });
+  }
+
+  /** Active to the period end, then limited; asking twice changes nothing. */
+  async function cancel(id: string, viewer: Viewer) {
+    return db.transaction(async (tx) => {
+      const { sub, account, now } = await lockForChange(tx, id, viewer);
+      assertActive(sub);
+      if (sub.cancelAtPeriodEnd) return dto(tx, sub);
+      const updated = await update(tx, id, { cancelAtPeriodEnd: true, updatedAt: now });
+      await appendEvents(tx, now, [
+        {
+          type: 'subscription.cancellation_scheduled',
+          accountId: account.id,
+          payload: { accountId: account.id, subscriptionId: id, endsAt: sub.currentPeriodEnd.toISOString() },
+        },
+      ]);
+      return dto(tx, updated);
+    });
+  }
+
+  async function resume(id: string, viewer: Viewer) {
+    return db.transaction(async (tx) => {
+      const { sub, account, now } = await lockForChange(tx, id, viewer);
+      if (sub.status !== 'active' || !sub.cancelAtPeriodEnd) throw new AppError('subscription_not_cancelling', 'The subscription is not scheduled to cancel');
+      const updated = await update(tx, id, { cancelAtPeriodEnd: false, updatedAt: now });
+      await appendEvents(tx, now, [{ type: 'subscription.resumed', accountId: account.id, payload: { accountId: account.id, subscriptionId: id } }]);
+      return dto(tx, updated);
+    });
+  }
+
+  return { get, schedulePlanChange, withdrawPlanChange, scheduleBillingCycle, cancel, resume };
+}
+
+export type SubscriptionsService = ReturnType<typeof createSubscriptionsService>;
