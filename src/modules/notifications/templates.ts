@@ -22,7 +22,53 @@ export interface RenderedEmail {
   text: string;
 }
 
+const dayOf = (iso: unknown) => (typeof iso === 'string' ? iso.slice(0, 10) : 'the period end');
+
+/** One email per subscription transition: the account always hears what changed and when. */
+const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: string; body: string }> = {
+  'subscription.renewed': (p) => ({
+    subject: 'Your subscription renewed',
+    body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}. The invoice is in your billing history.`,
+  }),
+  'subscription.past_due': (p) => ({
+    subject: 'We could not take your renewal payment',
+    body:
+      `Charging your saved payment method failed (attempt ${String(p.attempt)}, ${String(p.failureCode)}). ` +
+      `We will try again on ${dayOf(p.nextAttemptAt)}. Update your payment method to avoid interruption.`,
+  }),
+  'subscription.recovered': () => ({
+    subject: 'Payment received: your account is active again',
+    body: 'Your renewal payment went through and your account is active again.',
+  }),
+  'subscription.cancelled': (p) => ({
+    subject: 'Your subscription has ended',
+    body:
+      (p.reason === 'dunning_exhausted'
+        ? 'We could not take your renewal payment after several attempts, so your subscription has ended. '
+        : 'Your subscription has ended as you asked. ') +
+      'Your account is now limited: no outbound calls or SMS. Your data and credits are kept; subscribe again to use them.',
+  }),
+  'subscription.cancellation_scheduled': (p) => ({
+    subject: 'Your subscription will end',
+    body: `Your subscription stays active until ${dayOf(p.endsAt)} and ends then. You can resume it until that date.`,
+  }),
+  'subscription.resumed': () => ({ subject: 'Your subscription continues', body: 'The cancellation is withdrawn; your subscription renews as usual.' }),
+  'subscription.plan_change_scheduled': (p) => ({
+    subject: 'Your plan change is scheduled',
+    body: `Your plan changes to ${String(p.to)} on ${dayOf(p.effectiveAt)}, the start of your next billing period.`,
+  }),
+  'subscription.billing_cycle_change_scheduled': (p) => ({
+    subject: 'Your billing cycle change is scheduled',
+    body: `From ${dayOf(p.effectiveAt)} you will be billed ${String(p.to)}.`,
+  }),
+};
+
 export function renderEmail(event: EventForEmail, account: AccountForEmail): RenderedEmail | null {
+  const transition = lifecycle[event.type];
+  if (transition) {
+    const { subject, body } = transition(event.payload);
+    return { template: event.type, subject, text: `Hello ${account.name},\n\n${body}\n` };
+  }
   if (event.type === 'kyc.status_changed') {
     if (event.payload.to === 'approved') {
       return {

@@ -1,0 +1,209 @@
+import t, { type Test } from 'tap';
+import { createLogger } from '../src/lib/logger.js';
+import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
+import { startWorkers } from '../src/worker.js';
+import { approveKyc, scanKeys, setup, type TestContext } from './helper.js';
+import { smtpReceiver } from './smtp.js';
+
+const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50' };
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The app, two real worker sets (BullMQ workers, scheduler, relay), an SMTP server and a test clock. */
+async function world(t: Test, opts: { start?: string; workers?: number } = {}) {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t, env);
+  const logger = createLogger({ LOG_LEVEL: 'silent' });
+  for (let i = 0; i < (opts.workers ?? 1); i++) {
+    const mailer = createSmtpMailer(smtp.url, 'Billing <billing@test.example>');
+    const workers = await startWorkers({ config: ctx.config, logger, database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock }, { mailer });
+    t.teardown(() => workers.close());
+  }
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'lifecycle', frozenTime: opts.start ?? '2026-01-31T09:30:00Z' } })).body;
+  const advance = async (to: string) => {
+    const res = await ctx.call('POST', `/v1/test-clocks/${clock.id}/advance`, { body: { frozenTime: to } });
+    if (res.status !== 200 || res.body.status !== 'ready') throw new Error(`advance to ${to}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const subscribe = async (plan: string, cycle: string, token = 'tok_visa', country = 'IN') => {
+    const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Acme', email: `${plan}-${Math.random()}@acme.example`, country, testClockId: clock.id } })).body;
+    await approveKyc(ctx, account.id);
+    const minimum = (await ctx.call('GET', `/v1/plans/${plan}`)).body.prices.find((p: any) => p.currency === account.currency).minInitialCredits;
+    const res = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+      body: { planId: plan, billingCycle: cycle, initialCredits: minimum, paymentMethod: { type: 'card', token } },
+      headers: { 'idempotency-key': `up-${account.id}` },
+    });
+    if (res.status !== 201) throw new Error(`upgrade: ${res.status} ${JSON.stringify(res.body)}`);
+    return { account: res.body.account, subscription: res.body.subscription };
+  };
+  const mailsTo = (email: string) => smtp.received.filter((r) => r.to.includes(email));
+  return { ctx, smtp, clock, advance, subscribe, mailsTo };
+}
+
+const invoicesOf = (ctx: TestContext, accountId: string) =>
+  ctx.query('select kind, status, plan_id, billing_cycle, period_start, period_end, subtotal, tax_amount, total from invoices where account_id = $1 order by period_start', [accountId]).then((r) => r.rows);
+
+t.test('a downgrade scheduled mid-period applies exactly at the period end, with new entitlements and a correct invoice', async (t) => {
+  const w = await world(t);
+  const { account, subscription } = await w.subscribe('plan_growth_v1', 'monthly');
+  t.same(subscription.currentPeriod, { start: '2026-01-31T09:30:00.000Z', end: '2026-02-28T09:30:00.000Z' }, 'Jan 31 -> Feb 28');
+
+  await w.advance('2026-02-10T00:00:00Z');
+  const change = await w.ctx.call('POST', `/v1/subscriptions/${subscription.id}/plan-change`, { body: { planId: 'plan_starter_v1' } });
+  t.equal(change.status, 200);
+  t.equal(change.body.effectiveAt, '2026-02-28T09:30:00.000Z');
+  t.ok(change.body.entitlementChanges.some((c: any) => c.entitlement === 'callRecording.retentionDays' && c.from === 90 && c.to === 30));
+  t.ok(change.body.entitlementChanges.some((c: any) => c.entitlement === 'exophones.limit' && c.from === 20 && c.to === 5));
+  t.same(
+    change.body.conflicts.map((c: any) => c.code),
+    ['retention_reduced', 'feature_removed', 'feature_removed', 'feature_removed', 'feature_removed'],
+    'retention 90 -> 30 days; WhatsApp, campaigns, contact center, analytics go down',
+  );
+  t.equal((await w.ctx.call('POST', `/v1/subscriptions/${subscription.id}/plan-change`, { body: { planId: 'plan_growth_v1' } })).body.code, 'plan_unchanged');
+
+  await w.advance('2026-02-28T09:29:59Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}/entitlements`)).body.plan.code, 'growth', 'not a second early');
+  t.equal((await invoicesOf(w.ctx, account.id)).length, 1);
+
+  await w.advance('2026-02-28T09:30:00Z');
+  const ent = (await w.ctx.call('GET', `/v1/accounts/${account.id}/entitlements`)).body;
+  t.equal(ent.plan.code, 'starter', 'the downgrade applied at the period end');
+  t.equal(ent.entitlements.callRecording.retentionDays, 30);
+  const sub = (await w.ctx.call('GET', `/v1/subscriptions/${subscription.id}`)).body;
+  t.same(sub.currentPeriod, { start: '2026-02-28T09:30:00.000Z', end: '2026-03-31T09:30:00.000Z' }, 'Feb 28 -> Mar 31: the anchor day comes back');
+  t.equal(sub.scheduledChange, null);
+  const invoices = await invoicesOf(w.ctx, account.id);
+  t.equal(invoices.length, 2);
+  t.same(
+    [invoices[1].kind, invoices[1].status, invoices[1].plan_id, invoices[1].subtotal, invoices[1].tax_amount, invoices[1].total],
+    ['renewal', 'paid', 'plan_starter_v1', '250000', '45000', '295000'],
+    'Starter monthly: 2,500.00 + 18% GST, charged to the saved card',
+  );
+  const balance = await w.ctx.query('select balance from credit_balances where account_id = $1', [account.id]);
+  t.equal(Number(balance.rows[0].balance), 500000, 'credits carry over untouched');
+  await until('the renewal email', async () => w.mailsTo(account.email).some((m) => m.raw.includes('Your subscription renewed')));
+});
+
+t.test('a billing-cycle switch applies at the renewal', async (t) => {
+  const w = await world(t, { start: '2026-03-15T12:00:00Z' });
+  const { account, subscription } = await w.subscribe('plan_starter_v1', 'monthly');
+  t.equal((await w.ctx.call('POST', `/v1/subscriptions/${subscription.id}/billing-cycle`, { key: w.ctx.keys.write, body: { billingCycle: 'annual' } })).status, 403, 'ops only');
+  const switched = await w.ctx.call('POST', `/v1/subscriptions/${subscription.id}/billing-cycle`, { body: { billingCycle: 'annual' } });
+  t.same(switched.body.scheduledChange, { planId: null, billingCycle: 'annual', effectiveAt: '2026-04-15T12:00:00.000Z' });
+  await w.advance('2026-04-15T12:00:00Z');
+  const sub = (await w.ctx.call('GET', `/v1/subscriptions/${subscription.id}`)).body;
+  t.equal(sub.billingCycle, 'annual');
+  t.same(sub.currentPeriod, { start: '2026-04-15T12:00:00.000Z', end: '2027-04-15T12:00:00.000Z' });
+  const invoices = await invoicesOf(w.ctx, account.id);
+  // 250000 x 12 x 0.85 = 2550000, + 18% = 3009000.
+  t.same([invoices[1].billing_cycle, invoices[1].subtotal, invoices[1].total], ['annual', '2550000', '3009000']);
+});
+
+t.test('a cancellation ends at the period end and limits the account; a withdrawn one renews normally', async (t) => {
+  const w = await world(t, { start: '2026-05-01T00:00:00Z' });
+  const leaving = await w.subscribe('plan_starter_v1', 'monthly');
+  const staying = await w.subscribe('plan_starter_v1', 'monthly');
+  t.equal((await w.ctx.call('POST', `/v1/subscriptions/${leaving.subscription.id}/cancel`)).body.cancelAtPeriodEnd, true);
+  await w.ctx.call('POST', `/v1/subscriptions/${staying.subscription.id}/cancel`);
+  const resumed = await w.ctx.call('POST', `/v1/subscriptions/${staying.subscription.id}/resume`);
+  t.equal(resumed.body.cancelAtPeriodEnd, false);
+  t.equal((await w.ctx.call('POST', `/v1/subscriptions/${staying.subscription.id}/resume`)).body.code, 'subscription_not_cancelling');
+
+  await w.advance('2026-05-20T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${leaving.account.id}`)).body.status, 'active', 'active until the period end');
+  await w.advance('2026-06-01T00:00:00Z');
+  const gone = (await w.ctx.call('GET', `/v1/accounts/${leaving.account.id}`)).body;
+  t.equal(gone.status, 'limited');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${leaving.account.id}/entitlements`)).body.outbound, 'blocked', 'no outbound calls or SMS');
+  t.equal((await w.ctx.call('GET', `/v1/subscriptions/${leaving.subscription.id}`)).body.status, 'cancelled');
+  t.equal((await invoicesOf(w.ctx, leaving.account.id)).length, 1, 'no renewal invoice');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${staying.account.id}`)).body.status, 'active');
+  t.equal((await invoicesOf(w.ctx, staying.account.id)).length, 2, 'the resumed one renewed');
+
+  // A limited account may subscribe again; its kept credits are still there.
+  const again = await w.ctx.call('POST', `/v1/accounts/${leaving.account.id}/upgrade`, {
+    body: { planId: 'plan_growth_v1', billingCycle: 'monthly', initialCredits: 500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'come-back' },
+  });
+  t.equal(again.status, 201);
+  t.equal(again.body.account.status, 'active');
+  const balance = await w.ctx.query('select balance from credit_balances where account_id = $1', [leaving.account.id]);
+  t.equal(Number(balance.rows[0].balance), 100000 + 500000, 'kept credits plus the new ones');
+  await until('the cancellation emails', async () => w.mailsTo(leaving.account.email).filter((m) => /will end|has ended/.test(m.raw)).length === 2);
+});
+
+t.test('a renewal declined every time: past_due, retries after 1, 3 and 7 days, then limited, with four emails', async (t) => {
+  const w = await world(t, { start: '2026-07-01T00:00:00Z' });
+  const { account, subscription } = await w.subscribe('plan_starter_v1', 'monthly', 'tok_chargeCustomerFail');
+  await w.advance('2026-08-01T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due');
+  const attempts = async () => (await w.ctx.query("select count(*)::int as n from payments where account_id = $1 and purpose = 'renewal'", [account.id])).rows[0].n;
+  t.equal(await attempts(), 1);
+  await w.advance('2026-08-01T23:59:59Z');
+  t.equal(await attempts(), 1, 'no retry before a day has passed');
+  await w.advance('2026-08-02T00:00:00Z');
+  t.equal(await attempts(), 2, 'retry after 1 day');
+  await w.advance('2026-08-04T00:00:00Z');
+  t.equal(await attempts(), 3, 'retry after 3 days');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due');
+  await w.advance('2026-08-08T00:00:00Z');
+  t.equal(await attempts(), 4, 'retry after 7 days');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'limited', 'retries exhausted');
+  t.equal((await w.ctx.call('GET', `/v1/subscriptions/${subscription.id}`)).body.status, 'cancelled');
+  const [, renewal] = await invoicesOf(w.ctx, account.id);
+  t.equal(renewal.status, 'void');
+  await until('four dunning emails', async () => w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw)).length >= 4);
+  const dunning = w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw));
+  t.equal(dunning.length, 4, 'three past-due emails and the end');
+});
+
+t.test('a declined renewal that later succeeds restores active', async (t) => {
+  const w = await world(t, { start: '2026-07-01T00:00:00Z' });
+  const { account } = await w.subscribe('plan_starter_v1', 'monthly', 'tok_chargeCustomerFail');
+  await w.advance('2026-08-01T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due');
+  await w.ctx.query("update payment_methods set reference = 'tok_visa' where account_id = $1", [account.id]);
+  await w.advance('2026-08-02T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'active');
+  const [, renewal] = await invoicesOf(w.ctx, account.id);
+  t.equal(renewal.status, 'paid');
+});
+
+t.test('two workers and a Redis that loses everything mid-run: every due renewal happens exactly once', async (t) => {
+  const w = await world(t, { start: '2026-09-10T08:00:00Z', workers: 2 });
+  const subs = [];
+  for (let i = 0; i < 12; i++) subs.push(await w.subscribe('plan_starter_v1', 'monthly'));
+  // Move time without waiting, wipe every key of this service in Redis while the renewals run, then wait.
+  await w.ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2026-10-10T08:00:00Z', w.clock.id]);
+  await new Promise((r) => setTimeout(r, 60));
+  const keys = await scanKeys(w.ctx.redis, `${w.ctx.config.QUEUE_PREFIX}:*`);
+  if (keys.length) await w.ctx.redis.del(...keys);
+  await until('all renewals', async () => (await w.ctx.call('GET', `/v1/test-clocks/${w.clock.id}`)).body.status === 'ready');
+  const { rows } = await w.ctx.query(
+    "select subscription_id, count(*)::int as n from invoices where kind = 'renewal' group by subscription_id",
+  );
+  t.equal(rows.length, 12, 'every subscription renewed');
+  t.ok(rows.every((r: any) => r.n === 1), 'each exactly once');
+  const charges = await w.ctx.query("select count(*)::int as n from payments where purpose = 'renewal'");
+  t.equal(charges.rows[0].n, 12, 'one charge each');
+  await t.rejects(
+    w.ctx.query("insert into invoices select 'inv_dup', account_id, subscription_id, 'INV-dup', financial_year, 999999, status, currency, subtotal, discount_total, tax_label, tax_rate_bps, tax_amount, total, plan_id, billing_cycle, period_start, period_end, issued_at, due_at, paid_at, kind, attempt_count, next_attempt_at from invoices where kind = 'renewal' limit 1"),
+    /invoices_subscription_period_key/,
+    'a second invoice for a period is refused by the database',
+  );
+});
+
+t.test('test clocks are off unless enabled', async (t) => {
+  const ctx = await setup(t);
+  const res = await ctx.call('POST', '/v1/test-clocks', { body: { name: 'x', frozenTime: '2026-01-01T00:00:00Z' } });
+  t.equal(res.status, 404);
+  t.equal(res.body.code, 'test_clocks_disabled');
+  const account = await ctx.call('POST', '/v1/accounts', { body: { name: 'x', email: 'x@example.com', country: 'IN', testClockId: 'clk_00000000000000000000000000' } });
+  t.equal(account.body.code, 'test_clocks_disabled');
+});
