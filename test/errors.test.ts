@@ -112,3 +112,18 @@ t.test('the app\'s own logs carry no keys, tokens or secrets', async (t) => {
   t.notMatch(out, /wrong-key-value/, 'not even a wrong one');
   t.notMatch(out, /tok_visa|tok_chargeDeclined/, 'no payment token');
 });
+
+t.test('database errors are logged without their query parameters', async (t) => {
+  const { DrizzleQueryError } = await import('drizzle-orm/errors');
+  let out = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += chunk;
+      cb();
+    },
+  });
+  const logger = pino(loggerOptions({ LOG_LEVEL: 'info' }), sink);
+  logger.error({ err: new DrizzleQueryError('insert into payment_methods values ($1, $2)', ['pm_1', 'tok_secretcard'], new Error('boom')) }, 'failed');
+  t.match(out, /insert into payment_methods/);
+  t.notMatch(out, /tok_secretcard/);
+});

@@ -85,6 +85,7 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   t.equal(ent.entitlements.exophones.limit, 5, 'production ExoPhones purchasable');
   t.equal(ent.entitlements.campaigns, 'basic');
   t.equal(ent.entitlements.whatsapp, 'add_on');
+  t.same(ent.addOns, { whatsapp: true }, 'the bought add-on shows');
   t.same(ent.entitlements.support.channels, ['email', 'chat']);
 
   const credits = await ctx.query('select kind, amount, balance_after, source_key from credit_ledger where account_id = $1', [account.id]);
@@ -187,6 +188,8 @@ t.test('each refusal has its own code and writes nothing', async (t) => {
     ['cheque on Enterprise monthly', india.id, { planId: 'plan_enterprise_v1', addOns: { whatsapp: false }, initialCredits: 2500000, billingCycle: 'monthly', paymentMethod: { type: 'cheque' } }, 422, 'payment_method_not_allowed'],
     ['auto-recharge threshold above amount', india.id, { autoRecharge: { enabled: true, threshold: 300000, amount: 200000 } }, 422, 'invalid_auto_recharge'],
     ['auto-recharge on net banking', india.id, { paymentMethod: { type: 'netbanking', bankCode: 'HDFC' } }, 422, 'invalid_auto_recharge'],
+    ['disabled auto-recharge that makes no sense', india.id, { autoRecharge: { enabled: false, threshold: 500000, amount: 100 } }, 422, 'invalid_auto_recharge'],
+    ['credits too large to price exactly', india.id, { initialCredits: 9_000_000_000_000_000 }, 400, 'validation_failed'],
   ];
   const baseline = await writeCounts(ctx);
   for (const [name, accountId, override, status, code] of cases) {
@@ -367,11 +370,58 @@ t.test('wire transfer on Enterprise annual completes only after ops confirm it',
   t.equal(confirmed.body.invoice.number, res.body.invoice.number, 'the same invoice, now paid');
   t.equal(confirmed.body.subscription.plan.code, 'enterprise');
   t.equal(confirmed.body.payment.offlineReference, 'UTR HDFC0000123456');
+  t.equal(confirmed.body.subscription.currentPeriod.start, '2026-11-29T10:00:00.000Z', 'the period starts when the money arrived');
+  t.equal(confirmed.body.invoice.period.start, '2026-11-29T10:00:00.000Z', 'and the invoice says so');
   t.equal((await ctx.query('select count(*)::int as n from credit_ledger')).rows[0].n, 1);
 
   const twice = await ctx.call('POST', `/v1/payments/${paymentId}/confirm`, { body: { reference: 'UTR HDFC0000123456' } });
   t.equal(twice.status, 200, 'confirming again answers the same result');
   t.equal((await ctx.query('select count(*)::int as n from credit_ledger')).rows[0].n, 1, 'and credits nothing twice');
-  const card = await ctx.call('POST', `/v1/payments/${paymentId}/confirm`, { body: { reference: 'x' } });
-  t.equal(card.status, 200);
+  const otherWire = await ctx.call('POST', `/v1/payments/${paymentId}/confirm`, { body: { reference: 'UTR ANOTHER' } });
+  t.equal(otherWire.status, 409, 'another reference is another payment, not a retry');
+  t.equal(otherWire.body.code, 'payment_not_confirmable');
+
+  const cardAccount = await readyAccount(ctx);
+  const card = await ctx.call('POST', `/v1/accounts/${cardAccount.id}/upgrade`, { body: upgradeBody, headers: { 'idempotency-key': 'card' } });
+  const cardConfirm = await ctx.call('POST', `/v1/payments/${card.body.payment.id}/confirm`, { body: { reference: 'x' } });
+  t.equal(cardConfirm.status, 409, 'a card payment is not confirmed by ops');
+  t.equal(cardConfirm.body.code, 'payment_not_confirmable');
+});
+
+t.test('idempotency around unknown and in-progress answers', async (t) => {
+  const ctx = await setup(t);
+  const account = await readyAccount(ctx);
+  const slow = { ...upgradeBody, paymentMethod: { type: 'card', token: 'tok_timeout' } };
+  t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, { body: slow, headers: { 'idempotency-key': 'u1' } })).status, 202);
+  const otherBody = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, { body: upgradeBody, headers: { 'idempotency-key': 'u1' } });
+  t.equal(otherBody.status, 422, 'after a 202 the key still belongs to its first body');
+  t.equal(otherBody.body.code, 'idempotency_key_reused');
+
+  const other = await readyAccount(ctx);
+  const keyOf = await ctx.key(['write'], other.id);
+  // A stuck payment in processing (its request died) makes another attempt wait: 409, not stored.
+  await ctx.call('POST', `/v1/accounts/${other.id}/upgrade`, { key: keyOf, body: slow, headers: { 'idempotency-key': 'p1' } });
+  const busy = await ctx.call('POST', `/v1/accounts/${other.id}/upgrade`, { key: keyOf, body: upgradeBody, headers: { 'idempotency-key': 'p2' } });
+  t.equal(busy.status, 409);
+  t.equal(busy.body.code, 'account_not_in_trial', 'the unknown payment was reconciled first: it had taken the money');
+  const again = await ctx.call('POST', `/v1/accounts/${other.id}/upgrade`, { key: keyOf, body: upgradeBody, headers: { 'idempotency-key': 'p2' } });
+  t.notOk(again.headers['idempotent-replayed'], 'a 409 is not replayed: the retry runs again');
+});
+
+t.test('an unknown payment the gateway never saw is asked again under the same key, never declared unpaid', async (t) => {
+  const { createSandboxProvider } = await import('../src/modules/payments/sandbox.js');
+  const { createServices } = await import('../src/services.js');
+  const ctx = await setup(t);
+  const sandbox = createSandboxProvider({ db: ctx.database.db, clock: ctx.clock });
+  let lose = true;
+  // A gateway whose first answer is lost before it records anything.
+  const flaky = { ...sandbox, charge: async (req: any) => (lose ? ((lose = false), { status: 'unknown' as const }) : sandbox.charge(req)) };
+  const services = createServices({ config: ctx.config, database: ctx.database, clock: ctx.clock, provider: flaky });
+  const account = await readyAccount(ctx);
+  const first = await services.upgrades.upgrade(account.id, { ...upgradeBody, addOns: { whatsapp: true } } as never, null);
+  t.equal(first.status, 'payment_unknown');
+  t.same(await services.upgrades.reconcileStalePayments(), { checked: 0, succeeded: 0, failed: 0 }, 'young: left alone');
+  ctx.clock.advance(3 * 60_000);
+  t.same(await services.upgrades.reconcileStalePayments(), { checked: 1, succeeded: 1, failed: 0 }, 'old and unknown to the gateway: charged again under its key');
+  t.equal((await ctx.query('select count(*)::int as n from sandbox_charges')).rows[0].n, 1, 'one charge');
 });

@@ -99,3 +99,25 @@ t.test('without SMTP_URL, development emails are written as .eml files', async (
   t.equal(parsed.subject, 'Welcome');
   t.equal(parsed.attachments[0]?.filename, 'INV-1.pdf');
 });
+
+t.test('two runs of one email job at once send one email', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t);
+  const a = await createAccount(ctx, { email: 'race@acme.example' });
+  await approveKyc(ctx, a.id);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const real = createSmtpMailer(smtp.url, 'Billing <billing@test.example>');
+  t.teardown(() => real.close());
+  const slowMailer = { send: async (e: any) => { await gate; await real.send(e); }, close: () => {} };
+  const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer: slowMailer });
+  const { rows } = await ctx.query("select * from outbox where payload->>'to' = 'approved'");
+  const event = { ...rows[0], id: Number(rows[0].id), eventId: rows[0].event_id, accountId: rows[0].account_id, createdAt: rows[0].created_at, relayedAt: null };
+  const first = notifications.emailForEvent(event);
+  await new Promise((r) => setTimeout(r, 50));
+  await t.rejects(notifications.emailForEvent(event), /being sent by another run/, 'the second run backs off');
+  release();
+  t.equal(await first, 'sent');
+  t.equal(await notifications.emailForEvent(event), 'already_sent');
+  t.equal(smtp.received.length, 1);
+});

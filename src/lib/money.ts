@@ -11,6 +11,14 @@ export const minorUnitsSchema = z
   .max(Number.MAX_SAFE_INTEGER)
   .meta({ description: 'Amount in minor units of the currency (paise, cents)' });
 
+/** Amounts a caller may send: up to 10^12 minor units, so every total stays an exact integer. */
+export const amountInputSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(1_000_000_000_000)
+  .meta({ description: 'Amount in minor units of the currency (paise, cents), at most 10^12' });
+
 /** Accounts in India bill in INR, everyone else in USD. */
 export const currencyForCountry = (country: string): Currency => (country === 'IN' ? 'INR' : 'USD');
 

@@ -35,8 +35,8 @@ const keySchema = z
 /**
  * Idempotency-Key handling (DESIGN: same key and body replays, another body is 422, a
  * concurrent duplicate 409, kept 24 h). Records live in Postgres; a record whose request
- * died mid-way is taken over by a retry after a lock timeout. Responses of 5xx and 202 are
- * not kept, so a retry runs again. Money routes record their response inside their own
+ * died mid-way is taken over by a retry after a lock timeout. Responses of 5xx, 202 and 409
+ * are not kept, so a retry runs again. Money routes record their response inside their own
  * transaction (handle.completed), so a crash after the commit cannot make a retry run twice.
  */
 export default fp(
@@ -95,8 +95,10 @@ export default fp(
       if (!handle || handle.completed) return payload;
       request.idempotency = null;
       try {
-        // 202 means "not settled yet": a retry must run again to learn the outcome.
-        if (reply.statusCode >= 500 || reply.statusCode === 202) await repo.release(db, handle);
+        // 202 ("not settled yet") and 409 (a conflict with the state of the moment): a retry must
+        // run again to learn the outcome, and the same key with another body stays a 422.
+        if (reply.statusCode === 202 || reply.statusCode === 409) await repo.unlock(db, handle);
+        else if (reply.statusCode >= 500) await repo.release(db, handle);
         else await repo.complete(db, handle, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
       } catch (err) {
         request.log.error({ err }, 'could not record the idempotent response');

@@ -14,6 +14,8 @@ export const emailDeliveries = pgTable(
     to: text('to').notNull(),
     subject: text('subject').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** A sender's lease: two runs of one job at once cannot both send. */
+    claimedAt: timestamp('claimed_at', { withTimezone: true }),
     sentAt: timestamp('sent_at', { withTimezone: true }),
     messageId: text('message_id'),
   },

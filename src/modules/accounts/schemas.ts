@@ -107,6 +107,7 @@ export const effectiveEntitlementsSchema = z
       .enum(['whitelisted_only', 'any', 'blocked'])
       .meta({ description: 'Where outbound calls and SMS may go now; blocked for a limited account' }),
     entitlements: entitlementsSchema,
+    addOns: z.object({ whatsapp: z.boolean().meta({ description: 'The WhatsApp add-on is bought (plans where WhatsApp is an add-on)' }) }),
     whitelist: z.object({
       required: z.boolean(),
       limit: z.number().int().meta({ description: 'How many numbers a trial may whitelist' }),
@@ -122,6 +123,7 @@ export const effectiveEntitlementsSchema = z
         plan: { id: 'plan_trial_v1', code: 'trial', version: 1, name: 'Trial' },
         outbound: 'whitelisted_only',
         entitlements: trialEntitlementsExample,
+        addOns: { whatsapp: false },
         whitelist: { required: true, limit: 5, used: 1 },
       },
     ],

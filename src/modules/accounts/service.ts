@@ -8,6 +8,7 @@ import { currencyForCountry } from '../../lib/money.js';
 import { page } from '../../lib/pagination.js';
 import { toE164 } from '../../lib/phone.js';
 import * as catalogRepo from '../catalog/repo.js';
+import * as subscriptionsRepo from '../subscriptions/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { allowedKycTransitions, kycTransition, outboundOf, type KycStatus } from './domain.js';
 import * as repo from './repo.js';
@@ -100,6 +101,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       plan: { id: plan.id, code: plan.code, version: plan.version, name: plan.name },
       outbound: outboundOf(account.status, plan.entitlements),
       entitlements: plan.entitlements,
+      addOns: { whatsapp: (await subscriptionsRepo.findLiveSubscription(db, id))?.whatsappAddon ?? false },
       whitelist: {
         required: plan.entitlements.numberWhitelisting.required,
         limit: deps.trialWhitelistLimit,

@@ -24,8 +24,12 @@ export async function insertInvoice(db: Db, invoice: typeof invoices.$inferInser
   return row!;
 }
 
-export async function markInvoicePaid(db: Db, id: string, at: Date, subscriptionId: string): Promise<InvoiceRow> {
-  const [row] = await db.update(invoices).set({ status: 'paid', paidAt: at, subscriptionId }).where(eq(invoices.id, id)).returning();
+export async function markInvoicePaid(db: Db, id: string, at: Date, subscriptionId: string, period?: { start: Date; end: Date }): Promise<InvoiceRow> {
+  const [row] = await db
+    .update(invoices)
+    .set({ status: 'paid', paidAt: at, subscriptionId, ...(period ? { periodStart: period.start, periodEnd: period.end } : {}) })
+    .where(eq(invoices.id, id))
+    .returning();
   return row!;
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
+import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
 import { entitlementsSchema, starterEntitlementsExample } from './entitlements.js';
 
 export const planIdSchema = z
@@ -98,7 +98,16 @@ export const billingCycleListSchema = z
   .meta({ id: 'BillingCycleList' });
 
 const pricesInputSchema = z
-  .array(planPriceSchema.extend({ pulseSeconds: planPriceSchema.shape.pulseSeconds.default(60) }))
+  .array(
+    planPriceSchema.extend({
+      monthlyMinimum: amountInputSchema,
+      minInitialCredits: amountInputSchema,
+      perPulseRate: amountInputSchema,
+      perSmsRate: amountInputSchema,
+      whatsappAddonMonthly: amountInputSchema.nullable(),
+      pulseSeconds: planPriceSchema.shape.pulseSeconds.default(60),
+    }),
+  )
   .min(1)
   .refine((prices) => new Set(prices.map((p) => p.currency)).size === prices.length, 'one price per currency');
 

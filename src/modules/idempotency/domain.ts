@@ -33,5 +33,5 @@ export function judge(record: StoredRecord, requestHash: string, now: Date): Ver
   if (now.getTime() - record.createdAt.getTime() > RETENTION_MS) return 'take_over';
   if (record.requestHash !== requestHash) return 'mismatch';
   if (record.state === 'completed') return 'replay';
-  return now.getTime() - record.lockedAt.getTime() > LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
+  return now.getTime() - record.lockedAt.getTime() >= LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
 }

@@ -49,3 +49,8 @@ export async function purgeOlderThan(db: Db, before: Date): Promise<number> {
   const deleted = await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, before)).returning({ key: idempotencyKeys.key });
   return deleted.length;
 }
+
+/** Keeps the record (and its fingerprint) but lets the next retry with the same body take it at once. */
+export async function unlock(db: Db, handle: IdempotencyHandle): Promise<void> {
+  await db.update(idempotencyKeys).set({ lockedAt: new Date(0) }).where(held(handle));
+}

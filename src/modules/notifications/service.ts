@@ -1,4 +1,4 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, lt, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { emailDeliveries } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
@@ -13,6 +13,9 @@ import * as catalogRepo from '../catalog/repo.js';
 import { renderEmail, renderUpgradeConfirmation, type RenderedEmail } from './templates.js';
 
 export type EmailOutcome = 'sent' | 'already_sent' | 'no_email';
+
+/** A send that has not finished in this long is presumed dead; another run may send. */
+const LEASE_MS = 5 * 60_000;
 
 export function createNotificationsService(deps: { db: Db; clock: Clock; mailer: Mailer }) {
   const { db, clock, mailer } = deps;
@@ -47,9 +50,29 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
       .where(and(eq(emailDeliveries.eventId, event.eventId), eq(emailDeliveries.template, email.template)));
     if (!delivery) throw new Error(`email delivery for ${event.eventId} vanished`);
     if (delivery.sentAt) return 'already_sent';
+    const claimedAt = clock.now();
+    const [claimed] = await db
+      .update(emailDeliveries)
+      .set({ claimedAt })
+      .where(
+        and(
+          eq(emailDeliveries.id, delivery.id),
+          isNull(emailDeliveries.sentAt),
+          or(isNull(emailDeliveries.claimedAt), lt(emailDeliveries.claimedAt, new Date(claimedAt.getTime() - LEASE_MS))),
+        ),
+      )
+      .returning({ id: emailDeliveries.id });
+    // Another run holds the lease: fail this run, so the queue retries it after the send is done (or dead).
+    if (!claimed) throw new Error(`email ${delivery.id} is being sent by another run`);
 
     const messageId = `<${delivery.id}@billing-service>`;
-    await mailer.send({ to: delivery.to, subject: delivery.subject, text: email.text, html: email.html, attachments, messageId });
+    try {
+      await mailer.send({ to: delivery.to, subject: delivery.subject, text: email.text, html: email.html, attachments, messageId });
+    } catch (err) {
+      // Give the lease back so the job's retry can send.
+      await db.update(emailDeliveries).set({ claimedAt: null }).where(and(eq(emailDeliveries.id, delivery.id), eq(emailDeliveries.claimedAt, claimedAt)));
+      throw err;
+    }
     await db
       .update(emailDeliveries)
       .set({ sentAt: clock.now(), messageId })

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
+import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
 
 export const paymentMethodTypeSchema = z.enum(['card', 'upi', 'netbanking', 'wire_transfer', 'cheque']);
 
@@ -76,6 +76,6 @@ export const paymentIdSchema = z.string().regex(/^pay_[0-9a-z]{26}$/, 'not a pay
 export const confirmPaymentBodySchema = z
   .object({
     reference: z.string().trim().min(1).max(200).meta({ description: 'Bank transfer UTR or cheque number' }),
-    amount: minorUnitsSchema.optional().meta({ description: 'When given, must equal the amount due' }),
+    amount: amountInputSchema.optional().meta({ description: 'When given, must equal the amount due' }),
   })
-  .meta({ id: 'ConfirmPayment', examples: [{ reference: 'UTR HDFC0000123456', amount: 5_866_200_00 }] });
+  .meta({ id: 'ConfirmPayment', examples: [{ reference: 'UTR HDFC0000123456', amount: 1038980 }] });

@@ -10,7 +10,8 @@ import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
 import { chargeableUnattended } from '../payments/methods.js';
-import type { ChargeResult, LookupResult, PaymentProvider } from '../payments/provider.js';
+import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
+import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import type { SubscriptionRow } from '../subscriptions/repo.js';
@@ -30,8 +31,6 @@ export interface RenewalDeps {
 export type DueWork = { kind: 'renew'; subscriptionId: string; periodEnd: Date } | { kind: 'retry'; invoiceId: string; attempt: number };
 
 const DAY_MS = 86_400_000;
-/** Only a payment older than this may be judged "never charged" when the gateway has no record. */
-const IN_FLIGHT_WINDOW_MS = 2 * 60_000;
 
 /**
  * Renewals and dunning. Due work is found in Postgres (per account clock), never only in
@@ -227,21 +226,18 @@ export function createRenewalService(deps: RenewalDeps) {
   }
 
   async function chargeAndSettle(payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> {
-    let result: ChargeResult;
-    try {
-      result = await provider.charge({
+    const result = await chargeWithDeadline(
+      provider,
+      {
         idempotencyKey: payment.id,
         amount: payment.amount,
         currency: payment.currency,
-        method:
-          method.type === 'upi' ? { type: 'upi', vpa: method.reference! } : { type: 'card', token: method.reference! },
+        method: chargeMethodOf(method),
         description: `Renewal, invoice ${payment.invoiceId}`,
         unattended: true,
-      });
-    } catch (err) {
-      logger.warn({ err, paymentId: payment.id }, 'renewal charge failed; result unknown');
-      result = { status: 'unknown' };
-    }
+      },
+      logger,
+    );
     await settle(payment.id, result);
   }
 
@@ -249,7 +245,7 @@ export function createRenewalService(deps: RenewalDeps) {
    * Applies the gateway's answer to a renewal payment: paid (and back to active after
    * dunning), or declined (past_due with the next retry, or the end when retries ran out).
    */
-  async function settle(paymentId: string, result: ChargeResult | LookupResult): Promise<void> {
+  async function settle(paymentId: string, result: ChargeResult): Promise<void> {
     await db.transaction(async (tx) => {
       const found = await paymentsRepo.findPayment(tx, paymentId);
       if (!found) return;
@@ -276,15 +272,11 @@ export function createRenewalService(deps: RenewalDeps) {
         await appendEvents(tx, now, events);
         return;
       }
-      const neverArrived = result.status === 'not_found' && now.getTime() - payment.createdAt.getTime() > IN_FLIGHT_WINDOW_MS;
-      if (result.status !== 'failed' && !neverArrived) {
+      if (result.status !== 'failed') {
         if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
         return;
       }
-      const failure =
-        result.status === 'failed'
-          ? { failureCode: result.code, failureMessage: result.message }
-          : { failureCode: 'not_charged', failureMessage: 'The gateway never received the charge' };
+      const failure = { failureCode: result.code, failureMessage: result.message };
       await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
       const events: NewEvent[] = [
         { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: 'renewal', failureCode: failure.failureCode, amount: payment.amount, currency: payment.currency } },
@@ -325,7 +317,14 @@ export function createRenewalService(deps: RenewalDeps) {
   /** Settles renewal payments left unknown; the worker's sweep. */
   async function reconcileStalePayments(limit = 50): Promise<number> {
     const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', new Date(clock.now().getTime() - 30_000), limit);
-    for (const payment of stale) await settle(payment.id, await provider.lookup(payment.id));
+    for (const payment of stale) {
+      try {
+        const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
+        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, clock.now(), logger));
+      } catch (err) {
+        logger.error({ err, paymentId: payment.id }, 'could not reconcile renewal payment');
+      }
+    }
     return stale.length;
   }
 

@@ -95,10 +95,11 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
     });
   }
   const recharge = choice.autoRecharge;
+  // Stored even when disabled (to be switched on later), so it must make sense either way.
+  if (recharge && recharge.threshold >= recharge.amount) {
+    blockers.push({ code: 'invalid_auto_recharge', detail: 'The recharge amount must be larger than the threshold' });
+  }
   if (recharge?.enabled) {
-    if (recharge.threshold >= recharge.amount) {
-      blockers.push({ code: 'invalid_auto_recharge', detail: 'The recharge amount must be larger than the threshold' });
-    }
     if (choice.paymentMethodType && !chargeableUnattended(choice.paymentMethodType)) {
       blockers.push({ code: 'invalid_auto_recharge', detail: `Auto-recharge needs a card or UPI; ${choice.paymentMethodType} cannot be charged unattended` });
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { currencySchema, minorUnitsSchema } from '../../lib/money.js';
+import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
 import { accountSchema } from '../accounts/schemas.js';
 import { billingCycleCodeSchema, invoiceLineSchema, invoiceSchema, periodSchema, taxLineSchema } from '../billing/schemas.js';
 import { entitlementsSchema, starterEntitlementsExample } from '../catalog/entitlements.js';
@@ -12,8 +12,8 @@ const exampleOf = (schema: z.ZodType): Record<string, any> => (schema.meta()?.ex
 const autoRechargeSchema = z
   .object({
     enabled: z.boolean(),
-    threshold: minorUnitsSchema.meta({ description: 'Recharge when the balance falls below this' }),
-    amount: minorUnitsSchema.min(1).meta({ description: 'How much to buy each time; must exceed the threshold' }),
+    threshold: amountInputSchema.meta({ description: 'Recharge when the balance falls below this' }),
+    amount: amountInputSchema.min(1).meta({ description: 'How much to buy each time; must exceed the threshold' }),
   })
   .meta({ description: 'Charges the upgrade\'s payment method unattended: card or UPI only' });
 
@@ -23,7 +23,7 @@ const upgradeFields = {
   addOns: z
     .object({ whatsapp: z.boolean().default(false).meta({ description: 'The WhatsApp add-on (Starter)' }) })
     .default({ whatsapp: false }),
-  initialCredits: minorUnitsSchema.meta({ description: 'Credits to buy now, at least the plan\'s minimum' }),
+  initialCredits: amountInputSchema.meta({ description: 'Credits to buy now, at least the plan\'s minimum' }),
   autoRecharge: autoRechargeSchema.optional(),
 };
 

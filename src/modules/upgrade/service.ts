@@ -16,7 +16,8 @@ import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { toPaymentDto } from '../payments/dto.js';
 import { cardBrandOf, isOffline } from '../payments/methods.js';
-import type { ChargeMethod, ChargeResult, LookupResult, PaymentProvider } from '../payments/provider.js';
+import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
+import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
 import { toSubscriptionDto } from '../subscriptions/dto.js';
@@ -36,12 +37,6 @@ interface UpgradeSnapshot {
   priced: PricedInvoice;
   idempotency: { apiKeyId: string; key: string } | null;
 }
-
-/**
- * A processing payment younger than this may still be on its way to the gateway; only an
- * older one may be judged "never charged" when the gateway has no record of it.
- */
-const IN_FLIGHT_WINDOW_MS = 2 * 60_000;
 
 export interface UpgradeDeps {
   db: Db;
@@ -203,24 +198,16 @@ export function createUpgradeService(deps: UpgradeDeps) {
     if (prepared.kind === 'done') return prepared.result;
 
     const payment = prepared.payment;
-    let result: ChargeResult;
-    try {
-      result = await provider.charge({
-        idempotencyKey: payment.id,
-        amount: payment.amount,
-        currency: payment.currency,
-        method: chargeMethodOf(method),
-        description: `Upgrade of ${accountId}`,
-      });
-    } catch (err) {
-      logger.warn({ err, paymentId: payment.id }, 'payment provider call failed; result unknown');
-      result = { status: 'unknown' };
-    }
+    const result = await chargeWithDeadline(
+      provider,
+      { idempotencyKey: payment.id, amount: payment.amount, currency: payment.currency, method: chargeMethodOf(storedMethod(method)), description: `Upgrade of ${accountId}` },
+      logger,
+    );
     return settle(payment.id, result, idempotency);
   }
 
   /** Applies a provider's answer to a payment; safe to call twice with the same answer. */
-  async function settle(paymentId: string, result: ChargeResult | LookupResult, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
+  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
     const outcome = await db.transaction(async (tx) => {
       const current = await paymentsRepo.findPayment(tx, paymentId);
       if (!current) throw new AppError('payment_not_found', `No payment ${paymentId}`);
@@ -236,11 +223,8 @@ export function createUpgradeService(deps: UpgradeDeps) {
         await recordIdempotent(tx, idempotency, 201, activated);
         return { kind: 'result' as const, result: activated };
       }
-      if (result.status === 'failed' || (result.status === 'not_found' && now.getTime() - payment.createdAt.getTime() > IN_FLIGHT_WINDOW_MS)) {
-        const failure =
-          result.status === 'failed'
-            ? { failureCode: result.code, failureMessage: result.message, providerReference: result.reference }
-            : { failureCode: 'not_charged', failureMessage: 'The gateway never received the charge', providerReference: null };
+      if (result.status === 'failed') {
+        const failure = { failureCode: result.code, failureMessage: result.message, providerReference: result.reference };
         const failed = await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
         await appendEvents(tx, now, [
           {
@@ -251,7 +235,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
         ]);
         return { kind: 'declined' as const, payment: failed };
       }
-      // Unknown (or not found while it may still be in flight): wait for reconciliation.
+      // Unknown: wait for reconciliation.
       if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
       return { kind: 'result' as const, result: await readResult(tx, paymentId, 'payment_unknown') };
     });
@@ -277,7 +261,10 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
   /** Asks the provider what became of a payment and settles it; a decline throws payment_declined. */
   async function reconcile(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
-    return settle(payment.id, await provider.lookup(payment.id), idempotency);
+    const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
+    const account = (await accountsRepo.findAccount(db, payment.accountId))!;
+    const now = await nowForAccount(db, account, clock);
+    return settle(payment.id, await resolveUnknownCharge(provider, payment, method, now, logger), idempotency);
   }
 
   /** The worker's sweep: settle payments left unknown or stuck in processing. */
@@ -289,8 +276,9 @@ export function createUpgradeService(deps: UpgradeDeps) {
         const settled = await reconcile(payment, null);
         if (settled.payment.status === 'succeeded') counts.succeeded++;
       } catch (err) {
-        if (!(err instanceof AppError && err.code === 'payment_declined')) throw err;
-        counts.failed++;
+        if (err instanceof AppError && err.code === 'payment_declined') counts.failed++;
+        // One payment that cannot settle must not stop the others.
+        else logger.error({ err, paymentId: payment.id }, 'could not reconcile payment');
       }
     }
     return counts;
@@ -304,7 +292,12 @@ export function createUpgradeService(deps: UpgradeDeps) {
       const account = await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true });
       const now = await nowForAccount(tx, account!, clock);
       const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded' && isOffline(payment.methodType)) return readResult(tx, paymentId, 'active');
+      if (payment.status === 'succeeded' && isOffline(payment.methodType)) {
+        if (payment.offlineReference !== input.reference) {
+          throw new AppError('payment_not_confirmable', `Payment ${paymentId} was already confirmed with reference ${payment.offlineReference}`);
+        }
+        return readResult(tx, paymentId, 'active');
+      }
       if (payment.status !== 'awaiting_confirmation') {
         throw new AppError('payment_not_confirmable', `Payment ${paymentId} is ${payment.status}`);
       }
@@ -326,7 +319,8 @@ export function createUpgradeService(deps: UpgradeDeps) {
     const snapshot = snapshotOf(payment);
     const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, snapshot.billingCycle));
     const openInvoice = payment.invoiceId ? await billingRepo.findInvoice(tx, payment.invoiceId) : undefined;
-    const period = openInvoice ? { start: openInvoice.periodStart, end: openInvoice.periodEnd } : periodAt(now, cycle!.months, 0);
+    // The upgrade happens when the money arrives: a wire confirmed days later starts its period then.
+    const period = periodAt(now, cycle!.months, 0);
 
     const subscription = await subscriptionsRepo.insertSubscription(tx, {
       id: newId('sub', now),
@@ -344,7 +338,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
       updatedAt: now,
     });
     const invoice = openInvoice
-      ? await billingRepo.markInvoicePaid(tx, openInvoice.id, now, subscription.id)
+      ? await billingRepo.markInvoicePaid(tx, openInvoice.id, now, subscription.id, period)
       : await issueInvoice(tx, { accountId: account.id, snapshot, period, status: 'paid', now, dueAt: now, subscriptionId: subscription.id });
 
     if (snapshot.initialCredits > 0) {
@@ -471,19 +465,6 @@ function storedMethod(method: PaymentMethodInput): { type: PaymentMethodInput['t
       return { type: 'netbanking', reference: method.bankCode, label: method.bankCode };
     default:
       return { type: method.type, reference: null, label: null };
-  }
-}
-
-function chargeMethodOf(method: PaymentMethodInput): ChargeMethod {
-  switch (method.type) {
-    case 'card':
-      return { type: 'card', token: method.token };
-    case 'upi':
-      return { type: 'upi', vpa: method.vpa };
-    case 'netbanking':
-      return { type: 'netbanking', bankCode: method.bankCode };
-    default:
-      throw new Error(`${method.type} is not charged online`);
   }
 }
 

@@ -1,0 +1,66 @@
+import type { Logger } from '../../lib/logger.js';
+import type { ChargeMethod, ChargeRequest, ChargeResult, PaymentProvider } from './provider.js';
+import type { PaymentMethodRow, PaymentRow } from './repo.js';
+
+/** A charge that has not answered by then counts as unknown; reconciliation takes over. */
+export const CHARGE_DEADLINE_MS = 20_000;
+/** A payment younger than this may still be on its way to the gateway. */
+export const IN_FLIGHT_WINDOW_MS = 2 * 60_000;
+
+export async function chargeWithDeadline(provider: PaymentProvider, request: ChargeRequest, logger: Logger): Promise<ChargeResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<ChargeResult>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'unknown' }), CHARGE_DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([provider.charge(request), deadline]);
+  } catch (err) {
+    logger.warn({ err, paymentId: request.idempotencyKey }, 'payment provider call failed; result unknown');
+    return { status: 'unknown' };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function chargeMethodOf(method: Pick<PaymentMethodRow, 'type' | 'reference'>): ChargeMethod {
+  switch (method.type) {
+    case 'card':
+      return { type: 'card', token: method.reference! };
+    case 'upi':
+      return { type: 'upi', vpa: method.reference! };
+    case 'netbanking':
+      return { type: 'netbanking', bankCode: method.reference! };
+    default:
+      throw new Error(`${method.type} is not charged online`);
+  }
+}
+
+/**
+ * What became of a payment whose answer was lost. The gateway's record decides; when it has
+ * none and the payment is past the in-flight window, the charge is asked again under the
+ * same idempotency key, which the gateway answers with the first charge if there was one.
+ * A payment is never declared "not charged" while its charge might still land.
+ */
+export async function resolveUnknownCharge(
+  provider: PaymentProvider,
+  payment: Pick<PaymentRow, 'id' | 'amount' | 'currency' | 'createdAt' | 'purpose'>,
+  method: Pick<PaymentMethodRow, 'type' | 'reference'>,
+  now: Date,
+  logger: Logger,
+): Promise<ChargeResult> {
+  const found = await provider.lookup(payment.id);
+  if (found.status !== 'not_found') return found;
+  if (now.getTime() - payment.createdAt.getTime() < IN_FLIGHT_WINDOW_MS) return { status: 'unknown' };
+  return chargeWithDeadline(
+    provider,
+    {
+      idempotencyKey: payment.id,
+      amount: payment.amount,
+      currency: payment.currency,
+      method: chargeMethodOf(method),
+      description: `Retry of ${payment.id}`,
+      unattended: payment.purpose !== 'upgrade',
+    },
+    logger,
+  );
+}
