@@ -46,7 +46,15 @@ export function createServices(deps: ServiceDeps) {
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
     accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED }),
     billing: createBillingService({ db }),
-    upgrades: createUpgradeService({ db, clock, provider, logger, taxRates: config.TAX_RATES, invoiceDueDays: config.INVOICE_DUE_DAYS }),
+    upgrades: createUpgradeService({
+      db,
+      clock,
+      provider,
+      logger,
+      taxRates: config.TAX_RATES,
+      invoiceDueDays: config.INVOICE_DUE_DAYS,
+      confirmRenewalPayment: (paymentId, reference) => renewals.settle(paymentId, { status: 'succeeded', reference }, reference),
+    }),
   };
 }
 

@@ -207,3 +207,69 @@ t.test('test clocks are off unless enabled', async (t) => {
   const account = await ctx.call('POST', '/v1/accounts', { body: { name: 'x', email: 'x@example.com', country: 'IN', testClockId: 'clk_00000000000000000000000000' } });
   t.equal(account.body.code, 'test_clocks_disabled');
 });
+
+t.test('an offline-paying Enterprise account gets an open invoice with a due date at renewal, paid when ops confirm', async (t) => {
+  const w = await world(t, { start: '2026-06-30T00:00:00Z' });
+  const account = (await w.ctx.call('POST', '/v1/accounts', { body: { name: 'Big Co', email: 'ap@big.example', country: 'US', testClockId: w.clock.id } })).body;
+  await approveKyc(w.ctx, account.id);
+  const up = await w.ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'cheque' } },
+    headers: { 'idempotency-key': 'cheque' },
+  });
+  await w.ctx.call('POST', `/v1/payments/${up.body.payment.id}/confirm`, { body: { reference: 'CHQ-0001' } });
+  await w.advance('2027-06-30T00:00:00Z');
+  const [, renewal] = await invoicesOf(w.ctx, account.id);
+  t.same([renewal.kind, renewal.status, renewal.total], ['renewal', 'open', '1018980'], '99900 x 12 x 0.85, no US tax');
+  const pending = await w.ctx.query("select id, status from payments where account_id = $1 and purpose = 'renewal'", [account.id]);
+  t.same(pending.rows.map((r: any) => r.status), ['awaiting_confirmation'], 'no charge attempted');
+  t.equal((await w.ctx.query('select count(*)::int as n from sandbox_charges')).rows[0].n, 0);
+  const due = await w.ctx.query('select due_at from invoices where account_id = $1 and kind = $2', [account.id, 'renewal']);
+  t.equal(due.rows[0].due_at.toISOString(), '2027-07-15T00:00:00.000Z', 'due in 15 days');
+  const paid = await w.ctx.call('POST', `/v1/payments/${pending.rows[0].id}/confirm`, { body: { reference: 'CHQ-0002', amount: 1018980 } });
+  t.equal(paid.status, 200);
+  t.equal(paid.body.invoice.status, 'paid');
+  t.equal(paid.body.payment.offlineReference, 'CHQ-0002');
+  t.equal(paid.body.account.status, 'active');
+});
+
+t.test('two worker processes and a flushed Redis: every renewal exactly once', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { once } = await import('node:events').then((m) => m.default);
+  const ctx = await setup(t, env);
+  const root = new URL('..', import.meta.url).pathname;
+  const { rmSync } = await import('node:fs');
+  t.teardown(() => rmSync(`/tmp/billing-mail-${ctx.config.QUEUE_PREFIX}`, { recursive: true, force: true }));
+  for (let i = 0; i < 2; i++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', `${root}src/worker.ts`], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, LOG_LEVEL: 'warn', ...env, MAIL_DIR: `/tmp/billing-mail-${ctx.config.QUEUE_PREFIX}` },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    t.teardown(async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+    });
+  }
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'procs', frozenTime: '2026-03-31T23:00:00Z' } })).body;
+  for (let i = 0; i < 8; i++) {
+    const account = (await ctx.call('POST', '/v1/accounts', { body: { name: `A${i}`, email: `a${i}@example.com`, country: 'US', testClockId: clock.id } })).body;
+    await approveKyc(ctx, account.id);
+    const res = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+      body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 2000, paymentMethod: { type: 'card', token: 'tok_mastercard' } },
+      headers: { 'idempotency-key': `p-${i}` },
+    });
+    t.equal(res.status, 201);
+  }
+  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2026-04-30T23:00:00Z', clock.id]);
+  await new Promise((r) => setTimeout(r, 100));
+  const keys = await scanKeys(ctx.redis, `${ctx.config.QUEUE_PREFIX}:*`);
+  if (keys.length) await ctx.redis.del(...keys);
+  await until('the renewals', async () => (await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status === 'ready', 30_000);
+  const { rows } = await ctx.query("select subscription_id, count(*)::int as n from invoices where kind = 'renewal' group by subscription_id");
+  t.equal(rows.length, 8, 'all renewed');
+  t.ok(rows.every((r: any) => r.n === 1), 'each once');
+  const periods = await ctx.query('select distinct current_period_end from subscriptions');
+  t.same(periods.rows.map((r: any) => r.current_period_end.toISOString()), ['2026-05-31T23:00:00.000Z'], 'Mar 31 -> Apr 30 -> May 31');
+});

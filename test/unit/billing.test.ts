@@ -74,6 +74,16 @@ t.test('periods keep the anchor day and clamp to the month end', async (t) => {
   t.equal(addMonthsClamped(new Date('2028-01-31T00:00:00Z'), 1).toISOString(), '2028-02-29T00:00:00.000Z', 'leap year');
   t.equal(addMonthsClamped(new Date('2026-11-30T00:00:00Z'), 3).toISOString(), '2027-02-28T00:00:00.000Z');
   t.equal(addMonthsClamped(new Date('2026-03-15T00:00:00Z'), 12).toISOString(), '2027-03-15T00:00:00.000Z');
+  const table: Array<[string, number, string]> = [
+    ['2026-08-31T00:00:00Z', 3, '2026-11-30T00:00:00.000Z'],
+    ['2026-11-30T00:00:00Z', 3, '2027-02-28T00:00:00.000Z'],
+    ['2027-11-30T00:00:00Z', 3, '2028-02-29T00:00:00.000Z'],
+    ['2028-02-29T00:00:00Z', 12, '2029-02-28T00:00:00.000Z'],
+    ['2028-02-29T00:00:00Z', 48, '2032-02-29T00:00:00.000Z'],
+    ['2026-12-31T23:59:59Z', 1, '2027-01-31T23:59:59.000Z'],
+    ['2026-10-31T12:00:00Z', 1, '2026-11-30T12:00:00.000Z'],
+  ];
+  for (const [from, months, expected] of table) t.equal(addMonthsClamped(new Date(from), months).toISOString(), expected, `${from} + ${months} months`);
   const second = periodAt(jan31, 1, 1);
   t.same([second.start.toISOString(), second.end.toISOString()], ['2026-02-28T09:30:00.000Z', '2026-03-31T09:30:00.000Z']);
 });

@@ -172,7 +172,24 @@ export function createRenewalService(deps: RenewalDeps) {
         },
       );
       await appendEvents(tx, now, events);
-      if (!charge) return { kind: 'invoiced' as const };
+      if (!charge) {
+        // Wire, cheque, net banking: an open invoice with a due date, paid when ops confirm the money.
+        await paymentsRepo.insertPayment(tx, {
+          id: newId('pay', now),
+          accountId: account.id,
+          purpose: 'renewal',
+          status: 'awaiting_confirmation',
+          amount: invoice.total,
+          currency: invoice.currency,
+          methodType: method!.type,
+          paymentMethodId: method!.id,
+          invoiceId: invoice.id,
+          request: { invoiceId: invoice.id },
+          createdAt: now,
+          updatedAt: now,
+        });
+        return { kind: 'invoiced' as const };
+      }
       const payment = await openRenewalPayment(tx, invoice, account.id, charge.id, charge.type, now);
       return { kind: 'charge' as const, payment, method: charge };
     });
@@ -245,7 +262,7 @@ export function createRenewalService(deps: RenewalDeps) {
    * Applies the gateway's answer to a renewal payment: paid (and back to active after
    * dunning), or declined (past_due with the next retry, or the end when retries ran out).
    */
-  async function settle(paymentId: string, result: ChargeResult): Promise<void> {
+  async function settle(paymentId: string, result: ChargeResult, offlineReference?: string): Promise<void> {
     await db.transaction(async (tx) => {
       const found = await paymentsRepo.findPayment(tx, paymentId);
       if (!found) return;
@@ -258,7 +275,12 @@ export function createRenewalService(deps: RenewalDeps) {
       const ids = { accountId: account.id, subscriptionId: sub!.id, invoiceId: invoice!.id, paymentId };
 
       if (result.status === 'succeeded') {
-        await paymentsRepo.updatePayment(tx, paymentId, { status: 'succeeded', providerReference: result.reference, updatedAt: now });
+        await paymentsRepo.updatePayment(tx, paymentId, {
+          status: 'succeeded',
+          providerReference: offlineReference ? null : result.reference,
+          offlineReference: offlineReference ?? null,
+          updatedAt: now,
+        });
         await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
         const events: NewEvent[] = [
           { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, amount: payment.amount, currency: payment.currency, purpose: 'renewal' } },

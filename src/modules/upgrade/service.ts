@@ -45,6 +45,8 @@ export interface UpgradeDeps {
   logger: Logger;
   taxRates: Record<string, number>;
   invoiceDueDays: number;
+  /** Settles a renewal invoice paid offline (the renewals service owns that). */
+  confirmRenewalPayment: (paymentId: string, reference: string) => Promise<void>;
 }
 
 export function createUpgradeService(deps: UpgradeDeps) {
@@ -292,7 +294,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
       const account = await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true });
       const now = await nowForAccount(tx, account!, clock);
       const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded' && isOffline(payment.methodType)) {
+      if (payment.status === 'succeeded' && payment.offlineReference !== null) {
         if (payment.offlineReference !== input.reference) {
           throw new AppError('payment_not_confirmable', `Payment ${paymentId} was already confirmed with reference ${payment.offlineReference}`);
         }
@@ -304,8 +306,13 @@ export function createUpgradeService(deps: UpgradeDeps) {
       if (input.amount !== undefined && input.amount !== payment.amount) {
         throw new AppError('payment_amount_mismatch', `The amount due is ${payment.amount}; ${input.amount} was confirmed`, { amountDue: payment.amount });
       }
+      if (payment.purpose === 'renewal') return { renewal: true as const };
       await paymentsRepo.updatePayment(tx, paymentId, { offlineReference: input.reference });
       return activate(tx, { ...payment, offlineReference: input.reference }, account!, now, null);
+    }).then(async (result) => {
+      if (!('renewal' in result)) return result;
+      await deps.confirmRenewalPayment(paymentId, input.reference);
+      return readResult(db, paymentId, 'active');
     });
   }
 
