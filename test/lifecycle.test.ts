@@ -230,6 +230,31 @@ t.test('an offline-paying Enterprise account gets an open invoice with a due dat
   t.equal(paid.body.invoice.status, 'paid');
   t.equal(paid.body.payment.offlineReference, 'CHQ-0002');
   t.equal(paid.body.account.status, 'active');
+  t.equal((await w.ctx.query('select next_attempt_at from invoices where id = $1', [paid.body.invoice.id])).rows[0].next_attempt_at, null, 'no dunning once paid');
+  await w.advance('2027-07-20T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'active', 'a paid invoice is never overdue');
+});
+
+t.test('an offline renewal invoice left unpaid: past_due at its due date, reminders, then limited', async (t) => {
+  const w = await world(t, { start: '2026-06-30T00:00:00Z' });
+  const account = (await w.ctx.call('POST', '/v1/accounts', { body: { name: 'Slow Co', email: 'ap@slow.example', country: 'US', testClockId: w.clock.id } })).body;
+  await approveKyc(w.ctx, account.id);
+  const up = await w.ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'wire_transfer' } },
+    headers: { 'idempotency-key': 'wire' },
+  });
+  await w.ctx.call('POST', `/v1/payments/${up.body.payment.id}/confirm`, { body: { reference: 'UTR-1' } });
+  await w.advance('2027-06-30T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'active', 'open but not yet due');
+  await w.advance('2027-07-15T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due', 'overdue');
+  await w.advance('2027-07-18T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due');
+  await w.advance('2027-07-22T00:00:00Z');
+  t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'limited', 'seven days past due: ended');
+  const [, renewal] = await invoicesOf(w.ctx, account.id);
+  t.equal(renewal.status, 'void');
+  await until('overdue emails', async () => w.mailsTo('ap@slow.example').filter((m) => /invoice is overdue|has ended/.test(m.raw)).length === 4);
 });
 
 t.test('two worker processes and a flushed Redis: every renewal exactly once', async (t) => {

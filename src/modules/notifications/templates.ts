@@ -30,12 +30,18 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
     subject: 'Your subscription renewed',
     body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}. The invoice is in your billing history.`,
   }),
-  'subscription.past_due': (p) => ({
-    subject: 'We could not take your renewal payment',
-    body:
-      `Charging your saved payment method failed (attempt ${String(p.attempt)}, ${String(p.failureCode)}). ` +
-      `We will try again on ${dayOf(p.nextAttemptAt)}. Update your payment method to avoid interruption.`,
-  }),
+  'subscription.past_due': (p) =>
+    p.failureCode === 'invoice_overdue'
+      ? {
+          subject: 'Your invoice is overdue',
+          body: `Your renewal invoice is past its due date (reminder ${String(p.attempt)}). Please pay it before ${dayOf(p.nextAttemptAt)} to avoid interruption.`,
+        }
+      : {
+          subject: 'We could not take your renewal payment',
+          body:
+            `Charging your saved payment method failed (attempt ${String(p.attempt)}, ${String(p.failureCode)}). ` +
+            `We will try again on ${dayOf(p.nextAttemptAt)}. Update your payment method to avoid interruption.`,
+        },
   'subscription.recovered': () => ({
     subject: 'Payment received: your account is active again',
     body: 'Your renewal payment went through and your account is active again.',

@@ -1,6 +1,6 @@
 import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, billingCycles, invoices, paymentMethods, subscriptions, testClocks } from '../../db/schema/index.js';
+import { accounts, billingCycles, invoices, paymentMethods, payments, subscriptions, testClocks } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
@@ -138,6 +138,8 @@ export function createRenewalService(deps: RenewalDeps) {
           issuedAt: now,
           dueAt: charge ? now : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS),
           attemptCount: charge ? 1 : 0,
+          // Unpaid by its due date, an offline invoice enters dunning like a declined charge.
+          nextAttemptAt: charge ? null : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS),
         },
         priced.lines.map((line, position) => ({ ...line, position })),
       );
@@ -198,8 +200,11 @@ export function createRenewalService(deps: RenewalDeps) {
     return 'renewed';
   }
 
-  /** A dunning retry: charge the open invoice again if this attempt is still the one due. */
-  async function retry(invoiceId: string, attempt: number): Promise<'charged' | 'skipped'> {
+  /**
+   * A dunning step: charge the open invoice again if this attempt is still the one due; for
+   * an invoice paid offline (nothing to charge), record that it is overdue instead.
+   */
+  async function retry(invoiceId: string, attempt: number): Promise<'charged' | 'reminded' | 'skipped'> {
     const step = await db.transaction(async (tx) => {
       const [found] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId));
       if (!found?.subscriptionId) return null;
@@ -207,15 +212,47 @@ export function createRenewalService(deps: RenewalDeps) {
       const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId)).for('update');
       const now = await nowForAccount(tx, account, clock);
       if (!invoice || invoice.status !== 'open' || invoice.attemptCount !== attempt || !invoice.nextAttemptAt || invoice.nextAttemptAt > now) return null;
-      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice.subscriptionId!));
+      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice.subscriptionId!)).for('update');
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub!.paymentMethodId));
+      if (!chargeableUnattended(method!.type)) {
+        await remindOverdue(tx, invoice, sub!, account, now);
+        return { kind: 'reminded' as const };
+      }
       await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null }).where(eq(invoices.id, invoiceId));
       const payment = await openRenewalPayment(tx, invoice, account.id, method!.id, method!.type, now);
-      return { payment, method: method! };
+      return { kind: 'charge' as const, payment, method: method! };
     });
     if (!step) return 'skipped';
+    if (step.kind === 'reminded') return 'reminded';
     await chargeAndSettle(step.payment, step.method);
     return 'charged';
+  }
+
+  /** An offline invoice past due: past_due with reminders on the dunning schedule, then the end. */
+  async function remindOverdue(tx: Db, invoice: typeof invoices.$inferSelect, sub: SubscriptionRow, account: accountsRepo.AccountRow, now: Date) {
+    const attempts = invoice.attemptCount + 1;
+    const waitDays = deps.dunningRetryDays[attempts - 1];
+    const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id };
+    if (waitDays !== undefined) {
+      const nextAttemptAt = new Date(invoice.dueAt.getTime() + waitDays * DAY_MS);
+      await tx.update(invoices).set({ attemptCount: attempts, nextAttemptAt }).where(eq(invoices.id, invoice.id));
+      await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub.id));
+      await tx.update(accounts).set({ status: 'past_due', updatedAt: now }).where(eq(accounts.id, account.id));
+      await appendEvents(tx, now, [
+        {
+          type: 'subscription.past_due',
+          accountId: account.id,
+          payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: 'invoice_overdue' },
+        },
+      ]);
+      return;
+    }
+    await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
+    await tx
+      .update(payments)
+      .set({ status: 'failed', failureCode: 'invoice_overdue', failureMessage: 'The invoice was not paid', updatedAt: now })
+      .where(and(eq(payments.invoiceId, invoice.id), eq(payments.status, 'awaiting_confirmation')));
+    await endSubscription(tx, sub, account, 'dunning_exhausted', now);
   }
 
   async function openRenewalPayment(
