@@ -15,6 +15,9 @@ import { catalogRoutes } from './modules/catalog/routes.js';
 import { upgradeRoutes } from './modules/upgrade/routes.js';
 import { subscriptionRoutes } from './modules/subscriptions/routes.js';
 import { testClockRoutes } from './modules/test-clocks/routes.js';
+import { creditsRoutes } from './modules/credits/routes.js';
+import { exophonesRoutes } from './modules/exophones/routes.js';
+import { authorizationRoutes } from './modules/authorization/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
@@ -118,6 +121,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(billingRoutes, { billing: services.billing });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });
+  await app.register(creditsRoutes, { credits: services.credits });
+  await app.register(exophonesRoutes, { exophones: services.exophones });
+  await app.register(authorizationRoutes, { authorization: services.authorization });
 
   return app;
 }

@@ -47,6 +47,8 @@ export const configSchema = z.object({
     .regex(/^\d{1,3}(,\d{1,3})*$/, 'must be days such as 1,3,7')
     .default('1,3,7')
     .transform((v) => v.split(',').map(Number)),
+  /** Days a past_due account may still call and send while its renewal is retried. */
+  PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */
   SCHEDULER_INTERVAL_MS: z.coerce.number().int().min(20).max(600_000).default(5000),
   /** Stripe-style test clocks; never on in production. */

@@ -5,6 +5,9 @@ import { createLogger, type Logger } from './lib/logger.js';
 import * as accountsRepo from './modules/accounts/repo.js';
 import { createAccountsService } from './modules/accounts/service.js';
 import { createAuthService } from './modules/auth/service.js';
+import { createAuthorizationService } from './modules/authorization/service.js';
+import { createCreditsService } from './modules/credits/service.js';
+import { createExophonesService } from './modules/exophones/service.js';
 import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
@@ -43,6 +46,9 @@ export function createServices(deps: ServiceDeps) {
     subscriptions: createSubscriptionsService({ db, clock }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth: createAuthService({ db, clock }),
+    credits: createCreditsService({ db, clock }),
+    exophones: createExophonesService({ db, clock }),
+    authorization: createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS }),
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
     accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED }),
     billing: createBillingService({ db }),

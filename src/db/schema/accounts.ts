@@ -29,6 +29,10 @@ export const accounts = pgTable(
     planId: text('plan_id')
       .notNull()
       .references(() => plans.id),
+    /** DLT registration (India's SMS rules): SMS to Indian numbers need it. */
+    dltEntityId: text('dlt_entity_id'),
+    /** When the account became past_due; authorization allows a grace period from then. */
+    pastDueSince: timestamp('past_due_since', { withTimezone: true }),
     /** Set only when test clocks are enabled: the account lives on that clock's time. */
     testClockId: text('test_clock_id').references(() => testClocks.id),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, check, index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { accounts } from './accounts.js';
 import { currency } from './catalog.js';
 
@@ -51,4 +51,45 @@ export const autoRechargeSettings = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
   (t) => [check('auto_recharge_threshold_below_amount', sql`${t.threshold} < ${t.amount} and ${t.threshold} >= 0`)],
+);
+
+/**
+ * Every usage event ever rated, by the caller's event id: a retried event finds its first
+ * result here instead of debiting again.
+ */
+export const usageEvents = pgTable(
+  'usage_events',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    type: text('type', { enum: ['voice_call', 'sms'] }).notNull(),
+    /** Pulses for a call, segments for an SMS. */
+    units: integer('units').notNull(),
+    amount: money('amount').notNull(),
+    status: text('status', { enum: ['debited', 'rejected'] }).notNull(),
+    reason: text('reason'),
+    balanceAfter: money('balance_after'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('usage_events_account_idx').on(t.accountId, t.createdAt)],
+);
+
+/** Production numbers an account bought; a number belongs to one account at a time. */
+export const exophones = pgTable(
+  'exophones',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    number: text('number').notNull(),
+    purchasedAt: timestamp('purchased_at', { withTimezone: true }).notNull(),
+    releasedAt: timestamp('released_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('exophones_live_number_key').on(t.number).where(sql`${t.releasedAt} is null`),
+    index('exophones_account_idx').on(t.accountId),
+  ],
 );

@@ -19,25 +19,35 @@ export interface CreditEntry {
  * check keeps it from going below zero.
  */
 export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceAfter: number }> {
-  const [balance] = await db
-    .insert(creditBalances)
-    .values({ accountId: entry.accountId, currency: entry.currency, balance: entry.amount, updatedAt: entry.at })
-    .onConflictDoUpdate({
-      target: creditBalances.accountId,
-      set: { balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at },
-    })
-    .returning({ balance: creditBalances.balance });
+  // Postgres checks the proposed row of an upsert before it sees the conflict, so a debit
+  // (which needs an existing balance anyway) is a plain update.
+  const [balance] =
+    entry.amount < 0
+      ? await db
+          .update(creditBalances)
+          .set({ balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at })
+          .where(eq(creditBalances.accountId, entry.accountId))
+          .returning({ balance: creditBalances.balance })
+      : await db
+          .insert(creditBalances)
+          .values({ accountId: entry.accountId, currency: entry.currency, balance: entry.amount, updatedAt: entry.at })
+          .onConflictDoUpdate({
+            target: creditBalances.accountId,
+            set: { balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at },
+          })
+          .returning({ balance: creditBalances.balance });
+  if (!balance) throw new Error(`account ${entry.accountId} has no credit balance to debit`);
   await db.insert(creditLedger).values({
     accountId: entry.accountId,
     kind: entry.kind,
     amount: entry.amount,
     currency: entry.currency,
-    balanceAfter: balance!.balance,
+    balanceAfter: balance.balance,
     sourceKey: entry.sourceKey,
     description: entry.description,
     createdAt: entry.at,
   });
-  return { balanceAfter: balance!.balance };
+  return { balanceAfter: balance.balance };
 }
 
 export async function balanceOf(db: Db, accountId: string): Promise<number> {

@@ -237,7 +237,7 @@ export function createRenewalService(deps: RenewalDeps) {
       const nextAttemptAt = new Date(invoice.dueAt.getTime() + waitDays * DAY_MS);
       await tx.update(invoices).set({ attemptCount: attempts, nextAttemptAt }).where(eq(invoices.id, invoice.id));
       await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub.id));
-      await tx.update(accounts).set({ status: 'past_due', updatedAt: now }).where(eq(accounts.id, account.id));
+      await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
       await appendEvents(tx, now, [
         {
           type: 'subscription.past_due',
@@ -325,7 +325,7 @@ export function createRenewalService(deps: RenewalDeps) {
         ];
         if (sub!.status === 'past_due') {
           await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
-          await tx.update(accounts).set({ status: 'active', updatedAt: now }).where(eq(accounts.id, account.id));
+          await tx.update(accounts).set({ status: 'active', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, account.id));
           events.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
         }
         await appendEvents(tx, now, events);
@@ -346,7 +346,7 @@ export function createRenewalService(deps: RenewalDeps) {
         const nextAttemptAt = new Date(invoice!.issuedAt.getTime() + waitDays * DAY_MS);
         await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice!.id));
         await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
-        await tx.update(accounts).set({ status: 'past_due', updatedAt: now }).where(eq(accounts.id, account.id));
+        await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
         events.push({
           type: 'subscription.past_due',
           accountId: account.id,
@@ -365,7 +365,7 @@ export function createRenewalService(deps: RenewalDeps) {
   /** Cancelled at period end, or dunning exhausted: the account keeps data and credits but is limited. */
   async function endSubscription(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow, reason: 'cancelled' | 'dunning_exhausted', now: Date) {
     await tx.update(subscriptions).set({ status: 'cancelled', cancelAtPeriodEnd: false, endedAt: now, updatedAt: now }).where(eq(subscriptions.id, sub.id));
-    await tx.update(accounts).set({ status: 'limited', updatedAt: now }).where(eq(accounts.id, account.id));
+    await tx.update(accounts).set({ status: 'limited', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, account.id));
     const ids = { accountId: account.id, subscriptionId: sub.id };
     await appendEvents(tx, now, [
       { type: 'subscription.cancelled', accountId: account.id, payload: { ...ids, reason, planId: sub.planId } },

@@ -7,6 +7,7 @@ import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents } from '../events/repo.js';
 import * as paymentsRepo from '../payments/repo.js';
+import { countLiveExophones } from '../exophones/service.js';
 import { nowForAccount } from '../test-clocks/time.js';
 import { downgradeConflicts, entitlementChanges } from './domain.js';
 import { toSubscriptionDto } from './dto.js';
@@ -65,8 +66,7 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
       const current = (await catalogRepo.findPlan(tx, sub.planId))!;
       const updated = await update(tx, id, { scheduledPlanId: plan.id, updatedAt: now });
       const changes = entitlementChanges(current.entitlements, plan.entitlements);
-      // ExoPhones in use are counted once numbers can be bought (the credits and ExoPhones work).
-      const conflicts = downgradeConflicts(current.entitlements, plan.entitlements, { exophonesInUse: 0 });
+      const conflicts = downgradeConflicts(current.entitlements, plan.entitlements, { exophonesInUse: await countLiveExophones(tx, account.id) });
       await appendEvents(tx, now, [
         {
           type: 'subscription.plan_change_scheduled',

@@ -1,0 +1,73 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponses } from '../../lib/problem.js';
+import { accountParamsSchema, e164Schema } from '../accounts/schemas.js';
+import type { AuthorizationService } from './service.js';
+
+const reasons = [
+  'account_limited',
+  'past_due_beyond_grace',
+  'number_not_whitelisted',
+  'dlt_required',
+  'insufficient_credits',
+  'feature_not_in_plan',
+  'kyc_not_approved',
+  'paid_plan_required',
+  'exophone_limit_reached',
+  'destination_required',
+] as const;
+
+export const authorizationRoutes: FastifyPluginAsyncZod<{ authorization: AuthorizationService }> = async (app, { authorization }) => {
+  app.post(
+    '/v1/accounts/:accountId/authorize',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Usage'],
+        operationId: 'authorizeAction',
+        summary: 'May this account do this now? (called per call and message)',
+        description:
+          'Allowed, or not with a reason code: trial and number not whitelisted; SMS to an Indian number without DLT; limited, ' +
+          'or past_due beyond the grace period; balance below one pulse or one SMS; feature not in plan; KYC, paid plan or ' +
+          'ExoPhone limit for a purchase. Reads the current state, so changes count from the next check. Writes nothing.',
+        params: accountParamsSchema,
+        body: z
+          .object({
+            action: z.enum(['outbound_call', 'outbound_sms', 'whatsapp', 'campaign', 'purchase_exophone']),
+            destination: e164Schema.optional().meta({ description: 'The number called or texted (E.164): needed for calls and SMS' }),
+          })
+          .meta({ id: 'AuthorizeRequest', examples: [{ action: 'outbound_sms', destination: '+919876543210' }] }),
+        response: {
+          200: z
+            .object({ allowed: z.boolean(), reason: z.enum(reasons).nullable(), detail: z.string().nullable() })
+            .meta({ id: 'Authorization', examples: [{ allowed: false, reason: 'dlt_required', detail: 'SMS to Indian numbers needs DLT registration (PUT /v1/accounts/{id}/dlt)' }] }),
+          ...errorResponses({ 404: 'No such account (`account_not_found`)', 422: 'Not a valid E.164 number (`invalid_phone_number`)' }),
+        },
+      },
+    },
+    async (request) => authorization.check(request.params.accountId, request.body),
+  );
+
+  app.put(
+    '/v1/accounts/:accountId/dlt',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['Accounts'],
+        operationId: 'setDltRegistration',
+        summary: 'Record the account\'s DLT registration (SMS in India)',
+        params: accountParamsSchema,
+        body: z
+          .object({ entityId: z.string().regex(/^\d{10,19}$/, 'a DLT principal entity id: 10 to 19 digits').nullable() })
+          .meta({ id: 'DltRegistration', examples: [{ entityId: '1201159876543210987' }] }),
+        response: {
+          200: z
+            .object({ accountId: z.string(), dltEntityId: z.string().nullable(), registered: z.boolean() })
+            .meta({ id: 'DltStatus', examples: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', dltEntityId: '1201159876543210987', registered: true }] }),
+          ...errorResponses({ 404: 'No such account (`account_not_found`)' }),
+        },
+      },
+    },
+    async (request) => authorization.setDlt(request.params.accountId, request.body.entityId),
+  );
+};

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
+
+export const creditsSchema = z
+  .object({
+    accountId: z.string(),
+    currency: currencySchema,
+    balance: minorUnitsSchema,
+    autoRecharge: z
+      .object({ enabled: z.boolean(), threshold: minorUnitsSchema, amount: minorUnitsSchema })
+      .nullable(),
+  })
+  .meta({
+    id: 'Credits',
+    examples: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', currency: 'INR', balance: 199940, autoRecharge: { enabled: true, threshold: 50000, amount: 200000 } }],
+  });
+
+export const ledgerEntrySchema = z
+  .object({
+    id: z.number().int(),
+    kind: z.enum(['upgrade', 'purchase', 'recharge', 'usage', 'adjustment']),
+    amount: z.number().int().meta({ description: 'Signed, in minor units: credits positive, debits negative' }),
+    currency: currencySchema,
+    balanceAfter: minorUnitsSchema,
+    sourceKey: z.string().meta({ description: 'What caused it (payment:<id>, usage:<event id>, adjustment:<id>); unique' }),
+    description: z.string(),
+    createdAt: z.date(),
+  })
+  .meta({ id: 'LedgerEntry' });
+
+export const ledgerPageSchema = z
+  .object({ data: z.array(ledgerEntrySchema), nextCursor: z.string().nullable() })
+  .meta({
+    id: 'LedgerPage',
+    examples: [
+      {
+        data: [
+          { id: 2, kind: 'usage', amount: -60, currency: 'INR', balanceAfter: 199940, sourceKey: 'usage:call-8812', description: 'voice_call, 1 pulse', createdAt: '2026-11-26T10:05:00.000Z' },
+          { id: 1, kind: 'upgrade', amount: 200000, currency: 'INR', balanceAfter: 200000, sourceKey: 'payment:pay_01kb2m3n4p5q6r7s8t9v0w1x2y', description: 'Initial credits, invoice INV-2026-27-000001', createdAt: '2026-11-26T10:00:00.000Z' },
+        ],
+        nextCursor: null,
+      },
+    ],
+  });
+
+export const adjustmentBodySchema = z
+  .object({
+    amount: z
+      .number()
+      .int()
+      .min(-1_000_000_000_000)
+      .max(1_000_000_000_000)
+      .refine((n) => n !== 0, 'must not be zero')
+      .meta({ description: 'Signed minor units: positive credits, negative debits' }),
+    reason: z.string().trim().min(3).max(500),
+  })
+  .meta({ id: 'CreditAdjustment', examples: [{ amount: 50000, reason: 'Goodwill credit for the 26 Nov outage' }] });
+
+const eventId = z.string().min(1).max(100).regex(/^[\w.:-]+$/, 'letters, digits and . _ : -');
+const accountId = z.string().regex(/^acc_[0-9a-z]{26}$/, 'not an account id');
+
+export const usageEventSchema = z.discriminatedUnion('type', [
+  z.object({ id: eventId, accountId, type: z.literal('voice_call'), durationSeconds: z.number().int().min(0).max(86_400) }),
+  z.object({ id: eventId, accountId, type: z.literal('sms'), segments: z.number().int().min(1).max(100) }),
+]);
+
+export const usageBatchSchema = z
+  .object({
+    events: z
+      .array(usageEventSchema)
+      .min(1)
+      .max(1000)
+      .refine((events) => new Set(events.map((e) => e.id)).size === events.length, 'event ids must be unique within a batch'),
+  })
+  .meta({
+    id: 'UsageBatch',
+    examples: [
+      {
+        events: [
+          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', type: 'voice_call', durationSeconds: 61 },
+          { id: 'sms-4410', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', type: 'sms', segments: 2 },
+        ],
+      },
+    ],
+  });
+
+export type UsageBatch = z.infer<typeof usageBatchSchema>;
+
+export const usageResultSchema = z
+  .object({
+    results: z.array(
+      z.object({
+        id: z.string(),
+        accountId: z.string(),
+        status: z.enum(['debited', 'rejected']),
+        units: z.number().int().meta({ description: 'Pulses or SMS segments' }),
+        amount: minorUnitsSchema,
+        reason: z.enum(['insufficient_credits', 'account_limited', 'not_billable', 'account_not_found']).nullable(),
+        duplicate: z.boolean().meta({ description: 'True when this id was rated before: the original result, nothing debited now' }),
+      }),
+    ),
+    balances: z.array(z.object({ accountId: z.string(), currency: currencySchema, balance: minorUnitsSchema })),
+  })
+  .meta({
+    id: 'UsageResult',
+    examples: [
+      {
+        results: [
+          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 120, reason: null, duplicate: false },
+          { id: 'sms-4410', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 50, reason: null, duplicate: false },
+        ],
+        balances: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', currency: 'INR', balance: 199830 }],
+      },
+    ],
+  });
+
+export type UsageResult = z.infer<typeof usageResultSchema>;
+
+export const invariantReportSchema = z
+  .object({
+    accountsChecked: z.number().int(),
+    violations: z.array(z.object({ accountId: z.string(), rule: z.string(), detail: z.string() })),
+  })
+  .meta({ id: 'InvariantReport', examples: [{ accountsChecked: 1200, violations: [] }] });
+
+export { amountInputSchema };

@@ -1,0 +1,220 @@
+import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { accounts, autoRechargeSettings, creditBalances, creditLedger, planPrices, usageEvents } from '../../db/schema/index.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import { page } from '../../lib/pagination.js';
+import * as accountsRepo from '../accounts/repo.js';
+import { appendEvents } from '../events/repo.js';
+import { nowForAccount } from '../test-clocks/time.js';
+import { rate } from './domain.js';
+import * as repo from './repo.js';
+import type { UsageBatch, UsageResult } from './schemas.js';
+
+type Viewer = { accountId: string | null };
+type UsageEvent = UsageBatch['events'][number];
+type Result = UsageResult['results'][number];
+
+/**
+ * The credit ledger. Every write of a balance locks the account row first and writes the
+ * ledger entries in the same transaction, so the balance always equals the sum of entries.
+ */
+export function createCreditsService(deps: { db: Db; clock: Clock }) {
+  const { db, clock } = deps;
+
+  async function mustFind(tx: Db, accountId: string, opts: { forUpdate?: boolean } = {}) {
+    const account = await accountsRepo.findAccount(tx, accountId, opts);
+    if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
+    return account;
+  }
+
+  async function getCredits(accountId: string) {
+    const account = await mustFind(db, accountId);
+    const [settings] = await db.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+    return {
+      accountId,
+      currency: account.currency,
+      balance: await repo.balanceOf(db, accountId),
+      autoRecharge: settings ? { enabled: settings.enabled, threshold: settings.threshold, amount: settings.amount } : null,
+    };
+  }
+
+  /** Newest first. */
+  async function listLedger(accountId: string, opts: { before?: string; limit: number }) {
+    await mustFind(db, accountId);
+    const before = opts.before === undefined ? undefined : Number(opts.before);
+    if (before !== undefined && !Number.isSafeInteger(before)) throw new AppError('validation_failed', 'cursor is not one this API returned');
+    const rows = await db
+      .select()
+      .from(creditLedger)
+      .where(and(eq(creditLedger.accountId, accountId), before !== undefined ? lt(creditLedger.id, before) : undefined))
+      .orderBy(desc(creditLedger.id))
+      .limit(opts.limit + 1);
+    return page(rows, opts.limit, (r) => String(r.id));
+  }
+
+  /** An ops correction: a new ledger entry with its reason, never an edit. */
+  async function adjust(accountId: string, input: { amount: number; reason: string }, actor: { keyId: string }) {
+    return db.transaction(async (tx) => {
+      const account = await mustFind(tx, accountId, { forUpdate: true });
+      const now = await nowForAccount(tx, account, clock);
+      const balance = await repo.balanceOf(tx, accountId);
+      if (balance + input.amount < 0) {
+        throw new AppError('insufficient_credits', `The balance is ${balance}; a debit of ${-input.amount} would make it negative`, { balance });
+      }
+      const id = newId('adj', now);
+      await repo.applyEntry(tx, {
+        accountId,
+        currency: account.currency,
+        amount: input.amount,
+        kind: 'adjustment',
+        sourceKey: `adjustment:${id}`,
+        description: `${input.reason} (by ${actor.keyId})`,
+        at: now,
+      });
+      await appendEvents(tx, now, [
+        { type: 'credits.adjusted', accountId, payload: { accountId, adjustmentId: id, amount: input.amount, reason: input.reason, by: actor.keyId } },
+      ]);
+      return getCreditsIn(tx, accountId);
+    });
+  }
+
+  async function getCreditsIn(tx: Db, accountId: string) {
+    const account = await mustFind(tx, accountId);
+    return { accountId, currency: account.currency, balance: await repo.balanceOf(tx, accountId), autoRecharge: null };
+  }
+
+  /**
+   * Rates a batch of usage events and debits each once. Events are grouped per account and
+   * each account is one transaction under its row lock: concurrent batches for one account
+   * queue up, and an id already rated answers its first result without a second debit.
+   */
+  async function rateUsage(batch: UsageBatch, viewer: Viewer): Promise<UsageResult> {
+    const byAccount = new Map<string, UsageEvent[]>();
+    for (const event of batch.events) byAccount.set(event.accountId, [...(byAccount.get(event.accountId) ?? []), event]);
+    const results = new Map<string, Result>();
+    const balances: UsageResult['balances'] = [];
+
+    for (const [accountId, events] of [...byAccount.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      if (viewer.accountId && viewer.accountId !== accountId) {
+        for (const e of events) results.set(e.id, rejected(e, 'account_not_found'));
+        continue;
+      }
+      await db.transaction(async (tx) => {
+        const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
+        if (!account) {
+          for (const e of events) results.set(e.id, rejected(e, 'account_not_found'));
+          return;
+        }
+        const now = await nowForAccount(tx, account, clock);
+        const seen = await tx.select().from(usageEvents).where(inArray(usageEvents.id, events.map((e) => e.id)));
+        const seenById = new Map(seen.map((row) => [row.id, row]));
+        const [rates] = await tx
+          .select()
+          .from(planPrices)
+          .where(and(eq(planPrices.planId, account.planId), eq(planPrices.currency, account.currency)));
+        let balance = await repo.balanceOf(tx, accountId);
+        const newRows: (typeof usageEvents.$inferInsert)[] = [];
+        const entries: (typeof creditLedger.$inferInsert)[] = [];
+
+        for (const event of events) {
+          const previous = seenById.get(event.id);
+          if (previous) {
+            // Another account's event id is not this account's business: refuse, do not reveal.
+            results.set(
+              event.id,
+              previous.accountId === accountId
+                ? { id: event.id, accountId, status: previous.status, units: previous.units, amount: previous.amount, reason: previous.reason as Result['reason'], duplicate: true }
+                : rejected(event, 'account_not_found'),
+            );
+            continue;
+          }
+          const reason = account.status === 'limited' ? 'account_limited' : !rates ? 'not_billable' : null;
+          const priced = rates ? rate(event, rates) : { units: 0, amount: 0 };
+          const status = reason === null && priced.amount <= balance ? 'debited' : 'rejected';
+          const finalReason = status === 'debited' ? null : (reason ?? 'insufficient_credits');
+          if (status === 'debited') {
+            balance -= priced.amount;
+            if (priced.amount > 0) {
+              entries.push({
+                accountId,
+                kind: 'usage',
+                amount: -priced.amount,
+                currency: account.currency,
+                balanceAfter: balance,
+                sourceKey: `usage:${event.id}`,
+                description: `${event.type}, ${priced.units} ${event.type === 'sms' ? 'segment' : 'pulse'}${priced.units === 1 ? '' : 's'}`,
+                createdAt: now,
+              });
+            }
+          }
+          newRows.push({
+            id: event.id,
+            accountId,
+            type: event.type,
+            units: priced.units,
+            amount: priced.amount,
+            status,
+            reason: finalReason,
+            balanceAfter: status === 'debited' ? balance : null,
+            createdAt: now,
+          });
+          results.set(event.id, { id: event.id, accountId, status, units: priced.units, amount: priced.amount, reason: finalReason, duplicate: false });
+        }
+        if (newRows.length) await tx.insert(usageEvents).values(newRows);
+        if (entries.length) {
+          await tx.insert(creditLedger).values(entries);
+          await tx.update(creditBalances).set({ balance, updatedAt: now }).where(eq(creditBalances.accountId, accountId));
+        }
+        balances.push({ accountId, currency: account.currency, balance });
+      });
+    }
+    return { results: batch.events.map((e) => results.get(e.id)!), balances };
+  }
+
+  /**
+   * The ledger's invariants, for one account or all: balance = sum of entries, never
+   * negative, each entry's running balance consistent, one credit per successful payment
+   * that bought credits, and no such payment without its credit.
+   */
+  async function checkInvariants(accountId?: string) {
+    const only = accountId ? sql`and a.id = ${accountId}` : sql``;
+    const rows = await db.execute(sql`
+      select a.id as account_id,
+        coalesce(b.balance, 0) as balance,
+        coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
+        (select l.balance_after from credit_ledger l where l.account_id = a.id order by l.id desc limit 1) as last_balance_after,
+        (select count(*) from payments p
+           where p.account_id = a.id and p.purpose = 'upgrade' and p.status = 'succeeded'
+             and coalesce((p.request->>'initialCredits')::bigint, 0) > 0
+             and not exists (select 1 from credit_ledger l where l.source_key = 'payment:' || p.id)) as payments_without_credit,
+        (select count(*) from credit_ledger l
+           where l.account_id = a.id and l.source_key like 'payment:%'
+             and not exists (select 1 from payments p where 'payment:' || p.id = l.source_key and p.status = 'succeeded')) as credits_without_payment
+      from accounts a left join credit_balances b on b.account_id = a.id
+      where true ${only}`);
+    const list = (rows as unknown as { rows: Array<Record<string, string | null>> }).rows;
+    const violations: Array<{ accountId: string; rule: string; detail: string }> = [];
+    for (const r of list) {
+      const id = r.account_id!;
+      const balance = Number(r.balance);
+      if (balance !== Number(r.ledger_sum)) violations.push({ accountId: id, rule: 'balance_equals_ledger', detail: `balance ${balance}, ledger sum ${r.ledger_sum}` });
+      if (balance < 0) violations.push({ accountId: id, rule: 'non_negative', detail: `balance ${balance}` });
+      if (r.last_balance_after !== null && Number(r.last_balance_after) !== balance) {
+        violations.push({ accountId: id, rule: 'running_balance', detail: `last entry says ${r.last_balance_after}, balance ${balance}` });
+      }
+      if (Number(r.payments_without_credit) > 0) violations.push({ accountId: id, rule: 'payment_credited', detail: `${r.payments_without_credit} paid purchase(s) without a ledger credit` });
+      if (Number(r.credits_without_payment) > 0) violations.push({ accountId: id, rule: 'credit_has_payment', detail: `${r.credits_without_payment} credit(s) without a successful payment` });
+    }
+    return { accountsChecked: list.length, violations };
+  }
+
+  return { getCredits, listLedger, adjust, rateUsage, checkInvariants };
+}
+
+export type CreditsService = ReturnType<typeof createCreditsService>;
+
+function rejected(event: UsageEvent, reason: NonNullable<Result['reason']>): Result {
+  return { id: event.id, accountId: event.accountId, status: 'rejected', units: 0, amount: 0, reason, duplicate: false };
+}
