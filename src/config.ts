@@ -56,6 +56,11 @@ export const configSchema = z.object({
   /** Where emails go in development without SMTP_URL: one .eml file per email. */
   MAIL_DIR: z.string().min(1).optional(),
 }).superRefine((env, ctx) => {
+  // An offline invoice must be settled or written off before the next (monthly) one is issued.
+  const lastRetry = Math.max(...env.DUNNING_RETRY_DAYS);
+  if (env.INVOICE_DUE_DAYS + lastRetry >= 28) {
+    ctx.addIssue({ code: 'custom', path: ['INVOICE_DUE_DAYS'], message: `plus the last dunning day (${lastRetry}) must stay under 28 days` });
+  }
   // Production never runs on the embedded database nor drops emails into the log.
   if (env.NODE_ENV !== 'production') return;
   if (!env.DATABASE_URL) ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required when NODE_ENV=production' });

@@ -46,6 +46,12 @@ async function world(t: Test, opts: { start?: string; workers?: number } = {}) {
   return { ctx, smtp, clock, advance, subscribe, mailsTo };
 }
 
+async function readyAccountOn(ctx: TestContext, testClockId: string): Promise<string> {
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'C', email: `c${Math.random()}@example.com`, country: 'IN', testClockId } })).body;
+  await approveKyc(ctx, account.id);
+  return account.id;
+}
+
 const invoicesOf = (ctx: TestContext, accountId: string) =>
   ctx.query('select kind, status, plan_id, billing_cycle, period_start, period_end, subtotal, tax_amount, total from invoices where account_id = $1 order by period_start', [accountId]).then((r) => r.rows);
 
@@ -159,6 +165,7 @@ t.test('a renewal declined every time: past_due, retries after 1, 3 and 7 days, 
   const [, renewal] = await invoicesOf(w.ctx, account.id);
   t.equal(renewal.status, 'void');
   await until('four dunning emails', async () => w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw)).length >= 4);
+  await new Promise((r) => setTimeout(r, 500)); // a late fifth would show now
   const dunning = w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw));
   t.equal(dunning.length, 4, 'three past-due emails and the end');
 });
@@ -297,4 +304,75 @@ t.test('two worker processes and a flushed Redis: every renewal exactly once', a
   t.ok(rows.every((r: any) => r.n === 1), 'each once');
   const periods = await ctx.query('select distinct current_period_end from subscriptions');
   t.same(periods.rows.map((r: any) => r.current_period_end.toISOString()), ['2026-05-31T23:00:00.000Z'], 'Mar 31 -> Apr 30 -> May 31');
+});
+
+t.test('changes after the period end wait for the renewal; payment rules hold for the plan and cycle it will be', async (t) => {
+  const ctx = await setup(t, env);
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'no workers', frozenTime: '2026-03-01T00:00:00Z' } })).body;
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'W', email: 'w@example.com', country: 'US', testClockId: clock.id } })).body;
+  await approveKyc(ctx, account.id);
+  const up = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'wire_transfer' } },
+    headers: { 'idempotency-key': 'w' },
+  });
+  const confirmed = await ctx.call('POST', `/v1/payments/${up.body.payment.id}/confirm`, { body: { reference: 'UTR-9' } });
+  const subId = confirmed.body.subscription.id;
+  const toGrowth = await ctx.call('POST', `/v1/subscriptions/${subId}/plan-change`, { body: { planId: 'plan_growth_v1' } });
+  t.equal(toGrowth.status, 422, 'wire transfer is for Enterprise only');
+  t.equal(toGrowth.body.code, 'payment_method_not_allowed');
+  const monthly = await ctx.call('POST', `/v1/subscriptions/${subId}/billing-cycle`, { body: { billingCycle: 'monthly' } });
+  t.equal(monthly.body.code, 'payment_method_not_allowed', 'and for annual billing only');
+
+  const card = await readyAccountOn(ctx, clock.id);
+  const cardSub = (await ctx.call('POST', `/v1/accounts/${card}/upgrade`, {
+    body: { planId: 'plan_growth_v1', billingCycle: 'monthly', initialCredits: 500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'c' },
+  })).body.subscription.id;
+  t.equal((await ctx.call('POST', `/v1/subscriptions/${cardSub}/plan-change`, { body: { planId: 'plan_starter_v1' } })).status, 200);
+  const withdrawn = await ctx.call('DELETE', `/v1/subscriptions/${cardSub}/scheduled-change`);
+  t.equal(withdrawn.status, 200);
+  t.equal(withdrawn.body.scheduledChange, null, 'withdrawn');
+  t.equal((await ctx.call('DELETE', `/v1/subscriptions/${cardSub}/scheduled-change`)).body.code, 'no_scheduled_change');
+
+  // No worker runs here: the period ends and its renewal has not happened yet.
+  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2026-04-02T00:00:00Z', clock.id]);
+  const late = await ctx.call('POST', `/v1/subscriptions/${cardSub}/cancel`);
+  t.equal(late.status, 409);
+  t.equal(late.body.code, 'renewal_pending');
+  t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'advancing', 'the clock knows work is due');
+  await ctx.services.renewals.renew(cardSub, new Date('2026-04-01T00:00:00Z'));
+  t.equal((await ctx.call('POST', `/v1/subscriptions/${cardSub}/cancel`)).status, 200, 'after the renewal, changes apply to the next period');
+});
+
+t.test('a renewal whose answer was lost is reconciled on its account\'s clock, even a clock in the future', async (t) => {
+  const ctx = await setup(t, env);
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'future', frozenTime: '2027-01-01T00:00:00Z' } })).body;
+  const id = await readyAccountOn(ctx, clock.id);
+  const sub = (await ctx.call('POST', `/v1/accounts/${id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'f' },
+  })).body.subscription;
+  await ctx.query("update payment_methods set reference = 'tok_timeout' where account_id = $1", [id]);
+  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2027-02-01T00:00:00Z', clock.id]);
+  t.equal(await ctx.services.renewals.renew(sub.id, new Date('2027-02-01T00:00:00Z')), 'renewed');
+  const payment = await ctx.query("select status from payments where purpose = 'renewal'");
+  t.equal(payment.rows[0].status, 'unknown');
+  t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'advancing', 'an unknown payment is pending work');
+  t.equal(await ctx.services.renewals.reconcileStalePayments(), 0, 'not stale yet on its clock');
+  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2027-02-01T00:01:00Z', clock.id]);
+  t.equal(await ctx.services.renewals.reconcileStalePayments(), 1);
+  const invoice = await ctx.query("select status from invoices where kind = 'renewal'");
+  t.equal(invoice.rows[0].status, 'paid', 'the gateway had taken the money');
+  t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'ready');
+
+  // A late decline for a subscription that has ended since (the account subscribed again):
+  // the invoice is written off, and the account and its new state are left alone.
+  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2027-03-01T00:00:00Z', clock.id]);
+  t.equal(await ctx.services.renewals.renew(sub.id, new Date('2027-03-01T00:00:00Z')), 'renewed');
+  const { rows: [late] } = await ctx.query("select id, invoice_id from payments where purpose = 'renewal' and status = 'unknown'");
+  await ctx.query("update subscriptions set status = 'cancelled' where id = $1", [sub.id]);
+  t.equal(await ctx.services.renewals.settle(late.id, { status: 'failed', code: 'card_declined', message: 'declined', reference: null }), true);
+  t.equal((await ctx.call('GET', `/v1/accounts/${id}`)).body.status, 'active', 'the account is left alone');
+  t.equal((await ctx.query('select status from invoices where id = $1', [late.invoice_id])).rows[0].status, 'void');
+  t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'account.limited'")).rows[0].n, 0, 'no second ending');
 });

@@ -31,15 +31,12 @@ export type Queues = { [K in QueueKey]: Queue<JobPayload<K>> };
 
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
   return {
+    // Postgres is the record of due work: a finished or failed job must not keep its id, or
+    // the next sweep's job for the same period would be dropped as a duplicate.
     renewals: new Queue(queueDefinitions.renewals.name, {
       connection,
       prefix,
-      defaultJobOptions: {
-        attempts: 8,
-        backoff: { type: 'exponential', delay: 2000 },
-        removeOnComplete: { age: 24 * 3600, count: 10_000 },
-        removeOnFail: { age: 7 * 24 * 3600 },
-      },
+      defaultJobOptions: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: true },
     }),
     events: new Queue(queueDefinitions.events.name, {
       connection,

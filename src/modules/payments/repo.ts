@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { paymentMethods, payments } from '../../db/schema/index.js';
+import { accounts, paymentMethods, payments, testClocks } from '../../db/schema/index.js';
 
 export type PaymentRow = typeof payments.$inferSelect;
 export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
@@ -47,13 +47,27 @@ export async function findOpenUpgradePayment(db: Db, accountId: string): Promise
 }
 
 /** Payments whose result nobody knows: a crashed request or a lost provider answer. */
-export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], olderThan: Date, limit: number): Promise<PaymentRow[]> {
-  return db
-    .select()
+/**
+ * Payments whose result nobody knows (a crashed request or a lost provider answer) and that
+ * have been so for `staleMs` on their account's clock (a test clock's, or `now`).
+ */
+export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], now: Date, staleMs: number, limit: number): Promise<PaymentRow[]> {
+  const accountNow = sql`coalesce(${testClocks.frozenTime}, ${now.toISOString()}::timestamptz)`;
+  const rows = await db
+    .select({ payment: payments })
     .from(payments)
-    .where(and(eq(payments.purpose, purpose), inArray(payments.status, ['processing', 'unknown']), lt(payments.updatedAt, olderThan)))
+    .innerJoin(accounts, eq(accounts.id, payments.accountId))
+    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+    .where(
+      and(
+        eq(payments.purpose, purpose),
+        inArray(payments.status, ['processing', 'unknown']),
+        lt(payments.updatedAt, sql`${accountNow} - ${`${staleMs} milliseconds`}::interval`),
+      ),
+    )
     .orderBy(asc(payments.updatedAt))
     .limit(limit);
+  return rows.map((r) => r.payment);
 }
 
 /** The payment an upgrade request with this Idempotency-Key created, if any. */

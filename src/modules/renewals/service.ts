@@ -39,7 +39,11 @@ const DAY_MS = 86_400_000;
  */
 export function createRenewalService(deps: RenewalDeps) {
   const { db, clock, provider, logger } = deps;
-  /** The scheduler's sweep: renewals and retries whose time has come. SKIP LOCKED lets sweeps run side by side. */
+  /**
+   * The scheduler's sweep: renewals and retries whose time has come. SKIP LOCKED only keeps
+   * sweeps running side by side from reading the same rows at once; exactly-once comes from
+   * each step re-checking under the account lock, and from the unique invoice per period.
+   */
   async function findDue(limit = 500): Promise<DueWork[]> {
     // The time each account lives on: its test clock's, or the real one.
     const now = sql`coalesce(${testClocks.frozenTime}, ${clock.now().toISOString()}::timestamptz)`;
@@ -213,6 +217,11 @@ export function createRenewalService(deps: RenewalDeps) {
       const now = await nowForAccount(tx, account, clock);
       if (!invoice || invoice.status !== 'open' || invoice.attemptCount !== attempt || !invoice.nextAttemptAt || invoice.nextAttemptAt > now) return null;
       const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice.subscriptionId!)).for('update');
+      if (sub!.status === 'cancelled') {
+        // The subscription ended meanwhile: stop dunning this invoice, leave the account alone.
+        await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
+        return null;
+      }
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub!.paymentMethodId));
       if (!chargeableUnattended(method!.type)) {
         await remindOverdue(tx, invoice, sub!, account, now);
@@ -299,13 +308,14 @@ export function createRenewalService(deps: RenewalDeps) {
    * Applies the gateway's answer to a renewal payment: paid (and back to active after
    * dunning), or declined (past_due with the next retry, or the end when retries ran out).
    */
-  async function settle(paymentId: string, result: ChargeResult, offlineReference?: string): Promise<void> {
-    await db.transaction(async (tx) => {
+  /** Returns whether the payment was settled by this call. */
+  async function settle(paymentId: string, result: ChargeResult, offlineReference?: string): Promise<boolean> {
+    return db.transaction(async (tx) => {
       const found = await paymentsRepo.findPayment(tx, paymentId);
-      if (!found) return;
+      if (!found) return false;
       const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
       const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded' || payment.status === 'failed') return;
+      if (payment.status === 'succeeded' || payment.status === 'failed') return false;
       const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, payment.invoiceId!)).for('update');
       const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice!.subscriptionId!)).for('update');
       const now = await nowForAccount(tx, account, clock);
@@ -329,20 +339,26 @@ export function createRenewalService(deps: RenewalDeps) {
           events.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
         }
         await appendEvents(tx, now, events);
-        return;
+        return true;
       }
       if (result.status !== 'failed') {
         if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
-        return;
+        return false;
       }
       const failure = { failureCode: result.code, failureMessage: result.message };
       await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
       const events: NewEvent[] = [
         { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: 'renewal', failureCode: failure.failureCode, amount: payment.amount, currency: payment.currency } },
       ];
+      if (sub!.status === 'cancelled') {
+        // A late decline for a subscription that already ended: write the invoice off, nothing else.
+        await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
+        await appendEvents(tx, now, events);
+        return true;
+      }
       const attempts = invoice!.attemptCount;
       const waitDays = deps.dunningRetryDays[attempts - 1];
-      if (waitDays !== undefined && sub!.status !== 'cancelled') {
+      if (waitDays !== undefined) {
         const nextAttemptAt = new Date(invoice!.issuedAt.getTime() + waitDays * DAY_MS);
         await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice!.id));
         await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
@@ -353,12 +369,13 @@ export function createRenewalService(deps: RenewalDeps) {
           payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: failure.failureCode },
         });
         await appendEvents(tx, now, events);
-        return;
+        return true;
       }
       // Retries ran out: the invoice is written off and the subscription ends.
       await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
       await appendEvents(tx, now, events);
       await endSubscription(tx, sub!, account, 'dunning_exhausted', now);
+      return true;
     });
   }
 
@@ -375,11 +392,12 @@ export function createRenewalService(deps: RenewalDeps) {
 
   /** Settles renewal payments left unknown; the worker's sweep. */
   async function reconcileStalePayments(limit = 50): Promise<number> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', new Date(clock.now().getTime() - 30_000), limit);
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', clock.now(), 30_000, limit);
     for (const payment of stale) {
       try {
         const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, clock.now(), logger));
+        const account = (await accountsRepo.findAccount(db, payment.accountId))!;
+        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, await nowForAccount(db, account, clock), logger));
       } catch (err) {
         logger.error({ err, paymentId: payment.id }, 'could not reconcile renewal payment');
       }
@@ -396,7 +414,7 @@ export function createRenewalService(deps: RenewalDeps) {
       + (select count(*) from invoices i join accounts a on a.id = i.account_id join test_clocks c on c.id = a.test_clock_id
           where c.id = ${testClockId} and i.status = 'open' and i.next_attempt_at <= c.frozen_time)
       + (select count(*) from payments p join accounts a on a.id = p.account_id
-          where a.test_clock_id = ${testClockId} and p.purpose = 'renewal' and p.status = 'processing')
+          where a.test_clock_id = ${testClockId} and p.purpose = 'renewal' and p.status in ('processing', 'unknown'))
       as n`).then((r) => (r as unknown as { rows: Array<{ n: string }> }).rows);
     return Number(row?.n ?? 0);
   }

@@ -37,8 +37,8 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
           200: planChangeResultSchema,
           ...errorResponses({
             ...notFound,
-            409: 'Already on this plan (`plan_unchanged`), or not active (`subscription_not_active`)',
-            422: 'Not on offer (`plan_not_offered`) or not priced in the account currency (`currency_not_priced`)',
+            409: 'Already on this plan (`plan_unchanged`), not active (`subscription_not_active`), or the period ended and its renewal is pending (`renewal_pending`)',
+            422: 'Not on offer (`plan_not_offered`), not priced in the account currency (`currency_not_priced`), or the payment method is not allowed on it (`payment_method_not_allowed`)',
           }),
         },
       },
@@ -73,7 +73,11 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
         body: billingCycleBodySchema,
         response: {
           200: subscriptionSchema,
-          ...errorResponses({ ...notFound, 409: 'Already on this cycle (`billing_cycle_unchanged`), or not active (`subscription_not_active`)' }),
+          ...errorResponses({
+            ...notFound,
+            409: 'Already on this cycle (`billing_cycle_unchanged`), not active (`subscription_not_active`), or renewal pending (`renewal_pending`)',
+            422: 'The payment method is not allowed on that cycle (`payment_method_not_allowed`)',
+          }),
         },
       },
     },

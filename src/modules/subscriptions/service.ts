@@ -6,6 +6,7 @@ import { AppError } from '../../lib/errors.js';
 import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents } from '../events/repo.js';
+import { allowedPaymentMethods } from '../payments/methods.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { countLiveExophones } from '../exophones/service.js';
 import { nowForAccount } from '../test-clocks/time.js';
@@ -32,7 +33,22 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
     const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
     const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, id)).for('update');
     const now = await nowForAccount(tx, account, clock);
+    // A change now would land in a period that has already started: wait for the renewal.
+    if (sub!.status !== 'cancelled' && now >= sub!.currentPeriodEnd) {
+      throw new AppError('renewal_pending', `The period ended at ${sub!.currentPeriodEnd.toISOString()}; its renewal is being processed`);
+    }
     return { sub: sub!, account, now };
+  }
+
+  /** The brief's payment rules hold for what the subscription will be: wire and cheque only for Enterprise annual. */
+  async function assertMethodAllowed(tx: Db, sub: SubscriptionRow, country: string, tier: string, cycle: BillingCycle) {
+    const method = await paymentsRepo.findPaymentMethod(tx, sub.paymentMethodId);
+    const allowed = allowedPaymentMethods(country, tier, cycle);
+    if (method && !allowed.includes(method.type)) {
+      throw new AppError('payment_method_not_allowed', `The subscription pays by ${method.type}, which ${tier} on ${cycle} billing does not allow`, {
+        allowedPaymentMethods: allowed,
+      });
+    }
   }
 
   function assertActive(sub: SubscriptionRow) {
@@ -63,6 +79,7 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
       if (plan.id === sub.planId) throw new AppError('plan_unchanged', `The subscription is already on ${plan.name}`);
       const prices = await catalogRepo.pricesOf(tx, [plan.id]);
       if (!prices.some((p) => p.currency === account.currency)) throw new AppError('currency_not_priced', `${plan.id} has no ${account.currency} price`);
+      await assertMethodAllowed(tx, sub, account.country, plan.tier, sub.scheduledBillingCycle ?? sub.billingCycle);
       const current = (await catalogRepo.findPlan(tx, sub.planId))!;
       const updated = await update(tx, id, { scheduledPlanId: plan.id, updatedAt: now });
       const changes = entitlementChanges(current.entitlements, plan.entitlements);
@@ -98,6 +115,8 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
       if (billingCycle === (sub.scheduledBillingCycle ?? sub.billingCycle)) {
         throw new AppError('billing_cycle_unchanged', `The subscription already renews ${billingCycle}`);
       }
+      const targetPlan = (await catalogRepo.findPlan(tx, sub.scheduledPlanId ?? sub.planId))!;
+      await assertMethodAllowed(tx, sub, account.country, targetPlan.tier, billingCycle);
       const updated = await update(tx, id, { scheduledBillingCycle: billingCycle === sub.billingCycle ? null : billingCycle, updatedAt: now });
       await appendEvents(tx, now, [
         {

@@ -46,7 +46,7 @@ export interface UpgradeDeps {
   taxRates: Record<string, number>;
   invoiceDueDays: number;
   /** Settles a renewal invoice paid offline (the renewals service owns that). */
-  confirmRenewalPayment: (paymentId: string, reference: string) => Promise<void>;
+  confirmRenewalPayment: (paymentId: string, reference: string) => Promise<boolean>;
 }
 
 export function createUpgradeService(deps: UpgradeDeps) {
@@ -271,7 +271,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
   /** The worker's sweep: settle payments left unknown or stuck in processing. */
   async function reconcileStalePayments(limit = 50): Promise<{ checked: number; succeeded: number; failed: number }> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', new Date(clock.now().getTime() - 30_000), limit);
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', clock.now(), 30_000, limit);
     const counts = { checked: stale.length, succeeded: 0, failed: 0 };
     for (const payment of stale) {
       try {
@@ -311,7 +311,10 @@ export function createUpgradeService(deps: UpgradeDeps) {
       return activate(tx, { ...payment, offlineReference: input.reference }, account!, now, null);
     }).then(async (result) => {
       if (!('renewal' in result)) return result;
-      await deps.confirmRenewalPayment(paymentId, input.reference);
+      // The renewal may have been written off between the check and now: then it is not confirmable.
+      if (!(await deps.confirmRenewalPayment(paymentId, input.reference))) {
+        throw new AppError('payment_not_confirmable', `Payment ${paymentId} is no longer awaiting confirmation`);
+      }
       return readResult(db, paymentId, 'active');
     });
   }
