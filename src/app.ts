@@ -121,7 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(billingRoutes, { billing: services.billing });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });
-  await app.register(creditsRoutes, { credits: services.credits });
+  await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases });
   await app.register(exophonesRoutes, { exophones: services.exophones });
   await app.register(authorizationRoutes, { authorization: services.authorization });
 

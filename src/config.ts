@@ -47,6 +47,10 @@ export const configSchema = z.object({
     .regex(/^\d{1,3}(,\d{1,3})*$/, 'must be days such as 1,3,7')
     .default('1,3,7')
     .transform((v) => v.split(',').map(Number)),
+  /** Auto-recharge switches itself off after this many failed charges in a row. */
+  AUTO_RECHARGE_MAX_FAILURES: z.coerce.number().int().min(1).max(20).default(3),
+  /** Minutes before retrying a failed auto-recharge; doubles with each failure. */
+  AUTO_RECHARGE_RETRY_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
   /** Days a past_due account may still call and send while its renewal is retried. */
   PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */

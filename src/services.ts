@@ -6,6 +6,7 @@ import * as accountsRepo from './modules/accounts/repo.js';
 import { createAccountsService } from './modules/accounts/service.js';
 import { createAuthService } from './modules/auth/service.js';
 import { createAuthorizationService } from './modules/authorization/service.js';
+import { createPurchaseService } from './modules/credits/purchases.js';
 import { createCreditsService } from './modules/credits/service.js';
 import { createExophonesService } from './modules/exophones/service.js';
 import { createBillingService } from './modules/billing/service.js';
@@ -41,8 +42,18 @@ export function createServices(deps: ServiceDeps) {
     invoiceDueDays: config.INVOICE_DUE_DAYS,
     dunningRetryDays: config.DUNNING_RETRY_DAYS,
   });
+  const purchases = createPurchaseService({
+    db,
+    clock,
+    provider,
+    logger,
+    taxRates: config.TAX_RATES,
+    maxFailures: config.AUTO_RECHARGE_MAX_FAILURES,
+    retryMinutes: config.AUTO_RECHARGE_RETRY_MINUTES,
+  });
   return {
     renewals,
+    purchases,
     subscriptions: createSubscriptionsService({ db, clock }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth: createAuthService({ db, clock }),

@@ -27,8 +27,8 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
   relay.start();
-  const { upgrades, renewals } = createServices(runtime);
-  const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals }), {
+  const { upgrades, renewals, purchases } = createServices(runtime);
+  const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases }), {
     connection: redis,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
@@ -36,7 +36,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
   renewalsWorker.on('error', (err) => logger.error({ err }, 'renewals worker error'));
   const periodic = runPeriodically(
-    maintenanceTasks({ db: database.db, clock, upgrades, renewals, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
+    maintenanceTasks({ db: database.db, clock, upgrades, renewals, purchases, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
     logger,
   );
   logger.info('workers started');

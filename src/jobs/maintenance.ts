@@ -3,6 +3,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { RETENTION_MS } from '../modules/idempotency/domain.js';
 import { purgeOlderThan } from '../modules/idempotency/repo.js';
+import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import type { UpgradeService } from '../modules/upgrade/service.js';
 import type { Queues } from './registry.js';
@@ -23,6 +24,7 @@ export function maintenanceTasks(deps: {
   clock: Clock;
   upgrades: UpgradeService;
   renewals: RenewalService;
+  purchases: PurchaseService;
   queues: Queues;
   schedulerIntervalMs: number;
 }): PeriodicTask[] {
@@ -36,6 +38,11 @@ export function maintenanceTasks(deps: {
       name: 'reconcile unknown renewal payments',
       everyMs: 15_000,
       run: () => deps.renewals.reconcileStalePayments(),
+    },
+    {
+      name: 'reconcile unknown credit purchases and recharges',
+      everyMs: 15_000,
+      run: () => deps.purchases.reconcileStale(),
     },
     {
       name: 'reconcile unknown payments',

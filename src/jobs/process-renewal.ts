@@ -1,12 +1,19 @@
 import type { Job } from 'bullmq';
+import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import { queueDefinitions, type JobPayload } from './registry.js';
 
-/** Renews a period or retries a declined renewal; both re-check in Postgres, so a re-run is a no-op. */
-export function createRenewalProcessor(deps: { renewals: RenewalService }) {
+/** Renews a period, retries a declined renewal, or runs an auto-recharge; each re-checks in Postgres, so a re-run is a no-op. */
+export function createRenewalProcessor(deps: { renewals: RenewalService; purchases: PurchaseService }) {
   return async function processRenewal(job: Job<JobPayload<'renewals'>>) {
     const work = queueDefinitions.renewals.payload.parse(job.data);
-    if (work.kind === 'renew') return { outcome: await deps.renewals.renew(work.subscriptionId, new Date(work.periodEnd)) };
-    return { outcome: await deps.renewals.retry(work.invoiceId, work.attempt) };
+    switch (work.kind) {
+      case 'renew':
+        return { outcome: await deps.renewals.renew(work.subscriptionId, new Date(work.periodEnd)) };
+      case 'retry':
+        return { outcome: await deps.renewals.retry(work.invoiceId, work.attempt) };
+      case 'recharge':
+        return { outcome: await deps.purchases.recharge(work.accountId) };
+    }
   };
 }

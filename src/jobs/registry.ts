@@ -11,18 +11,28 @@ export const queueDefinitions = {
     name: 'events',
     payload: z.object({ outboxId: z.number().int().positive(), eventId: z.string(), type: z.string() }),
   },
+  /** Billing work that falls due: renewals, dunning retries, auto-recharges. */
   renewals: {
     name: 'renewals',
     payload: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('renew'), subscriptionId: z.string(), periodEnd: z.string() }),
       z.object({ kind: z.literal('retry'), invoiceId: z.string(), attempt: z.number().int() }),
+      z.object({ kind: z.literal('recharge'), accountId: z.string(), dueAt: z.string() }),
     ]),
   },
 } as const;
 
 /** One job per subscription and period, per invoice and attempt: two sweeps cannot queue the same work twice. */
-export const renewalJobId = (work: JobPayload<'renewals'>): string =>
-  work.kind === 'renew' ? `renew-${work.subscriptionId}-${Date.parse(work.periodEnd)}` : `retry-${work.invoiceId}-${work.attempt}`;
+export const renewalJobId = (work: JobPayload<'renewals'>): string => {
+  switch (work.kind) {
+    case 'renew':
+      return `renew-${work.subscriptionId}-${Date.parse(work.periodEnd)}`;
+    case 'retry':
+      return `retry-${work.invoiceId}-${work.attempt}`;
+    case 'recharge':
+      return `recharge-${work.accountId}-${Date.parse(work.dueAt)}`;
+  }
+};
 
 export type QueueKey = keyof typeof queueDefinitions;
 export type JobPayload<K extends QueueKey> = z.infer<(typeof queueDefinitions)[K]['payload']>;

@@ -1,3 +1,4 @@
+import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import { renewalJobId, type JobPayload, type Queues } from './registry.js';
 
@@ -6,17 +7,18 @@ import { renewalJobId, type JobPayload, type Queues } from './registry.js';
  * BullMQ under business job ids. Postgres is the record: a Redis that lost its jobs gets
  * them again on the next pass, and the job itself re-checks that the work is still due.
  */
-export async function scheduleDueWork(deps: { renewals: RenewalService; queues: Queues }): Promise<number> {
+export async function scheduleDueWork(deps: { renewals: RenewalService; purchases: PurchaseService; queues: Queues }): Promise<number> {
   const due = await deps.renewals.findDue();
-  if (due.length === 0) return 0;
-  await deps.queues.renewals.addBulk(
-    due.map((work) => {
-      const data: JobPayload<'renewals'> =
-        work.kind === 'renew'
-          ? { kind: 'renew', subscriptionId: work.subscriptionId, periodEnd: work.periodEnd.toISOString() }
-          : { kind: 'retry', invoiceId: work.invoiceId, attempt: work.attempt };
-      return { name: work.kind, data, opts: { jobId: renewalJobId(data) } };
-    }),
-  );
-  return due.length;
+  const recharges = await deps.purchases.findDueRecharges();
+  const jobs: JobPayload<'renewals'>[] = [
+    ...due.map((work): JobPayload<'renewals'> =>
+      work.kind === 'renew'
+        ? { kind: 'renew', subscriptionId: work.subscriptionId, periodEnd: work.periodEnd.toISOString() }
+        : { kind: 'retry', invoiceId: work.invoiceId, attempt: work.attempt },
+    ),
+    ...recharges.map((r): JobPayload<'renewals'> => ({ kind: 'recharge', accountId: r.accountId, dueAt: r.dueAt.toISOString() })),
+  ];
+  if (jobs.length === 0) return 0;
+  await deps.queues.renewals.addBulk(jobs.map((data) => ({ name: data.kind, data, opts: { jobId: renewalJobId(data) } })));
+  return jobs.length;
 }

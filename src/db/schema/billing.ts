@@ -86,7 +86,7 @@ export const invoices = pgTable(
     issuedAt: timestamp('issued_at', { withTimezone: true }).notNull(),
     dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
     paidAt: timestamp('paid_at', { withTimezone: true }),
-    kind: text('kind', { enum: ['upgrade', 'renewal'] }).notNull().default('upgrade'),
+    kind: text('kind', { enum: ['upgrade', 'renewal', 'credits'] }).notNull().default('upgrade'),
     /** Dunning: charge attempts made and when the next one is due (null: none planned). */
     attemptCount: integer('attempt_count').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),

@@ -48,6 +48,10 @@ export const autoRechargeSettings = pgTable(
     threshold: money('threshold').notNull(),
     amount: money('amount').notNull(),
     paymentMethodId: text('payment_method_id').notNull(),
+    /** Failed recharges in a row; at the configured limit auto-recharge switches itself off. */
+    consecutiveFailures: integer('consecutive_failures').notNull().default(0),
+    /** When the next recharge should run: set by a debit that crosses the threshold, or a retry. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
   (t) => [check('auto_recharge_threshold_below_amount', sql`${t.threshold} < ${t.amount} and ${t.threshold} >= 0`)],

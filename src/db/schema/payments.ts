@@ -18,7 +18,7 @@ export const payments = pgTable(
     accountId: text('account_id')
       .notNull()
       .references(() => accounts.id),
-    purpose: text('purpose', { enum: ['upgrade', 'renewal'] }).notNull(),
+    purpose: text('purpose', { enum: ['upgrade', 'renewal', 'purchase', 'recharge'] }).notNull(),
     status: paymentStatus('status').notNull(),
     amount: bigint('amount', { mode: 'number' }).notNull(),
     currency: currency('currency').notNull(),
@@ -39,6 +39,10 @@ export const payments = pgTable(
     uniqueIndex('payments_one_open_upgrade')
       .on(t.accountId)
       .where(sql`${t.purpose} = 'upgrade' and ${t.status} in ('processing', 'unknown', 'awaiting_confirmation')`),
+    // At most one auto-recharge in flight per account, whatever runs it.
+    uniqueIndex('payments_one_open_recharge')
+      .on(t.accountId)
+      .where(sql`${t.purpose} = 'recharge' and ${t.status} in ('processing', 'unknown')`),
   ],
 );
 

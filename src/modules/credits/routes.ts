@@ -5,12 +5,83 @@ import { errorResponses } from '../../lib/problem.js';
 import { principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
 import { adjustmentBodySchema, creditsSchema, invariantReportSchema, ledgerPageSchema, usageBatchSchema, usageResultSchema } from './schemas.js';
+import { paymentMethodInputSchema, paymentSchema, sandboxDescription } from '../payments/schemas.js';
+import { invoiceSchema } from '../billing/schemas.js';
+import { amountInputSchema } from '../../lib/money.js';
+import type { PurchaseService } from './purchases.js';
 import type { CreditsService } from './service.js';
 
 const tags = ['Credits'];
 const notFound = { 404: 'No such account, or not visible to this key (`account_not_found`)' };
 
-export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService }> = async (app, { credits }) => {
+const purchaseResultSchema = z
+  .object({
+    status: z.enum(['credited', 'failed', 'payment_unknown']),
+    balance: z.number().int(),
+    payment: paymentSchema,
+    invoice: invoiceSchema.nullable(),
+  })
+  .meta({ id: 'CreditPurchase', examples: [{ status: 'credited', balance: 300000, payment: { id: 'pay_01kb2m3n4p5q6r7s8t9v0w1x2y' }, invoice: null }] });
+
+export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; purchases: PurchaseService }> = async (app, { credits, purchases }) => {
+  app.post(
+    '/v1/accounts/:accountId/credits/purchases',
+    {
+      config: { scope: 'write', idempotency: 'required' },
+      schema: {
+        tags,
+        operationId: 'purchaseCredits',
+        summary: 'Buy credits (top-up)',
+        description:
+          'Charges the given method, or the saved one, for the credits plus tax; the credits arrive only after the payment succeeded, ' +
+          `with a paid invoice. A decline answers 402 \`payment_declined\`; a lost gateway answer 202 (retry with the same key). ${sandboxDescription}`,
+        params: accountParamsSchema,
+        body: z
+          .object({ amount: amountInputSchema.min(1), paymentMethod: paymentMethodInputSchema.optional() })
+          .meta({ id: 'PurchaseCredits', examples: [{ amount: 200000, paymentMethod: { type: 'upi', vpa: 'success@upi' } }] }),
+        response: {
+          201: purchaseResultSchema,
+          202: purchaseResultSchema,
+          ...errorResponses({
+            ...notFound,
+            402: 'The payment was declined (`payment_declined`)',
+            409: 'Not on a paid plan (`paid_plan_required`), or the Idempotency-Key is in use',
+            422: '`payment_method_not_allowed`, `idempotency_key_reused`',
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await purchases.purchase(request.params.accountId, request.body);
+      return reply.status(result.status === 'payment_unknown' ? 202 : 201).send(result);
+    },
+  );
+
+  app.put(
+    '/v1/accounts/:accountId/credits/auto-recharge',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags,
+        operationId: 'setAutoRecharge',
+        summary: 'Set auto-recharge',
+        description:
+          'When a debit leaves the balance below the threshold, the saved card or UPI method is charged for the amount (plus tax); ' +
+          'one recharge at a time. A failed charge emails the account and is retried with a doubling pause; after ' +
+          'AUTO_RECHARGE_MAX_FAILURES failures in a row auto-recharge switches itself off. Not while the account is limited.',
+        params: accountParamsSchema,
+        body: z
+          .object({ enabled: z.boolean(), threshold: amountInputSchema, amount: amountInputSchema.min(1), paymentMethod: paymentMethodInputSchema.optional() })
+          .meta({ id: 'AutoRechargeSettings', examples: [{ enabled: true, threshold: 50000, amount: 200000 }] }),
+        response: {
+          200: z.object({ enabled: z.boolean(), threshold: z.number().int(), amount: z.number().int() }).meta({ id: 'AutoRecharge', examples: [{ enabled: true, threshold: 50000, amount: 200000 }] }),
+          ...errorResponses({ ...notFound, 422: 'Threshold not below the amount, or a method that cannot be charged unattended (`invalid_auto_recharge`)' }),
+        },
+      },
+    },
+    async (request) => purchases.setAutoRecharge(request.params.accountId, request.body),
+  );
+
   app.get(
     '/v1/accounts/:accountId/credits',
     {

@@ -1,6 +1,6 @@
-import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, autoRechargeSettings, creditBalances, creditLedger, planPrices, usageEvents } from '../../db/schema/index.js';
+import { autoRechargeSettings, creditBalances, creditLedger, planPrices, usageEvents } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -166,6 +166,18 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
         if (entries.length) {
           await tx.insert(creditLedger).values(entries);
           await tx.update(creditBalances).set({ balance, updatedAt: now }).where(eq(creditBalances.accountId, accountId));
+          // Below the threshold: ask for one recharge (the scheduler runs it; later debits see it asked).
+          await tx
+            .update(autoRechargeSettings)
+            .set({ nextAttemptAt: now })
+            .where(
+              and(
+                eq(autoRechargeSettings.accountId, accountId),
+                eq(autoRechargeSettings.enabled, true),
+                isNull(autoRechargeSettings.nextAttemptAt),
+                gt(autoRechargeSettings.threshold, balance),
+              ),
+            );
         }
         balances.push({ accountId, currency: account.currency, balance });
       });

@@ -63,6 +63,20 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
     subject: 'Your plan change is scheduled',
     body: `Your plan changes to ${String(p.to)} on ${dayOf(p.effectiveAt)}, the start of your next billing period.`,
   }),
+  'credits.recharged': (p) => ({
+    subject: 'Receipt: your credits were recharged',
+    body: `Your balance was below your threshold, so we added ${String(p.credits)} (minor units) of credits, charging ${String(p.total)} ${String(p.currency)} to your saved method.`,
+  }),
+  'credits.purchased': (p) => ({
+    subject: 'Receipt: credits purchased',
+    body: `We added ${String(p.credits)} (minor units) of credits for ${String(p.total)} ${String(p.currency)}.`,
+  }),
+  'credits.recharge_failed': (p) => ({
+    subject: p.disabled ? 'Auto-recharge is switched off' : 'Your auto-recharge failed',
+    body: p.disabled
+      ? `Charging your saved method failed ${String(p.failures)} times in a row (${String(p.failureCode)}), so auto-recharge is now off. Top up or update your method to avoid interruption.`
+      : `Charging your saved method failed (${String(p.failureCode)}). We will try again on ${String(p.nextAttemptAt).slice(0, 16).replace('T', ' ')} UTC.`,
+  }),
   'subscription.billing_cycle_change_scheduled': (p) => ({
     subject: 'Your billing cycle change is scheduled',
     body: `From ${dayOf(p.effectiveAt)} you will be billed ${String(p.to)}.`,

@@ -414,7 +414,9 @@ export function createRenewalService(deps: RenewalDeps) {
       + (select count(*) from invoices i join accounts a on a.id = i.account_id join test_clocks c on c.id = a.test_clock_id
           where c.id = ${testClockId} and i.status = 'open' and i.next_attempt_at <= c.frozen_time)
       + (select count(*) from payments p join accounts a on a.id = p.account_id
-          where a.test_clock_id = ${testClockId} and p.purpose = 'renewal' and p.status in ('processing', 'unknown'))
+          where a.test_clock_id = ${testClockId} and p.purpose in ('renewal', 'recharge') and p.status in ('processing', 'unknown'))
+      + (select count(*) from auto_recharge_settings r join accounts a on a.id = r.account_id join test_clocks c on c.id = a.test_clock_id
+          where c.id = ${testClockId} and r.enabled and r.next_attempt_at <= c.frozen_time)
       as n`).then((r) => (r as unknown as { rows: Array<{ n: string }> }).rows);
     return Number(row?.n ?? 0);
   }

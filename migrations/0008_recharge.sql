@@ -1,0 +1,3 @@
+ALTER TABLE "auto_recharge_settings" ADD COLUMN "consecutive_failures" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "auto_recharge_settings" ADD COLUMN "next_attempt_at" timestamp with time zone;--> statement-breakpoint
+CREATE UNIQUE INDEX "payments_one_open_recharge" ON "payments" USING btree ("account_id") WHERE "payments"."purpose" = 'recharge' and "payments"."status" in ('processing', 'unknown');

@@ -1,0 +1,343 @@
+import { and, eq, isNotNull, lte, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { accounts, autoRechargeSettings, subscriptions, testClocks } from '../../db/schema/index.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import * as accountsRepo from '../accounts/repo.js';
+import { financialYearOf, invoiceNumber, taxFor } from '../billing/domain.js';
+import { toInvoiceDto } from '../billing/dto.js';
+import * as billingRepo from '../billing/repo.js';
+import { bpsOf, type Currency } from '../../lib/money.js';
+import { appendEvents, type NewEvent } from '../events/repo.js';
+import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
+import { toPaymentDto } from '../payments/dto.js';
+import { cardBrandOf, chargeableUnattended } from '../payments/methods.js';
+import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
+import * as paymentsRepo from '../payments/repo.js';
+import type { PaymentMethodInput } from '../payments/schemas.js';
+import { findLiveSubscription } from '../subscriptions/repo.js';
+import { nowForAccount } from '../test-clocks/time.js';
+import * as repo from './repo.js';
+
+export interface PurchaseDeps {
+  db: Db;
+  clock: Clock;
+  provider: PaymentProvider;
+  logger: Logger;
+  taxRates: Record<string, number>;
+  maxFailures: number;
+  retryMinutes: number;
+}
+
+type Purpose = 'purchase' | 'recharge';
+
+/**
+ * Buying credits: a top-up the customer asks for, or an auto-recharge when a debit leaves
+ * the balance below the threshold. Either way the payment row comes first, the gateway is
+ * called outside any transaction under the payment's id, and the credit is written only
+ * when the money arrived, with its invoice, in one transaction.
+ */
+export function createPurchaseService(deps: PurchaseDeps) {
+  const { db, clock, provider, logger } = deps;
+
+  function price(amount: number, country: string) {
+    const tax = taxFor(country, deps.taxRates);
+    const taxAmount = bpsOf(amount, tax.rateBps);
+    return { amount, tax: { ...tax, amount: taxAmount }, total: amount + taxAmount };
+  }
+
+  async function savedMethodId(tx: Db, accountId: string): Promise<string | null> {
+    const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+    if (settings) return settings.paymentMethodId;
+    return (await findLiveSubscription(tx, accountId))?.paymentMethodId ?? null;
+  }
+
+  async function insertMethod(tx: Db, accountId: string, method: PaymentMethodInput, now: Date) {
+    if (method.type === 'wire_transfer' || method.type === 'cheque') {
+      throw new AppError('payment_method_not_allowed', 'Credits are bought by card, UPI or net banking');
+    }
+    if ((method.type === 'upi' || method.type === 'netbanking') && (await accountsRepo.findAccount(tx, accountId))!.country !== 'IN') {
+      throw new AppError('payment_method_not_allowed', `${method.type === 'upi' ? 'UPI' : 'Net banking'} is available to accounts in India only`);
+    }
+    const reference = method.type === 'card' ? method.token : method.type === 'upi' ? method.vpa : method.bankCode;
+    const label = method.type === 'card' ? cardBrandOf(method.token) : method.type === 'upi' ? (method.app ?? 'upi') : method.bankCode;
+    return paymentsRepo.insertPaymentMethod(tx, { id: newId('pm', now), accountId, type: method.type, reference, label, createdAt: now });
+  }
+
+  /** A top-up: charges the given or the saved method, credits only after the money arrived. */
+  async function purchase(accountId: string, input: { amount: number; paymentMethod?: PaymentMethodInput }) {
+    const payment = await db.transaction(async (tx) => {
+      const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
+      if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
+      if (account.status !== 'active' && account.status !== 'past_due') {
+        throw new AppError('paid_plan_required', `Credits are bought on a paid plan; the account is ${account.status}`);
+      }
+      const now = await nowForAccount(tx, account, clock);
+      const methodId = input.paymentMethod ? (await insertMethod(tx, accountId, input.paymentMethod, now)).id : await savedMethodId(tx, accountId);
+      if (!methodId) throw new AppError('payment_method_not_allowed', 'No saved payment method: give one');
+      return openPayment(tx, account, 'purchase', input.amount, methodId, now);
+    });
+    const result = await charge(payment, false);
+    const settled = await settle(payment.id, result);
+    if (settled.payment.status === 'failed') {
+      throw new AppError('payment_declined', settled.payment.failureMessage ?? 'The payment was declined', {
+        declineCode: settled.payment.failureCode,
+        paymentId: payment.id,
+      });
+    }
+    return settled;
+  }
+
+  async function openPayment(tx: Db, account: accountsRepo.AccountRow, purpose: Purpose, amount: number, paymentMethodId: string, now: Date) {
+    const method = (await paymentsRepo.findPaymentMethod(tx, paymentMethodId))!;
+    const priced = price(amount, account.country);
+    return paymentsRepo.insertPayment(tx, {
+      id: newId('pay', now),
+      accountId: account.id,
+      purpose,
+      status: 'processing',
+      amount: priced.total,
+      currency: account.currency,
+      methodType: method.type,
+      paymentMethodId,
+      request: { credits: amount, tax: priced.tax },
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+
+  async function charge(payment: paymentsRepo.PaymentRow, unattended: boolean): Promise<ChargeResult> {
+    const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
+    return chargeWithDeadline(
+      provider,
+      {
+        idempotencyKey: payment.id,
+        amount: payment.amount,
+        currency: payment.currency,
+        method: chargeMethodOf(method),
+        description: `${payment.purpose === 'recharge' ? 'Auto-recharge' : 'Credits'} for ${payment.accountId}`,
+        unattended,
+      },
+      logger,
+    );
+  }
+
+  /** Applies the gateway's answer; credits once (the ledger's source key is the payment). */
+  async function settle(paymentId: string, result: ChargeResult) {
+    return db.transaction(async (tx) => {
+      const found = (await paymentsRepo.findPayment(tx, paymentId))!;
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
+      const now = await nowForAccount(tx, account, clock);
+      const request = payment.request as { credits: number; tax: { label: string; rateBps: number; amount: number } };
+      const ids = { accountId: account.id, paymentId };
+      if (payment.status === 'processing' || payment.status === 'unknown') {
+        if (result.status === 'succeeded') {
+          const invoice = await issueCreditsInvoice(tx, account, payment, request, now);
+          await repo.applyEntry(tx, {
+            accountId: account.id,
+            currency: account.currency,
+            amount: request.credits,
+            kind: payment.purpose === 'recharge' ? 'recharge' : 'purchase',
+            sourceKey: `payment:${payment.id}`,
+            description: `${payment.purpose === 'recharge' ? 'Auto-recharge' : 'Credits purchase'}, invoice ${invoice.number}`,
+            at: now,
+          });
+          await paymentsRepo.updatePayment(tx, paymentId, { status: 'succeeded', invoiceId: invoice.id, providerReference: result.reference, updatedAt: now });
+          if (payment.purpose === 'recharge') {
+            await tx.update(autoRechargeSettings).set({ consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
+          }
+          await appendEvents(tx, now, [
+            { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, invoiceId: invoice.id, amount: payment.amount, currency: payment.currency, purpose: payment.purpose } },
+            { type: 'invoice.paid', accountId: account.id, payload: { ...ids, invoiceId: invoice.id, number: invoice.number, total: invoice.total } },
+            {
+              type: payment.purpose === 'recharge' ? 'credits.recharged' : 'credits.purchased',
+              accountId: account.id,
+              payload: { ...ids, invoiceId: invoice.id, credits: request.credits, total: payment.amount, currency: payment.currency },
+            },
+          ]);
+        } else if (result.status === 'failed') {
+          await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', failureCode: result.code, failureMessage: result.message, updatedAt: now });
+          const events: NewEvent[] = [
+            { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: payment.purpose, failureCode: result.code, amount: payment.amount, currency: payment.currency } },
+          ];
+          if (payment.purpose === 'recharge') events.push(await recordRechargeFailure(tx, account.id, result.code, now));
+          await appendEvents(tx, now, events);
+        } else if (payment.status !== 'unknown') {
+          await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
+        }
+      }
+      const settled = (await paymentsRepo.findPayment(tx, paymentId))!;
+      const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
+      return {
+        status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
+        balance: await repo.balanceOf(tx, account.id),
+        payment: toPaymentDto(settled),
+        invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
+      };
+    });
+  }
+
+  /** One more failure in a row: retry later with a doubling pause, or switch off at the limit. */
+  async function recordRechargeFailure(tx: Db, accountId: string, failureCode: string, now: Date): Promise<NewEvent> {
+    const [settings] = await tx
+      .update(autoRechargeSettings)
+      .set({ consecutiveFailures: sql`${autoRechargeSettings.consecutiveFailures} + 1`, updatedAt: now })
+      .where(eq(autoRechargeSettings.accountId, accountId))
+      .returning();
+    const failures = settings!.consecutiveFailures;
+    if (failures >= deps.maxFailures) {
+      await tx.update(autoRechargeSettings).set({ enabled: false, nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+      return { type: 'credits.recharge_failed', accountId, payload: { accountId, failureCode, failures, disabled: true } };
+    }
+    const nextAttemptAt = new Date(now.getTime() + deps.retryMinutes * 60_000 * 2 ** (failures - 1));
+    await tx.update(autoRechargeSettings).set({ nextAttemptAt }).where(eq(autoRechargeSettings.accountId, accountId));
+    return { type: 'credits.recharge_failed', accountId, payload: { accountId, failureCode, failures, disabled: false, nextAttemptAt: nextAttemptAt.toISOString() } };
+  }
+
+  async function issueCreditsInvoice(
+    tx: Db,
+    account: accountsRepo.AccountRow,
+    payment: paymentsRepo.PaymentRow,
+    request: { credits: number; tax: { label: string; rateBps: number; amount: number } },
+    now: Date,
+  ) {
+    const sub = await findLiveSubscription(tx, account.id);
+    const financialYear = financialYearOf(now);
+    const sequence = await billingRepo.nextInvoiceSequence(tx, financialYear);
+    return billingRepo.insertInvoice(
+      tx,
+      {
+        id: newId('inv', now),
+        accountId: account.id,
+        subscriptionId: null,
+        number: invoiceNumber(financialYear, sequence),
+        financialYear,
+        sequence,
+        status: 'paid',
+        kind: 'credits',
+        currency: payment.currency as Currency,
+        subtotal: request.credits,
+        discountTotal: 0,
+        taxLabel: request.tax.label,
+        taxRateBps: request.tax.rateBps,
+        taxAmount: request.tax.amount,
+        total: payment.amount,
+        planId: account.planId,
+        billingCycle: sub?.billingCycle ?? 'monthly',
+        periodStart: now,
+        periodEnd: now,
+        issuedAt: now,
+        dueAt: now,
+        paidAt: now,
+      },
+      [
+        {
+          position: 0,
+          kind: 'credits',
+          description: payment.purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS',
+          quantity: 1,
+          unitAmount: request.credits,
+          grossAmount: request.credits,
+          discountAmount: 0,
+          amount: request.credits,
+        },
+      ],
+    );
+  }
+
+  /** Auto-recharges due now (per account clock): the scheduler hands them to the queue. */
+  async function findDueRecharges(limit = 500): Promise<Array<{ accountId: string; dueAt: Date }>> {
+    const now = sql`coalesce(${testClocks.frozenTime}, ${clock.now().toISOString()}::timestamptz)`;
+    const rows = await db
+      .select({ accountId: autoRechargeSettings.accountId, dueAt: autoRechargeSettings.nextAttemptAt })
+      .from(autoRechargeSettings)
+      .innerJoin(accounts, eq(accounts.id, autoRechargeSettings.accountId))
+      .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+      .where(and(eq(autoRechargeSettings.enabled, true), isNotNull(autoRechargeSettings.nextAttemptAt), lte(autoRechargeSettings.nextAttemptAt, now)))
+      .limit(limit);
+    return rows.map((r) => ({ accountId: r.accountId, dueAt: r.dueAt! }));
+  }
+
+  /**
+   * Runs one auto-recharge if it is still wanted: enabled, due, the balance still below the
+   * threshold, the account on a paid plan, and none in flight (a unique index makes sure).
+   */
+  async function recharge(accountId: string): Promise<'recharged' | 'failed' | 'unknown' | 'skipped'> {
+    const payment = await db.transaction(async (tx) => {
+      const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
+      const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId)).for('update');
+      if (!account || !settings) return null;
+      const now = await nowForAccount(tx, account, clock);
+      if (!settings.enabled || !settings.nextAttemptAt || settings.nextAttemptAt > now) return null;
+      const balance = await repo.balanceOf(tx, accountId);
+      const [sub] = await tx.select().from(subscriptions).where(and(eq(subscriptions.accountId, accountId), eq(subscriptions.status, 'active')));
+      const method = await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId);
+      if (balance >= settings.threshold || account.status !== 'active' || !sub || !method || !chargeableUnattended(method.type)) {
+        await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+        return null;
+      }
+      const open = await tx.execute(sql`select 1 from payments where account_id = ${accountId} and purpose = 'recharge' and status in ('processing', 'unknown')`);
+      if ((open as unknown as { rows: unknown[] }).rows.length) return null;
+      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+      return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
+    });
+    if (!payment) return 'skipped';
+    const settled = await settle(payment.id, await charge(payment, true));
+    return settled.status === 'credited' ? 'recharged' : settled.status === 'failed' ? 'failed' : 'unknown';
+  }
+
+  /** Purchases and recharges whose answer was lost, settled on their account's clock. */
+  async function reconcileStale(limit = 50): Promise<number> {
+    let settled = 0;
+    for (const purpose of ['purchase', 'recharge'] as const) {
+      for (const payment of await paymentsRepo.listUnresolvedPayments(db, purpose, clock.now(), 30_000, limit)) {
+        try {
+          const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
+          const account = (await accountsRepo.findAccount(db, payment.accountId))!;
+          await settle(payment.id, await resolveUnknownCharge(provider, payment, method, await nowForAccount(db, account, clock), logger));
+          settled++;
+        } catch (err) {
+          logger.error({ err, paymentId: payment.id }, 'could not reconcile credits payment');
+        }
+      }
+    }
+    return settled;
+  }
+
+  /** Auto-recharge settings; the method must be chargeable unattended (card, UPI). */
+  async function setAutoRecharge(accountId: string, input: { enabled: boolean; threshold: number; amount: number; paymentMethod?: PaymentMethodInput }) {
+    if (input.threshold >= input.amount) throw new AppError('invalid_auto_recharge', 'The recharge amount must be larger than the threshold');
+    return db.transaction(async (tx) => {
+      const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
+      if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
+      const now = await nowForAccount(tx, account, clock);
+      const methodId = input.paymentMethod ? (await insertMethod(tx, accountId, input.paymentMethod, now)).id : await savedMethodId(tx, accountId);
+      const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
+      if (!method || !chargeableUnattended(method.type)) {
+        throw new AppError('invalid_auto_recharge', 'Auto-recharge needs a card or UPI method, which can be charged unattended');
+      }
+      const balance = await repo.balanceOf(tx, accountId);
+      const row = {
+        accountId,
+        enabled: input.enabled,
+        threshold: input.threshold,
+        amount: input.amount,
+        paymentMethodId: method.id,
+        consecutiveFailures: 0,
+        // Already below the new threshold: recharge now.
+        nextAttemptAt: input.enabled && balance < input.threshold ? now : null,
+        updatedAt: now,
+      };
+      await tx.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });
+      await appendEvents(tx, now, [{ type: 'credits.auto_recharge_updated', accountId, payload: { accountId, enabled: input.enabled, threshold: input.threshold, amount: input.amount } }]);
+      return { enabled: row.enabled, threshold: row.threshold, amount: row.amount };
+    });
+  }
+
+  return { purchase, recharge, findDueRecharges, reconcileStale, setAutoRecharge, settle };
+}
+
+export type PurchaseService = ReturnType<typeof createPurchaseService>;

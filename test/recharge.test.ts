@@ -1,0 +1,143 @@
+import t, { type Test } from 'tap';
+import { createLogger } from '../src/lib/logger.js';
+import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
+import { startWorkers } from '../src/worker.js';
+import { approveKyc, readyAccount, setup, type TestContext } from './helper.js';
+import { smtpReceiver } from './smtp.js';
+
+const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50' };
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function withWorkers(t: Test, ctx: TestContext, smtpUrl: string) {
+  const mailer = createSmtpMailer(smtpUrl, 'Billing <billing@test.example>');
+  const workers = await startWorkers(
+    { config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock },
+    { mailer },
+  );
+  t.teardown(() => workers.close());
+}
+
+/** An active Starter account with exactly `balance` credits, paying by `token`. */
+async function paid(ctx: TestContext, balance: number, token = 'tok_visa', testClockId?: string) {
+  const account = testClockId
+    ? (await ctx.call('POST', '/v1/accounts', { body: { name: 'R', email: `r${Math.random()}@acme.example`, country: 'IN', testClockId } })).body
+    : await readyAccount(ctx);
+  if (testClockId) await approveKyc(ctx, account.id);
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token } },
+    headers: { 'idempotency-key': `u-${account.id}` },
+  });
+  if (res.status !== 201) throw new Error(`upgrade ${res.status}`);
+  await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: { amount: balance - 100000, reason: 'setup' }, headers: { 'idempotency-key': `a-${account.id}` } });
+  return res.body.account as { id: string; email: string };
+}
+
+const smsBatch = (accountId: string, prefix: string, n: number, segments: number) => ({
+  events: Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, accountId, type: 'sms', segments })),
+});
+
+t.test('a top-up charges first and credits after, with a paid invoice; a decline credits nothing', async (t) => {
+  const ctx = await setup(t);
+  const account = await paid(ctx, 1000);
+  const body = { amount: 200000, paymentMethod: { type: 'upi', vpa: 'success@upi' } };
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body, headers: { 'idempotency-key': 'top-1' } });
+  t.equal(res.status, 201);
+  t.equal(res.body.status, 'credited');
+  t.equal(res.body.balance, 201000);
+  t.same([res.body.invoice.subtotal, res.body.invoice.tax.amount, res.body.invoice.total, res.body.invoice.status], [200000, 36000, 236000, 'paid']);
+  const again = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body, headers: { 'idempotency-key': 'top-1' } });
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 201000, 'credited once');
+
+  const declined = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, {
+    key: ctx.keys.write,
+    body: { amount: 5000, paymentMethod: { type: 'card', token: 'tok_chargeDeclined' } },
+    headers: { 'idempotency-key': 'top-2' },
+  });
+  t.equal(declined.status, 402);
+  t.equal(declined.body.declineCode, 'card_declined');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 201000, 'nothing credited');
+  const saved = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body: { amount: 1000 }, headers: { 'idempotency-key': 'top-3' } });
+  t.equal(saved.body.balance, 202000, 'the saved method when none is given');
+
+  const trial = await readyAccount(ctx);
+  const refused = await ctx.call('POST', `/v1/accounts/${trial.id}/credits/purchases`, { body, headers: { 'idempotency-key': 'top-4' } });
+  t.equal(refused.body.code, 'paid_plan_required');
+  t.same((await ctx.call('GET', '/v1/ops/ledger-invariants')).body.violations, []);
+});
+
+t.test('50 debits crossing the threshold at once: exactly one recharge, the balance right, one receipt', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t, env);
+  await withWorkers(t, ctx, smtp.url);
+  const account = await paid(ctx, 5000);
+  const settings = await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { key: ctx.keys.write, body: { enabled: true, threshold: 2000, amount: 10000 } });
+  t.same(settings.body, { enabled: true, threshold: 2000, amount: 10000 });
+  // 50 batches of one 4-segment SMS (100 paise each) at once: 5000 -> 0, crossing 2000 once.
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: smsBatch(account.id, `x${i}`, 1, 4) })),
+  );
+  t.ok(results.every((r) => r.body.results[0].status === 'debited'), 'every debit covered');
+  await until('the recharge', async () => (await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance === 10000);
+  await new Promise((r) => setTimeout(r, 400)); // a second recharge would show now
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 10000, '0 + one recharge of 10000');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n, 1, 'one recharge payment');
+  t.equal((await ctx.query("select count(*)::int as n from credit_ledger where kind = 'recharge'")).rows[0].n, 1);
+  await until('the receipt', async () => smtp.received.some((m) => m.raw.includes('Receipt: your credits were recharged')));
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(smtp.received.filter((m) => m.raw.includes('Receipt: your credits were recharged')).length, 1, 'one receipt');
+  t.same((await ctx.call('GET', '/v1/ops/ledger-invariants')).body.violations, []);
+});
+
+t.test('failed recharges are retried with a doubling pause, then auto-recharge switches itself off', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t, env);
+  await withWorkers(t, ctx, smtp.url);
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'recharge', frozenTime: '2026-12-01T00:00:00Z' } })).body;
+  const account = await paid(ctx, 3000, 'tok_chargeCustomerFail', clock.id);
+  await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
+  await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: smsBatch(account.id, 'f', 1, 50) }); // 3000 - 1250: below 2000
+  const attempts = async () => (await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n;
+  await until('the first attempt', async () => (await attempts()) === 1);
+  const advance = (to: string) => ctx.call('POST', `/v1/test-clocks/${clock.id}/advance`, { body: { frozenTime: to } });
+  await advance('2026-12-01T00:14:00Z');
+  t.equal(await attempts(), 1, 'not before 15 minutes');
+  await advance('2026-12-01T00:15:00Z');
+  t.equal(await attempts(), 2, 'retry after 15 minutes');
+  await advance('2026-12-01T00:45:00Z');
+  t.equal(await attempts(), 3, 'then after 30 more');
+  const settings = await ctx.query('select enabled, consecutive_failures from auto_recharge_settings where account_id = $1', [account.id]);
+  t.same(settings.rows[0], { enabled: false, consecutive_failures: 3 }, 'off after 3 failures');
+  await advance('2026-12-02T00:00:00Z');
+  t.equal(await attempts(), 3, 'no more attempts');
+  await until('the emails', async () => smtp.received.filter((m) => /auto-recharge failed|Auto-recharge is switched off/i.test(m.raw)).length === 3);
+  t.ok(smtp.received.some((m) => m.raw.includes('Auto-recharge is switched off')));
+});
+
+t.test('one recharge at a time, none for a limited account', async (t) => {
+  const ctx = await setup(t);
+  const account = await paid(ctx, 1000);
+  await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
+  const outcomes = await Promise.all([ctx.services.purchases.recharge(account.id), ctx.services.purchases.recharge(account.id)]);
+  t.same(outcomes.sort(), ['recharged', 'skipped']);
+  await t.rejects(
+    ctx.query(
+      "insert into payments (id, account_id, purpose, status, amount, currency, method_type, payment_method_id, request, created_at, updated_at) select 'pay_x1', account_id, 'recharge', 'unknown', 1, currency, method_type, payment_method_id, '{}', now(), now() from payments where purpose = 'upgrade' limit 1; insert into payments (id, account_id, purpose, status, amount, currency, method_type, payment_method_id, request, created_at, updated_at) select 'pay_x2', account_id, 'recharge', 'processing', 1, currency, method_type, payment_method_id, '{}', now(), now() from payments where purpose = 'upgrade' limit 1",
+    ),
+    /payments_one_open_recharge/,
+    'the database refuses a second recharge in flight',
+  );
+  const limited = await paid(ctx, 1000);
+  await ctx.call('PUT', `/v1/accounts/${limited.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
+  await ctx.query("update accounts set status = 'limited' where id = $1", [limited.id]);
+  t.equal(await ctx.services.purchases.recharge(limited.id), 'skipped', 'no recharge while limited');
+  const bad = await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000, paymentMethod: { type: 'netbanking', bankCode: 'HDFC' } } });
+  t.equal(bad.body.code, 'invalid_auto_recharge', 'net banking cannot be charged unattended');
+});
