@@ -6,7 +6,8 @@ import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { financialYearOf, invoiceNumber, taxFor } from '../billing/domain.js';
+import { taxFor } from '../billing/domain.js';
+import { issueInvoice } from '../billing/issue.js';
 import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import { bpsOf, type Currency } from '../../lib/money.js';
@@ -205,47 +206,27 @@ export function createPurchaseService(deps: PurchaseDeps) {
     now: Date,
   ) {
     const sub = await findLiveSubscription(tx, account.id);
-    const financialYear = financialYearOf(now);
-    const sequence = await billingRepo.nextInvoiceSequence(tx, financialYear);
-    return billingRepo.insertInvoice(
-      tx,
-      {
-        id: newId('inv', now),
-        accountId: account.id,
-        subscriptionId: null,
-        number: invoiceNumber(financialYear, sequence),
-        financialYear,
-        sequence,
-        status: 'paid',
-        kind: 'credits',
+    const description = payment.purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS';
+    const credits = request.credits;
+    return issueInvoice(tx, {
+      accountId: account.id,
+      subscriptionId: null,
+      kind: 'credits',
+      status: 'paid',
+      priced: {
         currency: payment.currency as Currency,
-        subtotal: request.credits,
+        lines: [{ kind: 'credits', description, quantity: 1, unitAmount: credits, grossAmount: credits, discountAmount: 0, amount: credits }],
+        subtotal: credits,
         discountTotal: 0,
-        taxLabel: request.tax.label,
-        taxRateBps: request.tax.rateBps,
-        taxAmount: request.tax.amount,
+        tax: request.tax,
         total: payment.amount,
-        planId: account.planId,
-        billingCycle: sub?.billingCycle ?? 'monthly',
-        periodStart: now,
-        periodEnd: now,
-        issuedAt: now,
-        dueAt: now,
-        paidAt: now,
       },
-      [
-        {
-          position: 0,
-          kind: 'credits',
-          description: payment.purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS',
-          quantity: 1,
-          unitAmount: request.credits,
-          grossAmount: request.credits,
-          discountAmount: 0,
-          amount: request.credits,
-        },
-      ],
-    );
+      planId: account.planId,
+      billingCycle: sub?.billingCycle ?? 'monthly',
+      period: { start: now, end: now },
+      now,
+      dueAt: now,
+    });
   }
 
   /** Auto-recharges due now (per account clock): the scheduler hands them to the queue. */

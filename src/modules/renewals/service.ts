@@ -5,8 +5,8 @@ import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { financialYearOf, invoiceNumber, priceUpgrade, taxFor } from '../billing/domain.js';
-import * as billingRepo from '../billing/repo.js';
+import { priceUpgrade, taxFor } from '../billing/domain.js';
+import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
 import { chargeableUnattended } from '../payments/methods.js';
@@ -115,38 +115,22 @@ export function createRenewalService(deps: RenewalDeps) {
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub.paymentMethodId));
       const charge = method && chargeableUnattended(method.type) ? method : null;
 
-      const financialYear = financialYearOf(now);
-      const sequence = await billingRepo.nextInvoiceSequence(tx, financialYear);
-      const invoice = await billingRepo.insertInvoice(
-        tx,
-        {
-          id: newId('inv', now),
-          accountId: account.id,
-          subscriptionId: sub.id,
-          number: invoiceNumber(financialYear, sequence),
-          financialYear,
-          sequence,
-          status: 'open',
-          kind: 'renewal',
-          currency: priced.currency,
-          subtotal: priced.subtotal,
-          discountTotal: priced.discountTotal,
-          taxLabel: priced.tax.label,
-          taxRateBps: priced.tax.rateBps,
-          taxAmount: priced.tax.amount,
-          total: priced.total,
-          planId,
-          billingCycle: cycleCode,
-          periodStart: start,
-          periodEnd: end,
-          issuedAt: now,
-          dueAt: charge ? now : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS),
-          attemptCount: charge ? 1 : 0,
-          // Unpaid by its due date, an offline invoice enters dunning like a declined charge.
-          nextAttemptAt: charge ? null : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS),
-        },
-        priced.lines.map((line, position) => ({ ...line, position })),
-      );
+      const dueAt = charge ? now : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
+      const invoice = await issueInvoice(tx, {
+        accountId: account.id,
+        subscriptionId: sub.id,
+        kind: 'renewal',
+        status: 'open',
+        priced,
+        planId,
+        billingCycle: cycleCode,
+        period: { start, end },
+        now,
+        dueAt,
+        attemptCount: charge ? 1 : 0,
+        // Unpaid by its due date, an offline invoice enters dunning like a declined charge.
+        nextAttemptAt: charge ? null : dueAt,
+      });
       await tx
         .update(subscriptions)
         .set({

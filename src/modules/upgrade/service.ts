@@ -7,7 +7,8 @@ import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { toAccountDto } from '../accounts/service.js';
-import { financialYearOf, invoiceNumber, taxFor, type PricedInvoice } from '../billing/domain.js';
+import { taxFor, type PricedInvoice } from '../billing/domain.js';
+import { issueInvoice } from '../billing/issue.js';
 import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
@@ -146,7 +147,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
       const paymentId = newId('pay', now);
 
       if (isOffline(method.type)) {
-        const invoice = await issueInvoice(tx, {
+        const invoice = await issueUpgradeInvoice(tx, {
           accountId,
           snapshot,
           period: evaluation.period,
@@ -349,7 +350,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
     });
     const invoice = openInvoice
       ? await billingRepo.markInvoicePaid(tx, openInvoice.id, now, subscription.id, period)
-      : await issueInvoice(tx, { accountId: account.id, snapshot, period, status: 'paid', now, dueAt: now, subscriptionId: subscription.id });
+      : await issueUpgradeInvoice(tx, { accountId: account.id, snapshot, period, status: 'paid', now, dueAt: now, subscriptionId: subscription.id });
 
     if (snapshot.initialCredits > 0) {
       await creditsRepo.applyEntry(tx, {
@@ -385,41 +386,22 @@ export function createUpgradeService(deps: UpgradeDeps) {
     return readResult(tx, payment.id, 'active');
   }
 
-  async function issueInvoice(
+  const issueUpgradeInvoice = (
     tx: Db,
     input: { accountId: string; snapshot: UpgradeSnapshot; period: { start: Date; end: Date }; status: 'open' | 'paid'; now: Date; dueAt: Date; subscriptionId?: string },
-  ) {
-    const { priced } = input.snapshot;
-    const financialYear = financialYearOf(input.now);
-    const sequence = await billingRepo.nextInvoiceSequence(tx, financialYear);
-    return billingRepo.insertInvoice(
-      tx,
-      {
-        id: newId('inv', input.now),
-        accountId: input.accountId,
-        subscriptionId: input.subscriptionId ?? null,
-        number: invoiceNumber(financialYear, sequence),
-        financialYear,
-        sequence,
-        status: input.status,
-        currency: priced.currency,
-        subtotal: priced.subtotal,
-        discountTotal: priced.discountTotal,
-        taxLabel: priced.tax.label,
-        taxRateBps: priced.tax.rateBps,
-        taxAmount: priced.tax.amount,
-        total: priced.total,
-        planId: input.snapshot.planId,
-        billingCycle: input.snapshot.billingCycle,
-        periodStart: input.period.start,
-        periodEnd: input.period.end,
-        issuedAt: input.now,
-        dueAt: input.dueAt,
-        paidAt: input.status === 'paid' ? input.now : null,
-      },
-      priced.lines.map((line, position) => ({ ...line, position })),
-    );
-  }
+  ) =>
+    issueInvoice(tx, {
+      accountId: input.accountId,
+      subscriptionId: input.subscriptionId ?? null,
+      kind: 'upgrade',
+      status: input.status,
+      priced: input.snapshot.priced,
+      planId: input.snapshot.planId,
+      billingCycle: input.snapshot.billingCycle,
+      period: input.period,
+      now: input.now,
+      dueAt: input.dueAt,
+    });
 
   async function readResult(tx: Db, paymentId: string, status: UpgradeResult['status']): Promise<UpgradeResult> {
     const payment = (await paymentsRepo.findPayment(tx, paymentId))!;
