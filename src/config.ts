@@ -47,6 +47,12 @@ export const configSchema = z.object({
     .regex(/^\d{1,3}(,\d{1,3})*$/, 'must be days such as 1,3,7')
     .default('1,3,7')
     .transform((v) => v.split(',').map(Number)),
+  /**
+   * Indian e-mandate rules for unattended card and UPI charges (renewals, auto-recharge):
+   * the most one such charge may take, in paise, and the pre-debit notice sent before it.
+   */
+  MANDATE_CAP_INR: z.coerce.number().int().min(0).default(1_500_000),
+  PRE_DEBIT_NOTICE_HOURS: z.coerce.number().int().min(0).max(240).default(24),
   /** Auto-recharge switches itself off after this many failed charges in a row. */
   AUTO_RECHARGE_MAX_FAILURES: z.coerce.number().int().min(1).max(20).default(3),
   /** Minutes before retrying a failed auto-recharge; doubles with each failure. */

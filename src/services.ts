@@ -33,6 +33,7 @@ export function createServices(deps: ServiceDeps) {
   const { clock, config } = deps;
   const logger = deps.logger ?? createLogger({ LOG_LEVEL: 'silent' });
   const provider = deps.provider ?? createSandboxProvider({ db, clock });
+  const mandate = { capInr: config.MANDATE_CAP_INR, noticeHours: config.PRE_DEBIT_NOTICE_HOURS };
   const renewals = createRenewalService({
     db,
     clock,
@@ -41,6 +42,7 @@ export function createServices(deps: ServiceDeps) {
     taxRates: config.TAX_RATES,
     invoiceDueDays: config.INVOICE_DUE_DAYS,
     dunningRetryDays: config.DUNNING_RETRY_DAYS,
+    mandate,
   });
   const purchases = createPurchaseService({
     db,
@@ -50,6 +52,7 @@ export function createServices(deps: ServiceDeps) {
     taxRates: config.TAX_RATES,
     maxFailures: config.AUTO_RECHARGE_MAX_FAILURES,
     retryMinutes: config.AUTO_RECHARGE_RETRY_MINUTES,
+    mandate,
   });
   return {
     renewals,

@@ -5,7 +5,7 @@ import { startWorkers } from '../src/worker.js';
 import { approveKyc, scanKeys, setup, type TestContext } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
-const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50' };
+const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', PRE_DEBIT_NOTICE_HOURS: '0' };
 
 async function until(what: string, fn: () => Promise<boolean>, ms = 15_000) {
   const deadline = Date.now() + ms;

@@ -5,7 +5,7 @@ import { startWorkers } from '../src/worker.js';
 import { approveKyc, readyAccount, setup, type TestContext } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
-const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50' };
+const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', PRE_DEBIT_NOTICE_HOURS: '0' };
 
 async function until(what: string, fn: () => Promise<boolean>, ms = 15_000) {
   const deadline = Date.now() + ms;
@@ -122,7 +122,7 @@ t.test('failed recharges are retried with a doubling pause, then auto-recharge s
 });
 
 t.test('one recharge at a time, none for a limited account', async (t) => {
-  const ctx = await setup(t);
+  const ctx = await setup(t, env);
   const account = await paid(ctx, 1000);
   await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
   const outcomes = await Promise.all([ctx.services.purchases.recharge(account.id), ctx.services.purchases.recharge(account.id)]);
@@ -140,4 +140,59 @@ t.test('one recharge at a time, none for a limited account', async (t) => {
   t.equal(await ctx.services.purchases.recharge(limited.id), 'skipped', 'no recharge while limited');
   const bad = await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000, paymentMethod: { type: 'netbanking', bankCode: 'HDFC' } } });
   t.equal(bad.body.code, 'invalid_auto_recharge', 'net banking cannot be charged unattended');
+});
+
+t.test('Indian e-mandates: a pre-debit notice a day before each unattended charge, and a cap per charge', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t, { ...env, PRE_DEBIT_NOTICE_HOURS: '24' });
+  await withWorkers(t, ctx, smtp.url);
+  const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'mandate', frozenTime: '2026-07-01T00:00:00Z' } })).body;
+  const advance = async (to: string) => {
+    const res = await ctx.call('POST', `/v1/test-clocks/${clock.id}/advance`, { body: { frozenTime: to } });
+    if (res.body.status !== 'ready') throw new Error(`advance ${to}: ${JSON.stringify(res.body)}`);
+  };
+  const onTime = await paid(ctx, 100000, 'tok_visa', clock.id);
+  const invoices = async (accountId: string) =>
+    (await ctx.query("select status, next_attempt_at from invoices where account_id = $1 and kind = 'renewal'", [accountId])).rows;
+
+  await advance('2026-07-30T23:59:00Z');
+  t.notOk(smtp.received.some((m) => m.to.includes(onTime.email) && m.raw.includes('Upcoming charge')), 'no notice before the window');
+  await advance('2026-07-31T00:00:00Z');
+  await until('the renewal notice', async () => smtp.received.some((m) => m.to.includes(onTime.email) && m.raw.includes('Upcoming charge for your subscription')));
+  await advance('2026-08-01T00:00:00Z');
+  t.same((await invoices(onTime.id)).map((i: any) => i.status), ['paid'], 'noticed a day ahead: charged on time at the period end');
+
+  // A notice missed (the clock jumps past the window): the charge waits a day after the notice.
+  const late = await paid(ctx, 100000, 'tok_visa', clock.id);
+  await advance('2026-09-01T00:00:00Z');
+  const [pending] = await invoices(late.id);
+  t.equal(pending.status, 'open', 'not charged without notice');
+  t.equal(pending.next_attempt_at.toISOString(), '2026-09-02T00:00:00.000Z', 'charged 24 hours after the notice');
+  await advance('2026-09-02T00:00:00Z');
+  t.same((await invoices(late.id)).map((i: any) => i.status), ['paid']);
+
+  // Auto-recharge: the notice first, the charge a day later.
+  const recharging = await paid(ctx, 3000, 'tok_visa', clock.id);
+  t.equal((await ctx.call('PUT', `/v1/accounts/${recharging.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 1_400_000 } })).body.code, 'invalid_auto_recharge', '14,000 + 18% GST is above the 15,000 cap');
+  await ctx.call('PUT', `/v1/accounts/${recharging.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
+  await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: smsBatch(recharging.id, 'm', 1, 50) });
+  await until('the recharge notice', async () => smtp.received.some((m) => m.to.includes(recharging.email) && m.raw.includes('Upcoming auto-recharge')));
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n, 0, 'no charge yet');
+  await advance('2026-09-03T00:00:00Z');
+  t.equal((await ctx.call('GET', `/v1/accounts/${recharging.id}/credits`)).body.balance, 1750 + 10000, 'charged after the notice window');
+
+  // Enterprise monthly in INR (50,000 + GST) cannot be taken unattended: declined without the gateway.
+  const big = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Big', email: 'big@acme.example', country: 'IN', testClockId: clock.id } })).body;
+  await approveKyc(ctx, big.id);
+  await ctx.call('POST', `/v1/accounts/${big.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'monthly', initialCredits: 2500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'big' },
+  });
+  await advance('2026-10-03T00:00:00Z'); // the period ends; the notice goes out now
+  await advance('2026-10-04T00:00:00Z'); // a day later the charge would run
+  const declined = await ctx.query("select failure_code from payments where account_id = $1 and purpose = 'renewal'", [big.id]);
+  t.same(declined.rows.map((r: any) => r.failure_code), ['mandate_cap_exceeded']);
+  const asked = await ctx.query("select count(*)::int as n from sandbox_charges where idempotency_key in (select id from payments where account_id = $1 and purpose = 'renewal')", [big.id]);
+  t.equal(asked.rows[0].n, 0, 'the gateway was not asked');
+  t.equal((await ctx.call('GET', `/v1/accounts/${big.id}`)).body.status, 'past_due');
 });

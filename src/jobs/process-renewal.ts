@@ -14,6 +14,8 @@ export function createRenewalProcessor(deps: { renewals: RenewalService; purchas
         return { outcome: await deps.renewals.retry(work.invoiceId, work.attempt) };
       case 'recharge':
         return { outcome: await deps.purchases.recharge(work.accountId) };
+      case 'notice':
+        return { outcome: await deps.renewals.sendRenewalNotice(work.subscriptionId, new Date(work.periodEnd)) };
     }
   };
 }

@@ -18,6 +18,7 @@ export const queueDefinitions = {
       z.object({ kind: z.literal('renew'), subscriptionId: z.string(), periodEnd: z.string() }),
       z.object({ kind: z.literal('retry'), invoiceId: z.string(), attempt: z.number().int() }),
       z.object({ kind: z.literal('recharge'), accountId: z.string(), dueAt: z.string() }),
+      z.object({ kind: z.literal('notice'), subscriptionId: z.string(), periodEnd: z.string() }),
     ]),
   },
 } as const;
@@ -31,6 +32,8 @@ export const renewalJobId = (work: JobPayload<'renewals'>): string => {
       return `retry-${work.invoiceId}-${work.attempt}`;
     case 'recharge':
       return `recharge-${work.accountId}-${Date.parse(work.dueAt)}`;
+    case 'notice':
+      return `notice-${work.subscriptionId}-${Date.parse(work.periodEnd)}`;
   }
 };
 

@@ -12,9 +12,9 @@ export async function scheduleDueWork(deps: { renewals: RenewalService; purchase
   const recharges = await deps.purchases.findDueRecharges();
   const jobs: JobPayload<'renewals'>[] = [
     ...due.map((work): JobPayload<'renewals'> =>
-      work.kind === 'renew'
-        ? { kind: 'renew', subscriptionId: work.subscriptionId, periodEnd: work.periodEnd.toISOString() }
-        : { kind: 'retry', invoiceId: work.invoiceId, attempt: work.attempt },
+      work.kind === 'retry'
+        ? { kind: 'retry', invoiceId: work.invoiceId, attempt: work.attempt }
+        : { kind: work.kind, subscriptionId: work.subscriptionId, periodEnd: work.periodEnd.toISOString() },
     ),
     ...recharges.map((r): JobPayload<'renewals'> => ({ kind: 'recharge', accountId: r.accountId, dueAt: r.dueAt.toISOString() })),
   ];

@@ -33,6 +33,9 @@ export const subscriptions = pgTable(
     scheduledPlanId: text('scheduled_plan_id'),
     scheduledBillingCycle: text('scheduled_billing_cycle', { enum: ['monthly', 'quarterly', 'annual'] }),
     cancelAtPeriodEnd: boolean('cancel_at_period_end').notNull().default(false),
+    /** Pre-debit notice (Indian e-mandates): the period end it announced, and when it went out. */
+    renewalNoticeFor: timestamp('renewal_notice_for', { withTimezone: true }),
+    renewalNoticeAt: timestamp('renewal_notice_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),

@@ -52,6 +52,8 @@ export const autoRechargeSettings = pgTable(
     consecutiveFailures: integer('consecutive_failures').notNull().default(0),
     /** When the next recharge should run: set by a debit that crosses the threshold, or a retry. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /** Pre-debit notice (Indian e-mandates) for the recharge about to run. */
+    noticeSentAt: timestamp('notice_sent_at', { withTimezone: true }),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
   (t) => [check('auto_recharge_threshold_below_amount', sql`${t.threshold} < ${t.amount} and ${t.threshold} >= 0`)],

@@ -14,6 +14,7 @@ import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
 import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import { toPaymentDto } from '../payments/dto.js';
+import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
 import { cardBrandOf, chargeableUnattended } from '../payments/methods.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
@@ -30,6 +31,7 @@ export interface PurchaseDeps {
   taxRates: Record<string, number>;
   maxFailures: number;
   retryMinutes: number;
+  mandate: MandateRules;
 }
 
 type Purpose = 'purchase' | 'recharge';
@@ -262,12 +264,41 @@ export function createPurchaseService(deps: PurchaseDeps) {
       }
       const open = await tx.execute(sql`select 1 from payments where account_id = ${accountId} and purpose = 'recharge' and status in ('processing', 'unknown')`);
       if ((open as unknown as { rows: unknown[] }).rows.length) return null;
-      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+      if (mandateApplies(account.currency, method.type) && !(await mandateAllows(tx, account, settings, now))) return null;
+      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null, noticeSentAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
       return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
     });
     if (!payment) return 'skipped';
     const settled = await settle(payment.id, await charge(payment, true));
     return settled.status === 'credited' ? 'recharged' : settled.status === 'failed' ? 'failed' : 'unknown';
+  }
+
+  /**
+   * The e-mandate rules before an unattended charge: never above the cap, and only once the
+   * pre-debit notice has been out for its window. Sends the notice when none is out yet.
+   */
+  async function mandateAllows(tx: Db, account: accountsRepo.AccountRow, settings: typeof autoRechargeSettings.$inferSelect, now: Date): Promise<boolean> {
+    const total = price(settings.amount, account.country).total;
+    if (overCap(deps.mandate, total)) {
+      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, account.id));
+      await appendEvents(tx, now, [await recordRechargeFailure(tx, account.id, 'mandate_cap_exceeded', now)]);
+      return false;
+    }
+    const noticeAt = settings.noticeSentAt ?? now;
+    if (!settings.noticeSentAt) {
+      await tx.update(autoRechargeSettings).set({ noticeSentAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
+      await appendEvents(tx, now, [
+        {
+          type: 'credits.recharge_notice',
+          accountId: account.id,
+          payload: { accountId: account.id, amount: total, currency: account.currency, chargeAt: chargeableAfter(deps.mandate, now).toISOString() },
+        },
+      ]);
+    }
+    const chargeAt = chargeableAfter(deps.mandate, noticeAt);
+    if (chargeAt <= now) return true;
+    await tx.update(autoRechargeSettings).set({ nextAttemptAt: chargeAt }).where(eq(autoRechargeSettings.accountId, account.id));
+    return false;
   }
 
   /** Purchases and recharges whose answer was lost, settled on their account's clock. */
@@ -300,6 +331,9 @@ export function createPurchaseService(deps: PurchaseDeps) {
       if (!method || !chargeableUnattended(method.type)) {
         throw new AppError('invalid_auto_recharge', 'Auto-recharge needs a card or UPI method, which can be charged unattended');
       }
+      if (mandateApplies(account.currency, method.type) && overCap(deps.mandate, price(input.amount, account.country).total)) {
+        throw new AppError('invalid_auto_recharge', `An unattended charge in India may take at most ${deps.mandate.capInr} paise (e-mandate cap), tax included`);
+      }
       const balance = await repo.balanceOf(tx, accountId);
       const row = {
         accountId,
@@ -308,6 +342,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
         amount: input.amount,
         paymentMethodId: method.id,
         consecutiveFailures: 0,
+        noticeSentAt: null,
         // Already below the new threshold: recharge now.
         nextAttemptAt: input.enabled && balance < input.threshold ? now : null,
         updatedAt: now,

@@ -63,6 +63,14 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
     subject: 'Your plan change is scheduled',
     body: `Your plan changes to ${String(p.to)} on ${dayOf(p.effectiveAt)}, the start of your next billing period.`,
   }),
+  'subscription.renewal_notice': (p) => ({
+    subject: 'Upcoming charge for your subscription',
+    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${String(p.amount)} ${String(p.currency)} (minor units) on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC for your subscription renewal.`,
+  }),
+  'credits.recharge_notice': (p) => ({
+    subject: 'Upcoming auto-recharge charge',
+    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${String(p.amount)} ${String(p.currency)} (minor units) on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC to recharge your credits.`,
+  }),
   'credits.recharged': (p) => ({
     subject: 'Receipt: your credits were recharged',
     body: `Your balance was below your threshold, so we added ${String(p.credits)} (minor units) of credits, charging ${String(p.total)} ${String(p.currency)} to your saved method.`,

@@ -1,4 +1,4 @@
-import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, billingCycles, invoices, paymentMethods, payments, subscriptions, testClocks } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
@@ -9,6 +9,7 @@ import { priceUpgrade, taxFor } from '../billing/domain.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
+import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
 import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
@@ -26,9 +27,13 @@ export interface RenewalDeps {
   invoiceDueDays: number;
   /** Days after the renewal to retry a declined charge: [1, 3, 7] by default. */
   dunningRetryDays: number[];
+  mandate: MandateRules;
 }
 
-export type DueWork = { kind: 'renew'; subscriptionId: string; periodEnd: Date } | { kind: 'retry'; invoiceId: string; attempt: number };
+export type DueWork =
+  | { kind: 'renew'; subscriptionId: string; periodEnd: Date }
+  | { kind: 'retry'; invoiceId: string; attempt: number }
+  | { kind: 'notice'; subscriptionId: string; periodEnd: Date };
 
 const DAY_MS = 86_400_000;
 
@@ -66,9 +71,32 @@ export function createRenewalService(deps: RenewalDeps) {
         .orderBy(asc(invoices.nextAttemptAt))
         .limit(limit)
         .for('update', { of: invoices, skipLocked: true });
+      // Pre-debit notices (Indian card and UPI mandates) that fall due before a period end.
+      const notices =
+        deps.mandate.noticeHours > 0
+          ? await tx
+              .select({ id: subscriptions.id, periodEnd: subscriptions.currentPeriodEnd })
+              .from(subscriptions)
+              .innerJoin(accounts, eq(accounts.id, subscriptions.accountId))
+              .innerJoin(paymentMethods, eq(paymentMethods.id, subscriptions.paymentMethodId))
+              .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+              .where(
+                and(
+                  eq(subscriptions.status, 'active'),
+                  eq(subscriptions.cancelAtPeriodEnd, false),
+                  eq(accounts.currency, 'INR'),
+                  inArray(paymentMethods.type, ['card', 'upi']),
+                  sql`${subscriptions.renewalNoticeFor} is distinct from ${subscriptions.currentPeriodEnd}`,
+                  sql`${subscriptions.currentPeriodEnd} - ${`${deps.mandate.noticeHours} hours`}::interval <= ${now}`,
+                  sql`${subscriptions.currentPeriodEnd} > ${now}`,
+                ),
+              )
+              .limit(limit)
+          : [];
       return [
         ...subs.map((s) => ({ kind: 'renew' as const, subscriptionId: s.id, periodEnd: s.periodEnd })),
         ...retries.map((r) => ({ kind: 'retry' as const, invoiceId: r.id, attempt: r.attempt })),
+        ...notices.map((n) => ({ kind: 'notice' as const, subscriptionId: n.id, periodEnd: n.periodEnd })),
       ];
     });
   }
@@ -92,30 +120,23 @@ export function createRenewalService(deps: RenewalDeps) {
         return { kind: 'cancelled' as const };
       }
 
-      const planId = sub.scheduledPlanId ?? sub.planId;
-      const cycleCode = sub.scheduledBillingCycle ?? sub.billingCycle;
-      const plan = (await catalogRepo.findPlan(tx, planId))!;
-      const [price] = (await catalogRepo.pricesOf(tx, [planId])).filter((p) => p.currency === account.currency);
-      const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, cycleCode));
-      if (!price || !cycle) throw new Error(`subscription ${sub.id}: plan ${planId} or cycle ${cycleCode} cannot be billed in ${account.currency}`);
-      // The add-on lasts while the plan sells it as an add-on; a plan that includes WhatsApp drops it.
-      const whatsappAddon = sub.whatsappAddon && plan.entitlements.whatsapp === 'add_on' && price.whatsappAddonMonthly !== null;
+      const { planId, cycleCode, cycle, whatsappAddon, priced } = await priceNextPeriod(tx, sub, account);
       const start = sub.currentPeriodEnd;
       const monthsElapsed = sub.monthsElapsed + cycle.months;
       const end = addMonthsClamped(sub.anchorAt, monthsElapsed);
-      const priced = priceUpgrade({
-        currency: account.currency,
-        planName: plan.name,
-        cycle,
-        monthlyMinimum: price.monthlyMinimum,
-        whatsappAddonMonthly: whatsappAddon ? price.whatsappAddonMonthly : null,
-        initialCredits: 0,
-        tax: taxFor(account.country, deps.taxRates),
-      });
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub.paymentMethodId));
       const charge = method && chargeableUnattended(method.type) ? method : null;
 
-      const dueAt = charge ? now : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
+      // Indian e-mandates: the charge waits until a pre-debit notice has been out for its window.
+      let notice: { at: Date; sentNow: boolean } | null = null;
+      if (charge && mandateApplies(account.currency, charge.type)) {
+        const noticed = sub.renewalNoticeFor?.getTime() === periodEnd.getTime() && sub.renewalNoticeAt;
+        notice = noticed ? { at: sub.renewalNoticeAt!, sentNow: false } : { at: now, sentNow: true };
+      }
+      const chargeAt = notice ? chargeableAfter(deps.mandate, notice.at) : now;
+      const deferred = chargeAt > now;
+
+      const dueAt = charge ? chargeAt : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
       const invoice = await issueInvoice(tx, {
         accountId: account.id,
         subscriptionId: sub.id,
@@ -127,9 +148,10 @@ export function createRenewalService(deps: RenewalDeps) {
         period: { start, end },
         now,
         dueAt,
-        attemptCount: charge ? 1 : 0,
-        // Unpaid by its due date, an offline invoice enters dunning like a declined charge.
-        nextAttemptAt: charge ? null : dueAt,
+        attemptCount: charge && !deferred ? 1 : 0,
+        // Unpaid by its due date, an offline invoice enters dunning like a declined charge; a
+        // charge waiting for its pre-debit notice runs then, as the first attempt.
+        nextAttemptAt: charge && !deferred ? null : dueAt,
       });
       await tx
         .update(subscriptions)
@@ -142,6 +164,7 @@ export function createRenewalService(deps: RenewalDeps) {
           monthsElapsed,
           scheduledPlanId: null,
           scheduledBillingCycle: null,
+          ...(notice?.sentNow ? { renewalNoticeFor: periodEnd, renewalNoticeAt: now } : {}),
           updatedAt: now,
         })
         .where(eq(subscriptions.id, sub.id));
@@ -161,7 +184,9 @@ export function createRenewalService(deps: RenewalDeps) {
           payload: { ...base, invoiceId: invoice.id, planId, billingCycle: cycleCode, periodStart: start.toISOString(), periodEnd: end.toISOString() },
         },
       );
+      if (notice?.sentNow) events.push(renewalNoticeEvent(account, sub.id, invoice.total, chargeAt));
       await appendEvents(tx, now, events);
+      if (charge && deferred) return { kind: 'invoiced' as const };
       if (!charge) {
         // Wire, cheque, net banking: an open invoice with a due date, paid when ops confirm the money.
         await paymentsRepo.insertPayment(tx, {
@@ -186,6 +211,52 @@ export function createRenewalService(deps: RenewalDeps) {
     if (step.kind !== 'charge') return step.kind;
     await chargeAndSettle(step.payment, step.method);
     return 'renewed';
+  }
+
+  /** What the next period will be and cost: the scheduled plan and cycle, the add-on if still sold. */
+  async function priceNextPeriod(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow) {
+    const planId = sub.scheduledPlanId ?? sub.planId;
+    const cycleCode = sub.scheduledBillingCycle ?? sub.billingCycle;
+    const plan = (await catalogRepo.findPlan(tx, planId))!;
+    const [price] = (await catalogRepo.pricesOf(tx, [planId])).filter((p) => p.currency === account.currency);
+    const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, cycleCode));
+    if (!price || !cycle) throw new Error(`subscription ${sub.id}: plan ${planId} or cycle ${cycleCode} cannot be billed in ${account.currency}`);
+    // The add-on lasts while the plan sells it as an add-on; a plan that includes WhatsApp drops it.
+    const whatsappAddon = sub.whatsappAddon && plan.entitlements.whatsapp === 'add_on' && price.whatsappAddonMonthly !== null;
+    const priced = priceUpgrade({
+      currency: account.currency,
+      planName: plan.name,
+      cycle,
+      monthlyMinimum: price.monthlyMinimum,
+      whatsappAddonMonthly: whatsappAddon ? price.whatsappAddonMonthly : null,
+      initialCredits: 0,
+      tax: taxFor(account.country, deps.taxRates),
+    });
+    return { planId, cycleCode, cycle, whatsappAddon, priced };
+  }
+
+  const renewalNoticeEvent = (account: accountsRepo.AccountRow, subscriptionId: string, amount: number, chargeAt: Date): NewEvent => ({
+    type: 'subscription.renewal_notice',
+    accountId: account.id,
+    payload: { accountId: account.id, subscriptionId, amount, currency: account.currency, chargeAt: chargeAt.toISOString() },
+  });
+
+  /** The pre-debit notice, sent PRE_DEBIT_NOTICE_HOURS before the period end so the renewal charges on time. */
+  async function sendRenewalNotice(subscriptionId: string, periodEnd: Date): Promise<'sent' | 'skipped'> {
+    return db.transaction(async (tx) => {
+      const [found] = await tx.select().from(subscriptions).where(eq(subscriptions.id, subscriptionId));
+      if (!found) return 'skipped';
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, subscriptionId)).for('update');
+      const now = await nowForAccount(tx, account, clock);
+      const noticeFrom = new Date(periodEnd.getTime() - deps.mandate.noticeHours * 3_600_000);
+      if (!sub || sub.status !== 'active' || sub.cancelAtPeriodEnd || sub.currentPeriodEnd.getTime() !== periodEnd.getTime() || now < noticeFrom) return 'skipped';
+      if (sub.renewalNoticeFor?.getTime() === periodEnd.getTime()) return 'skipped';
+      const { priced } = await priceNextPeriod(tx, sub, account);
+      await tx.update(subscriptions).set({ renewalNoticeFor: periodEnd, renewalNoticeAt: now }).where(eq(subscriptions.id, sub.id));
+      await appendEvents(tx, now, [renewalNoticeEvent(account, sub.id, priced.total, periodEnd)]);
+      return 'sent';
+    });
   }
 
   /**
@@ -273,6 +344,11 @@ export function createRenewalService(deps: RenewalDeps) {
   }
 
   async function chargeAndSettle(payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> {
+    if (mandateApplies(payment.currency, method.type) && overCap(deps.mandate, payment.amount)) {
+      // Above the e-mandate cap an unattended charge is not allowed: a decline, without the gateway.
+      await settle(payment.id, { status: 'failed', code: 'mandate_cap_exceeded', message: 'Above the e-mandate cap for unattended charges', reference: null });
+      return;
+    }
     const result = await chargeWithDeadline(
       provider,
       {
@@ -343,7 +419,8 @@ export function createRenewalService(deps: RenewalDeps) {
       const attempts = invoice!.attemptCount;
       const waitDays = deps.dunningRetryDays[attempts - 1];
       if (waitDays !== undefined) {
-        const nextAttemptAt = new Date(invoice!.issuedAt.getTime() + waitDays * DAY_MS);
+        // Counted from the first attempt: the invoice's due date (later than its issue when a notice deferred it).
+        const nextAttemptAt = new Date(invoice!.dueAt.getTime() + waitDays * DAY_MS);
         await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice!.id));
         await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
         await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
@@ -401,11 +478,16 @@ export function createRenewalService(deps: RenewalDeps) {
           where a.test_clock_id = ${testClockId} and p.purpose in ('renewal', 'recharge') and p.status in ('processing', 'unknown'))
       + (select count(*) from auto_recharge_settings r join accounts a on a.id = r.account_id join test_clocks c on c.id = a.test_clock_id
           where c.id = ${testClockId} and r.enabled and r.next_attempt_at <= c.frozen_time)
+      + (select count(*) from subscriptions s join accounts a on a.id = s.account_id join test_clocks c on c.id = a.test_clock_id
+          join payment_methods m on m.id = s.payment_method_id
+          where c.id = ${testClockId} and ${deps.mandate.noticeHours} > 0 and s.status = 'active' and not s.cancel_at_period_end
+            and a.currency = 'INR' and m.type in ('card', 'upi') and s.renewal_notice_for is distinct from s.current_period_end
+            and s.current_period_end - make_interval(hours => ${deps.mandate.noticeHours}) <= c.frozen_time and s.current_period_end > c.frozen_time)
       as n`).then((r) => (r as unknown as { rows: Array<{ n: string }> }).rows);
     return Number(row?.n ?? 0);
   }
 
-  return { findDue, renew, retry, settle, reconcileStalePayments, pendingOnClock };
+  return { findDue, renew, retry, settle, reconcileStalePayments, pendingOnClock, sendRenewalNotice };
 }
 
 export type RenewalService = ReturnType<typeof createRenewalService>;
