@@ -58,8 +58,8 @@ t.test('the same usage batch sent 5 times at once debits once', async (t) => {
   t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 100000 - 195);
   const ledger = await ctx.call('GET', `/v1/accounts/${account.id}/credits/ledger?limit=2`);
   t.same(ledger.body.data.map((e: any) => [e.kind, e.amount, e.sourceKey]), [
-    ['usage', -75, 'usage:sms-1'],
-    ['usage', -120, 'usage:call-1'],
+    ['usage', -75, `usage:${account.id}:sms-1`],
+    ['usage', -120, `usage:${account.id}:call-1`],
   ]);
   t.ok(ledger.body.nextCursor);
   const older = await ctx.call('GET', `/v1/accounts/${account.id}/credits/ledger?limit=5&cursor=${ledger.body.nextCursor}`);
@@ -194,4 +194,39 @@ t.test('ExoPhones: a paid plan\'s limit, release, and one owner per number', asy
   const sub = (await ctx.call('GET', `/v1/accounts/${growth.id}/subscription`)).body;
   const change = await ctx.call('POST', `/v1/subscriptions/${sub.id}/plan-change`, { body: { planId: 'plan_starter_v1' } });
   t.match(change.body.conflicts[0], { code: 'exophone_limit_exceeded', detail: '12 ExoPhones in use, the new limit is 5: no new purchases until below it' }, 'the brief\'s example: 12 in use, limit 5');
+});
+
+t.test('event ids are per account: one account cannot claim or probe another\'s', async (t) => {
+  const ctx = await setup(t);
+  const a = await paidAccount(ctx, 100000);
+  const b = await paidAccount(ctx, 100000);
+  const keyA = await ctx.key(['write'], a.id);
+  t.equal((await ctx.call('POST', '/v1/usage', { key: keyA, body: { events: [sms(a.id, 'call-42')] } })).body.results[0].status, 'debited');
+  const res = await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [sms(b.id, 'call-42')] } });
+  t.same([res.body.results[0].status, res.body.results[0].duplicate], ['debited', false], 'B\'s event with the same id is B\'s own');
+  const race = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [sms(i % 2 ? a.id : b.id, 'same-moment')] } })),
+  );
+  t.ok(race.every((r) => r.status === 200), 'no 500 when two accounts send one id at once');
+  await assertInvariants(t, ctx);
+});
+
+t.test('the invariants check finds a paid credit purchase without its credit', async (t) => {
+  const ctx = await setup(t);
+  const a = await paidAccount(ctx, 100000);
+  await ctx.query(
+    "insert into payments (id, account_id, purpose, status, amount, currency, method_type, payment_method_id, request, created_at, updated_at) select 'pay_ghost', account_id, 'purchase', 'succeeded', 1180, currency, method_type, payment_method_id, '{\"credits\": 1000}', now(), now() from payments where account_id = $1 limit 1",
+    [a.id],
+  );
+  const report = await ctx.call('GET', `/v1/ops/ledger-invariants?accountId=${a.id}`);
+  t.same(report.body.violations.map((v: any) => v.rule), ['payment_credited']);
+});
+
+t.test('two accounts buying one number at once: one gets it, the other 409', async (t) => {
+  const ctx = await setup(t);
+  const a = await paidAccount(ctx, 100000);
+  const b = await paidAccount(ctx, 100000);
+  const results = await Promise.all([a, b, a, b].map((acc) => ctx.call('POST', `/v1/accounts/${acc.id}/exophones`, { body: { number: '+918045670000' } })));
+  t.ok(results.every((r) => [200, 201, 409].includes(r.status)), `no 500: ${results.map((r) => r.status)}`);
+  t.equal(results.filter((r) => r.status === 201).length, 1);
 });

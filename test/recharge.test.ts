@@ -73,6 +73,33 @@ t.test('a top-up charges first and credits after, with a paid invoice; a decline
   t.same((await ctx.call('GET', '/v1/ops/ledger-invariants')).body.violations, []);
 });
 
+t.test('a top-up whose answer was lost, retried with the same key, credits once', async (t) => {
+  const ctx = await setup(t, env);
+  const account = await paid(ctx, 1000);
+  const body = { amount: 1000, paymentMethod: { type: 'card', token: 'tok_timeout' } };
+  const first = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body, headers: { 'idempotency-key': 'lost' } });
+  t.equal(first.status, 202);
+  const retry = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body, headers: { 'idempotency-key': 'lost' } });
+  t.equal(retry.status, 201, 'the retry learns the first charge went through');
+  const again = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { key: ctx.keys.write, body, headers: { 'idempotency-key': 'lost' } });
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 2000, 'credited once');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'purchase'")).rows[0].n, 1, 'one payment');
+  t.equal((await ctx.query('select count(*)::int as n from sandbox_charges where amount = 1180')).rows[0].n, 1, 'one charge');
+  t.same((await ctx.call('GET', '/v1/ops/ledger-invariants')).body.violations, []);
+
+  const wire = (await ctx.call('POST', '/v1/accounts', { body: { name: 'W', email: 'w@example.com', country: 'US' } })).body;
+  await approveKyc(ctx, wire.id);
+  const up = await ctx.call('POST', `/v1/accounts/${wire.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'wire_transfer' } },
+    headers: { 'idempotency-key': 'wire' },
+  });
+  await ctx.call('POST', `/v1/payments/${up.body.payment.id}/confirm`, { body: { reference: 'UTR' } });
+  const noMethod = await ctx.call('POST', `/v1/accounts/${wire.id}/credits/purchases`, { body: { amount: 1000 }, headers: { 'idempotency-key': 'w1' } });
+  t.equal(noMethod.status, 422, 'a wire-paying account gives a method for top-ups');
+  t.equal(noMethod.body.code, 'payment_method_not_allowed');
+});
+
 t.test('50 debits crossing the threshold at once: exactly one recharge, the balance right, one receipt', async (t) => {
   const smtp = await smtpReceiver(t);
   const ctx = await setup(t, env);
@@ -109,6 +136,10 @@ t.test('failed recharges are retried with a doubling pause, then auto-recharge s
   const advance = (to: string) => ctx.call('POST', `/v1/test-clocks/${clock.id}/advance`, { body: { frozenTime: to } });
   await advance('2026-12-01T00:14:00Z');
   t.equal(await attempts(), 1, 'not before 15 minutes');
+  const backoff = (await ctx.query('select consecutive_failures, next_attempt_at from auto_recharge_settings where account_id = $1', [account.id])).rows[0];
+  await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
+  t.same((await ctx.query('select consecutive_failures, next_attempt_at from auto_recharge_settings where account_id = $1', [account.id])).rows[0], backoff, 'saving the same settings keeps the backoff');
+  t.equal(await attempts(), 1, 'and charges nothing');
   await advance('2026-12-01T00:15:00Z');
   t.equal(await attempts(), 2, 'retry after 15 minutes');
   await advance('2026-12-01T00:45:00Z');

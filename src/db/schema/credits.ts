@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { accounts } from './accounts.js';
 import { currency } from './catalog.js';
 
@@ -66,7 +66,8 @@ export const autoRechargeSettings = pgTable(
 export const usageEvents = pgTable(
   'usage_events',
   {
-    id: text('id').primaryKey(),
+    /** The caller's event id; unique per account, so one account cannot claim another's ids. */
+    id: text('id').notNull(),
     accountId: text('account_id')
       .notNull()
       .references(() => accounts.id),
@@ -79,7 +80,7 @@ export const usageEvents = pgTable(
     balanceAfter: money('balance_after'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
   },
-  (t) => [index('usage_events_account_idx').on(t.accountId, t.createdAt)],
+  (t) => [primaryKey({ columns: [t.accountId, t.id] }), index('usage_events_account_idx').on(t.accountId, t.createdAt)],
 );
 
 /** Production numbers an account bought; a number belongs to one account at a time. */

@@ -21,6 +21,7 @@ import * as paymentsRepo from '../payments/repo.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
 import { findLiveSubscription } from '../subscriptions/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
+import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import * as repo from './repo.js';
 
 export interface PurchaseDeps {
@@ -69,8 +70,22 @@ export function createPurchaseService(deps: PurchaseDeps) {
     return paymentsRepo.insertPaymentMethod(tx, { id: newId('pm', now), accountId, type: method.type, reference, label, createdAt: now });
   }
 
-  /** A top-up: charges the given or the saved method, credits only after the money arrived. */
-  async function purchase(accountId: string, input: { amount: number; paymentMethod?: PaymentMethodInput }) {
+  /**
+   * A top-up: charges the given or the saved method, credits only after the money arrived.
+   * A retry with the same Idempotency-Key answers with the payment the first request made
+   * (reconciling it if its answer was lost) rather than charging again.
+   */
+  async function purchase(accountId: string, input: { amount: number; paymentMethod?: PaymentMethodInput }, idempotency: IdempotencyHandle | null) {
+    const mine = idempotency ? await paymentsRepo.findPaymentByIdempotency(db, accountId, idempotency) : undefined;
+    if (mine) {
+      const method = (await paymentsRepo.findPaymentMethod(db, mine.paymentMethodId))!;
+      const account = (await accountsRepo.findAccount(db, accountId))!;
+      const result =
+        mine.status === 'processing' || mine.status === 'unknown'
+          ? await resolveUnknownCharge(provider, mine, method, await nowForAccount(db, account, clock), logger)
+          : ({ status: 'unknown' } as const); // already final: settle only reads it back
+      return declinedOr(await settle(mine.id, result, idempotency));
+    }
     const payment = await db.transaction(async (tx) => {
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
       if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
@@ -79,21 +94,32 @@ export function createPurchaseService(deps: PurchaseDeps) {
       }
       const now = await nowForAccount(tx, account, clock);
       const methodId = input.paymentMethod ? (await insertMethod(tx, accountId, input.paymentMethod, now)).id : await savedMethodId(tx, accountId);
-      if (!methodId) throw new AppError('payment_method_not_allowed', 'No saved payment method: give one');
-      return openPayment(tx, account, 'purchase', input.amount, methodId, now);
+      const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
+      if (!method || !['card', 'upi', 'netbanking'].includes(method.type)) {
+        throw new AppError('payment_method_not_allowed', 'Credits are bought by card, UPI or net banking: give a method');
+      }
+      return openPayment(tx, account, 'purchase', input.amount, method.id, now, idempotency);
     });
-    const result = await charge(payment, false);
-    const settled = await settle(payment.id, result);
-    if (settled.payment.status === 'failed') {
-      throw new AppError('payment_declined', settled.payment.failureMessage ?? 'The payment was declined', {
-        declineCode: settled.payment.failureCode,
-        paymentId: payment.id,
-      });
-    }
-    return settled;
+    return declinedOr(await settle(payment.id, await charge(payment, false), idempotency));
   }
 
-  async function openPayment(tx: Db, account: accountsRepo.AccountRow, purpose: Purpose, amount: number, paymentMethodId: string, now: Date) {
+  function declinedOr<T extends { payment: { status: string; failureCode: string | null; failureMessage: string | null; id: string } }>(settled: T): T {
+    if (settled.payment.status !== 'failed') return settled;
+    throw new AppError('payment_declined', settled.payment.failureMessage ?? 'The payment was declined', {
+      declineCode: settled.payment.failureCode,
+      paymentId: settled.payment.id,
+    });
+  }
+
+  async function openPayment(
+    tx: Db,
+    account: accountsRepo.AccountRow,
+    purpose: Purpose,
+    amount: number,
+    paymentMethodId: string,
+    now: Date,
+    idempotency: IdempotencyHandle | null = null,
+  ) {
     const method = (await paymentsRepo.findPaymentMethod(tx, paymentMethodId))!;
     const priced = price(amount, account.country);
     return paymentsRepo.insertPayment(tx, {
@@ -105,7 +131,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
       currency: account.currency,
       methodType: method.type,
       paymentMethodId,
-      request: { credits: amount, tax: priced.tax },
+      request: { credits: amount, tax: priced.tax, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
       createdAt: now,
       updatedAt: now,
     });
@@ -128,7 +154,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
   }
 
   /** Applies the gateway's answer; credits once (the ledger's source key is the payment). */
-  async function settle(paymentId: string, result: ChargeResult) {
+  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null = null) {
     return db.transaction(async (tx) => {
       const found = (await paymentsRepo.findPayment(tx, paymentId))!;
       const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
@@ -174,12 +200,18 @@ export function createPurchaseService(deps: PurchaseDeps) {
       }
       const settled = (await paymentsRepo.findPayment(tx, paymentId))!;
       const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
-      return {
+      const answer = {
         status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
         balance: await repo.balanceOf(tx, account.id),
         payment: toPaymentDto(settled),
         invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
       };
+      // The response is recorded with the credit, so a crash after the commit cannot make a retry charge again.
+      if (idempotency && answer.status === 'credited') {
+        await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
+        idempotency.completed = true;
+      }
+      return answer;
     });
   }
 
@@ -258,12 +290,16 @@ export function createPurchaseService(deps: PurchaseDeps) {
       const balance = await repo.balanceOf(tx, accountId);
       const [sub] = await tx.select().from(subscriptions).where(and(eq(subscriptions.accountId, accountId), eq(subscriptions.status, 'active')));
       const method = await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId);
-      if (balance >= settings.threshold || account.status !== 'active' || !sub || !method || !chargeableUnattended(method.type)) {
+      if (balance >= settings.threshold || account.status !== 'active' || !sub || sub.cancelAtPeriodEnd || !method || !chargeableUnattended(method.type)) {
         await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
         return null;
       }
       const open = await tx.execute(sql`select 1 from payments where account_id = ${accountId} and purpose = 'recharge' and status in ('processing', 'unknown')`);
-      if ((open as unknown as { rows: unknown[] }).rows.length) return null;
+      if ((open as unknown as { rows: unknown[] }).rows.length) {
+        // One is in flight: look again in a minute, after reconciliation had its chance.
+        await tx.update(autoRechargeSettings).set({ nextAttemptAt: new Date(now.getTime() + 60_000) }).where(eq(autoRechargeSettings.accountId, accountId));
+        return null;
+      }
       if (mandateApplies(account.currency, method.type) && !(await mandateAllows(tx, account, settings, now))) return null;
       await tx.update(autoRechargeSettings).set({ nextAttemptAt: null, noticeSentAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
       return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
@@ -335,16 +371,25 @@ export function createPurchaseService(deps: PurchaseDeps) {
         throw new AppError('invalid_auto_recharge', `An unattended charge in India may take at most ${deps.mandate.capInr} paise (e-mandate cap), tax included`);
       }
       const balance = await repo.balanceOf(tx, accountId);
+      const [current] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+      // Saving the same settings again must not skip the backoff of failed recharges: only
+      // switching on or changing the method starts afresh.
+      const fresh = !current || (!current.enabled && input.enabled) || current.paymentMethodId !== method.id;
       const row = {
         accountId,
         enabled: input.enabled,
         threshold: input.threshold,
         amount: input.amount,
         paymentMethodId: method.id,
-        consecutiveFailures: 0,
-        noticeSentAt: null,
-        // Already below the new threshold: recharge now.
-        nextAttemptAt: input.enabled && balance < input.threshold ? now : null,
+        consecutiveFailures: fresh ? 0 : current.consecutiveFailures,
+        noticeSentAt: fresh ? null : current.noticeSentAt,
+        nextAttemptAt: !input.enabled
+          ? null
+          : fresh
+            ? balance < input.threshold
+              ? now // already below the new threshold: recharge now
+              : null
+            : (current.nextAttemptAt ?? (balance < input.threshold ? now : null)),
         updatedAt: now,
       };
       await tx.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });

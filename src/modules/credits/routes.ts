@@ -52,7 +52,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
       },
     },
     async (request, reply) => {
-      const result = await purchases.purchase(request.params.accountId, request.body);
+      const result = await purchases.purchase(request.params.accountId, request.body, request.idempotency);
       return reply.status(result.status === 'payment_unknown' ? 202 : 201).send(result);
     },
   );
@@ -125,7 +125,8 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
         },
       },
     },
-    async (request, reply) => reply.status(201).send(await credits.adjust(request.params.accountId, request.body, principalOf(request))),
+    async (request, reply) =>
+      reply.status(201).send(await credits.adjust(request.params.accountId, request.body, principalOf(request), request.headers['idempotency-key'] as string)),
   );
 
   app.post(

@@ -55,7 +55,14 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
   }
 
   /** An ops correction: a new ledger entry with its reason, never an edit. */
-  async function adjust(accountId: string, input: { amount: number; reason: string }, actor: { keyId: string }) {
+  async function adjust(accountId: string, input: { amount: number; reason: string }, actor: { keyId: string }, idempotencyKey?: string) {
+    // The same key makes the same ledger entry: even a retry that took over a dead request's key
+    // meets the unique source key instead of adjusting twice.
+    const sourceKey = idempotencyKey ? `adjustment:${actor.keyId}:${idempotencyKey}` : null;
+    if (sourceKey) {
+      const [done] = await db.select({ id: creditLedger.id }).from(creditLedger).where(eq(creditLedger.sourceKey, sourceKey));
+      if (done) return getCreditsIn(db, accountId);
+    }
     return db.transaction(async (tx) => {
       const account = await mustFind(tx, accountId, { forUpdate: true });
       const now = await nowForAccount(tx, account, clock);
@@ -69,7 +76,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
         currency: account.currency,
         amount: input.amount,
         kind: 'adjustment',
-        sourceKey: `adjustment:${id}`,
+        sourceKey: sourceKey ?? `adjustment:${id}`,
         description: `${input.reason} (by ${actor.keyId})`,
         at: now,
       });
@@ -108,7 +115,10 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
           return;
         }
         const now = await nowForAccount(tx, account, clock);
-        const seen = await tx.select().from(usageEvents).where(inArray(usageEvents.id, events.map((e) => e.id)));
+        const seen = await tx
+          .select()
+          .from(usageEvents)
+          .where(and(eq(usageEvents.accountId, accountId), inArray(usageEvents.id, events.map((e) => e.id))));
         const seenById = new Map(seen.map((row) => [row.id, row]));
         const [rates] = await tx
           .select()
@@ -121,13 +131,15 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
         for (const event of events) {
           const previous = seenById.get(event.id);
           if (previous) {
-            // Another account's event id is not this account's business: refuse, do not reveal.
-            results.set(
-              event.id,
-              previous.accountId === accountId
-                ? { id: event.id, accountId, status: previous.status, units: previous.units, amount: previous.amount, reason: previous.reason as Result['reason'], duplicate: true }
-                : rejected(event, 'account_not_found'),
-            );
+            results.set(event.id, {
+              id: event.id,
+              accountId,
+              status: previous.status,
+              units: previous.units,
+              amount: previous.amount,
+              reason: previous.reason as Result['reason'],
+              duplicate: true,
+            });
             continue;
           }
           const reason = account.status === 'limited' ? 'account_limited' : !rates ? 'not_billable' : null;
@@ -143,7 +155,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
                 amount: -priced.amount,
                 currency: account.currency,
                 balanceAfter: balance,
-                sourceKey: `usage:${event.id}`,
+                sourceKey: `usage:${accountId}:${event.id}`,
                 description: `${event.type}, ${priced.units} ${event.type === 'sms' ? 'segment' : 'pulse'}${priced.units === 1 ? '' : 's'}`,
                 createdAt: now,
               });
@@ -198,8 +210,8 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
         coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
         (select l.balance_after from credit_ledger l where l.account_id = a.id order by l.id desc limit 1) as last_balance_after,
         (select count(*) from payments p
-           where p.account_id = a.id and p.purpose = 'upgrade' and p.status = 'succeeded'
-             and coalesce((p.request->>'initialCredits')::bigint, 0) > 0
+           where p.account_id = a.id and p.purpose in ('upgrade', 'purchase', 'recharge') and p.status = 'succeeded'
+             and coalesce((p.request->>'initialCredits')::bigint, (p.request->>'credits')::bigint, 0) > 0
              and not exists (select 1 from credit_ledger l where l.source_key = 'payment:' || p.id)) as payments_without_credit,
         (select count(*) from credit_ledger l
            where l.account_id = a.id and l.source_key like 'payment:%'

@@ -36,6 +36,14 @@ export function createExophonesService(deps: { db: Db; clock: Clock }) {
   async function purchase(accountId: string, input: string) {
     const number = toE164(input);
     if (!number) throw new AppError('invalid_phone_number', `${JSON.stringify(input)} is not a valid E.164 number`);
+    return purchaseNumber(accountId, number).catch((err) => {
+      // Two accounts buying one number at once: the unique index decides, the loser hears why.
+      if ((err as { cause?: { code?: string } }).cause?.code === '23505') throw new AppError('exophone_taken', `${number} belongs to another account`);
+      throw err;
+    });
+  }
+
+  async function purchaseNumber(accountId: string, number: string) {
     return db.transaction(async (tx) => {
       // The account lock serialises purchases, so two cannot both take the last place.
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
