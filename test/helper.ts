@@ -51,6 +51,8 @@ export interface TestContext {
   keys: Record<'ops' | 'read' | 'write' | 'kyc', string>;
   /** A key with these scopes, bound to an account when one is given. */
   key(scopes: Scope[], accountId?: string): Promise<string>;
+  /** For a test that breaks the ledger on purpose: skip the invariants check at its end. */
+  allowLedgerViolations(): void;
   /** Raw SQL against the test database, for assertions on what was written. */
   query(text: string, params?: unknown[]): Promise<pg.QueryResult<any>>;
   /** app.inject with a bearer key and JSON body. */
@@ -75,7 +77,10 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   const sqlPool = new pg.Pool({ connectionString: url, max: 2 });
   sqlPool.on('error', () => {}); // the drop at teardown ends idle clients
 
+  let checkLedger = true;
   t.teardown(async () => {
+    // Every scenario ends with the ledger's invariants holding (a throw here fails the test).
+    const report = checkLedger ? await services.credits.checkInvariants() : { violations: [] };
     await app.close();
     await closeQueues(queues);
     const keys = await scanKeys(redis, `${prefix}:*`);
@@ -84,6 +89,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     await database.close();
     await sqlPool.end();
     await drop();
+    if (report.violations.length) throw new Error(`ledger invariants broken: ${JSON.stringify(report.violations)}`);
   });
 
   const key = async (scopes: Scope[], accountId?: string) => (await services.auth.createApiKey({ name: 'test', scopes, accountId })).key;
@@ -107,7 +113,10 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   };
 
   const query = (text: string, params?: unknown[]) => sqlPool.query(text, params);
-  return { app, config, database, redis, queues, services, clock, keys, key, call, query };
+  const allowLedgerViolations = () => {
+    checkLedger = false;
+  };
+  return { app, config, database, redis, queues, services, clock, keys, key, call, query, allowLedgerViolations };
 }
 
 export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
