@@ -18,6 +18,7 @@ import { testClockRoutes } from './modules/test-clocks/routes.js';
 import { creditsRoutes } from './modules/credits/routes.js';
 import { exophonesRoutes } from './modules/exophones/routes.js';
 import { authorizationRoutes } from './modules/authorization/routes.js';
+import { webhookRoutes } from './modules/webhooks/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
@@ -124,6 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases });
   await app.register(exophonesRoutes, { exophones: services.exophones });
   await app.register(authorizationRoutes, { authorization: services.authorization });
+  await app.register(webhookRoutes, { webhooks: services.webhooks });
 
   return app;
 }

@@ -57,6 +57,15 @@ export const configSchema = z.object({
   AUTO_RECHARGE_MAX_FAILURES: z.coerce.number().int().min(1).max(20).default(3),
   /** Minutes before retrying a failed auto-recharge; doubles with each failure. */
   AUTO_RECHARGE_RETRY_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+  /** Hosts (or IPs) webhook URLs may point at although they are loopback or private: for tests and on-premise receivers. */
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+  /** Multiplies every webhook retry pause: 1 in production; tiny in tests so a day of retries takes seconds. */
+  WEBHOOK_RETRY_SCALE: z.coerce.number().min(0.000001).max(1).default(1),
+  /** Hours a rotated-out webhook secret keeps signing beside the new one. */
+  WEBHOOK_SECRET_GRACE_HOURS: z.coerce.number().int().min(0).max(720).default(24),
   /** Days a past_due account may still call and send while its renewal is retried. */
   PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */

@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
-import type { Clock } from './lib/clock.js';
+import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import * as accountsRepo from './modules/accounts/repo.js';
 import { createAccountsService } from './modules/accounts/service.js';
@@ -17,6 +17,7 @@ import { createRenewalService } from './modules/renewals/service.js';
 import { createSubscriptionsService } from './modules/subscriptions/service.js';
 import { createTestClocksService } from './modules/test-clocks/service.js';
 import { createUpgradeService } from './modules/upgrade/service.js';
+import { createWebhookService } from './modules/webhooks/service.js';
 
 export interface ServiceDeps {
   config: Config;
@@ -57,6 +58,17 @@ export function createServices(deps: ServiceDeps) {
   return {
     renewals,
     purchases,
+    // Delivery pacing and signature timestamps are wall-clock matters (receivers check the
+    // timestamp against their own clock), so webhooks run on real time, not a billing clock.
+    webhooks: createWebhookService({
+      db,
+      clock: systemClock,
+      logger,
+      production: config.NODE_ENV === 'production',
+      allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+      retryScale: config.WEBHOOK_RETRY_SCALE,
+      secretGraceHours: config.WEBHOOK_SECRET_GRACE_HOURS,
+    }),
     subscriptions: createSubscriptionsService({ db, clock }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth: createAuthService({ db, clock }),

@@ -17,7 +17,9 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
   const notifications = createNotificationsService({ db: database.db, clock, mailer });
 
-  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
+  const { upgrades, renewals, purchases, webhooks } = createServices(runtime);
+  const services = { upgrades, renewals, purchases, webhooks };
+  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications, webhooks }), {
     connection: redis,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
@@ -27,7 +29,6 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
   relay.start();
-  const { upgrades, renewals, purchases } = createServices(runtime);
   const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases }), {
     connection: redis,
     prefix: config.QUEUE_PREFIX,
@@ -35,8 +36,17 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   });
   renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
   renewalsWorker.on('error', (err) => logger.error({ err }, 'renewals worker error'));
+  const deliver = async (job: { data: unknown }) => {
+    const { deliveryId, attempt } = queueDefinitions.webhooks.payload.parse(job.data);
+    return { outcome: await webhooks.deliver(deliveryId, attempt) };
+  };
+  const webhookWorkers = [
+    new Worker(queueDefinitions.webhooks.name, deliver, { connection: redis, prefix: config.QUEUE_PREFIX, concurrency: 20 }),
+    new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection: redis, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
+  ];
+  for (const w of webhookWorkers) w.on('error', (err) => logger.error({ err }, 'webhook worker error'));
   const periodic = runPeriodically(
-    maintenanceTasks({ db: database.db, clock, upgrades, renewals, purchases, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
+    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
     logger,
   );
   logger.info('workers started');
@@ -46,7 +56,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     async close() {
       await periodic.stop();
       await relay.stop();
-      await Promise.all([eventsWorker.close(), renewalsWorker.close()]);
+      await Promise.all([eventsWorker.close(), renewalsWorker.close(), ...webhookWorkers.map((w) => w.close())]);
       mailer.close();
     },
   };

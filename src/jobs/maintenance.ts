@@ -6,6 +6,7 @@ import { purgeOlderThan } from '../modules/idempotency/repo.js';
 import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import type { UpgradeService } from '../modules/upgrade/service.js';
+import type { WebhookService } from '../modules/webhooks/service.js';
 import type { Queues } from './registry.js';
 import { scheduleDueWork } from './scheduler.js';
 
@@ -25,6 +26,7 @@ export function maintenanceTasks(deps: {
   upgrades: UpgradeService;
   renewals: RenewalService;
   purchases: PurchaseService;
+  webhooks: WebhookService;
   queues: Queues;
   schedulerIntervalMs: number;
 }): PeriodicTask[] {

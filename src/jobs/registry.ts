@@ -21,7 +21,12 @@ export const queueDefinitions = {
       z.object({ kind: z.literal('notice'), subscriptionId: z.string(), periodEnd: z.string() }),
     ]),
   },
+  /** Webhook deliveries: standard on one queue, priority and guaranteed on their own. */
+  webhooks: { name: 'webhooks', payload: z.object({ deliveryId: z.string(), attempt: z.number().int().min(1) }) },
+  webhooksPriority: { name: 'webhooks-priority', payload: z.object({ deliveryId: z.string(), attempt: z.number().int().min(1) }) },
 } as const;
+
+export const webhookJobId = (work: JobPayload<'webhooks'>): string => `whd-${work.deliveryId}-${work.attempt}`;
 
 /** One job per subscription and period, per invoice and attempt: two sweeps cannot queue the same work twice. */
 export const renewalJobId = (work: JobPayload<'renewals'>): string => {
@@ -43,7 +48,11 @@ export type JobPayload<K extends QueueKey> = z.infer<(typeof queueDefinitions)[K
 export type Queues = { [K in QueueKey]: Queue<JobPayload<K>> };
 
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  // Deliveries live in Postgres; a job is only the nudge to attempt one now.
+  const webhookJobs = { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: true };
   return {
+    webhooks: new Queue(queueDefinitions.webhooks.name, { connection, prefix, defaultJobOptions: webhookJobs }),
+    webhooksPriority: new Queue(queueDefinitions.webhooksPriority.name, { connection, prefix, defaultJobOptions: webhookJobs }),
     // Postgres is the record of due work: a finished or failed job must not keep its id, or
     // the next sweep's job for the same period would be dropped as a duplicate.
     renewals: new Queue(queueDefinitions.renewals.name, {

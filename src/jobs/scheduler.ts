@@ -1,13 +1,24 @@
 import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
-import { renewalJobId, type JobPayload, type Queues } from './registry.js';
+import type { WebhookService } from '../modules/webhooks/service.js';
+import { renewalJobId, webhookJobId, type JobPayload, type Queues } from './registry.js';
 
 /**
  * The scheduler's pass: due renewals and retries are read from Postgres and handed to
  * BullMQ under business job ids. Postgres is the record: a Redis that lost its jobs gets
  * them again on the next pass, and the job itself re-checks that the work is still due.
  */
-export async function scheduleDueWork(deps: { renewals: RenewalService; purchases: PurchaseService; queues: Queues }): Promise<number> {
+export async function scheduleDueWork(deps: { renewals: RenewalService; purchases: PurchaseService; webhooks: WebhookService; queues: Queues }): Promise<number> {
+  const deliveries = await deps.webhooks.findDue();
+  const standard = deliveries.filter((d) => d.deliveryClass === 'standard');
+  const priority = deliveries.filter((d) => d.deliveryClass !== 'standard');
+  const toJob = (d: (typeof deliveries)[number]) => {
+    const data = { deliveryId: d.id, attempt: d.attempt };
+    return { name: 'deliver', data, opts: { jobId: webhookJobId(data) } };
+  };
+  if (standard.length) await deps.queues.webhooks.addBulk(standard.map(toJob));
+  if (priority.length) await deps.queues.webhooksPriority.addBulk(priority.map(toJob));
+
   const due = await deps.renewals.findDue();
   const recharges = await deps.purchases.findDueRecharges();
   const jobs: JobPayload<'renewals'>[] = [
@@ -18,7 +29,7 @@ export async function scheduleDueWork(deps: { renewals: RenewalService; purchase
     ),
     ...recharges.map((r): JobPayload<'renewals'> => ({ kind: 'recharge', accountId: r.accountId, dueAt: r.dueAt.toISOString() })),
   ];
-  if (jobs.length === 0) return 0;
+  if (jobs.length === 0) return deliveries.length;
   await deps.queues.renewals.addBulk(jobs.map((data) => ({ name: data.kind, data, opts: { jobId: renewalJobId(data) } })));
-  return jobs.length;
+  return jobs.length + deliveries.length;
 }

@@ -79,6 +79,7 @@ export default fp(
           { name: 'Credits', description: 'Prepaid credits and their ledger' },
           { name: 'Usage', description: 'Per-call authorization and rating (the hot path)' },
           { name: 'ExoPhones', description: 'Production phone numbers' },
+          { name: 'Webhooks', description: 'Outbound events, signed per Standard Webhooks, and the event log' },
           { name: 'Test clocks', description: 'Move time for test accounts (TEST_CLOCKS_ENABLED only)' },
           { name: 'Operations', description: 'Health and readiness' },
         ],

@@ -7,3 +7,4 @@ export * from './idempotency.js';
 export * from './billing.js';
 export * from './payments.js';
 export * from './credits.js';
+export * from './webhooks.js';

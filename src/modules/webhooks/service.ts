@@ -1,0 +1,319 @@
+import { randomBytes } from 'node:crypto';
+import { and, asc, desc, eq, inArray, lt, lte, ne } from 'drizzle-orm';
+import { Webhook } from 'standardwebhooks';
+import type { Db } from '../../db/client.js';
+import { outbox, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import { page } from '../../lib/pagination.js';
+import * as accountsRepo from '../accounts/repo.js';
+import * as catalogRepo from '../catalog/repo.js';
+import { appendEvents, type OutboxRow } from '../events/repo.js';
+import { nextDelayMs, retryWindowMs, type DeliveryClass } from './domain.js';
+import { assertDeliverable } from './ssrf.js';
+
+export interface WebhookDeps {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  production: boolean;
+  allowedHosts: string[];
+  retryScale: number;
+  secretGraceHours: number;
+}
+
+type Viewer = { accountId: string | null };
+type EndpointRow = typeof webhookEndpoints.$inferSelect;
+
+const TIMEOUT_MS = 15_000;
+/** A delivery in flight holds this lease; a worker that died leaves it due again afterwards. */
+const LEASE_MS = 2 * 60_000;
+
+const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+
+/**
+ * Outbound webhooks on the Standard Webhooks spec. Every delivery is kept in Postgres with
+ * its attempts; the scheduler hands due ones to a queue per class (priority and guaranteed
+ * on their own queue, so a standard backlog never delays them).
+ */
+export function createWebhookService(deps: WebhookDeps) {
+  const { db, clock } = deps;
+
+  const toDto = (row: EndpointRow) => ({
+    id: row.id,
+    accountId: row.accountId,
+    url: row.url,
+    description: row.description,
+    eventTypes: row.eventTypes,
+    status: row.status as 'enabled' | 'disabled',
+    disabledReason: row.disabledReason,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  });
+
+  async function mustFindEndpoint(tx: Db, id: string, viewer: Viewer): Promise<EndpointRow> {
+    const [row] = await tx.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.id, id), ne(webhookEndpoints.status, 'deleted')));
+    if (!row || (viewer.accountId && viewer.accountId !== row.accountId)) throw new AppError('webhook_endpoint_not_found', `No webhook endpoint ${id}`);
+    return row;
+  }
+
+  async function create(accountId: string, input: { url: string; eventTypes: string[]; description: string }) {
+    if (!(await accountsRepo.findAccount(db, accountId))) throw new AppError('account_not_found', `No account ${accountId}`);
+    await assertDeliverable(input.url, deps);
+    const now = clock.now();
+    const secret = newSecret();
+    const [row] = await db
+      .insert(webhookEndpoints)
+      .values({ id: newId('we', now), accountId, url: input.url, description: input.description, eventTypes: input.eventTypes, status: 'enabled', secret, createdAt: now, updatedAt: now })
+      .returning();
+    // The secret is shown this once.
+    return { ...toDto(row!), secret };
+  }
+
+  async function list(accountId: string) {
+    const rows = await db
+      .select()
+      .from(webhookEndpoints)
+      .where(and(eq(webhookEndpoints.accountId, accountId), ne(webhookEndpoints.status, 'deleted')))
+      .orderBy(asc(webhookEndpoints.createdAt));
+    return { data: rows.map(toDto), nextCursor: null };
+  }
+
+  async function update(id: string, viewer: Viewer, input: { url?: string; eventTypes?: string[]; description?: string; enabled?: boolean }) {
+    const current = await mustFindEndpoint(db, id, viewer);
+    if (input.url) await assertDeliverable(input.url, deps);
+    const [row] = await db
+      .update(webhookEndpoints)
+      .set({
+        url: input.url ?? current.url,
+        eventTypes: input.eventTypes ?? current.eventTypes,
+        description: input.description ?? current.description,
+        ...(input.enabled === undefined ? {} : { status: input.enabled ? 'enabled' : 'disabled', disabledReason: input.enabled ? null : 'disabled by the account' }),
+        updatedAt: clock.now(),
+      })
+      .where(eq(webhookEndpoints.id, id))
+      .returning();
+    return toDto(row!);
+  }
+
+  async function remove(id: string, viewer: Viewer) {
+    await mustFindEndpoint(db, id, viewer);
+    await db.transaction(async (tx) => {
+      await tx.update(webhookEndpoints).set({ status: 'deleted', updatedAt: clock.now() }).where(eq(webhookEndpoints.id, id));
+      await tx.update(webhookDeliveries).set({ status: 'failed', nextAttemptAt: null, lastError: 'endpoint deleted' }).where(and(eq(webhookDeliveries.endpointId, id), eq(webhookDeliveries.status, 'pending')));
+    });
+  }
+
+  /** A new secret, shown once; the old one keeps signing beside it for the grace period. */
+  async function rotateSecret(id: string, viewer: Viewer) {
+    const current = await mustFindEndpoint(db, id, viewer);
+    const now = clock.now();
+    const secret = newSecret();
+    await db
+      .update(webhookEndpoints)
+      .set({ secret, previousSecret: current.secret, previousSecretExpiresAt: new Date(now.getTime() + deps.secretGraceHours * 3_600_000), updatedAt: now })
+      .where(eq(webhookEndpoints.id, id));
+    return { ...toDto({ ...current, secret, updatedAt: now }), secret };
+  }
+
+  /** Called for every relayed event: one delivery per subscribed, enabled endpoint, once. */
+  async function fanOut(event: OutboxRow): Promise<number> {
+    if (!event.accountId) return 0;
+    const account = await accountsRepo.findAccount(db, event.accountId);
+    if (!account) return 0;
+    const endpoints = (
+      await db.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.accountId, account.id), eq(webhookEndpoints.status, 'enabled')))
+    ).filter((e) => e.eventTypes.length === 0 || e.eventTypes.includes(event.type));
+    if (endpoints.length === 0) return 0;
+    const plan = await catalogRepo.findPlan(db, account.planId);
+    const deliveryClass: DeliveryClass = plan?.entitlements.webhooks ?? 'standard';
+    const now = clock.now();
+    const inserted = await db
+      .insert(webhookDeliveries)
+      .values(
+        endpoints.map((e) => ({
+          id: newId('whd', now),
+          endpointId: e.id,
+          accountId: account.id,
+          eventId: event.eventId,
+          eventType: event.type,
+          deliveryClass,
+          status: 'pending' as const,
+          nextAttemptAt: now,
+          giveUpAt: new Date(now.getTime() + retryWindowMs[deliveryClass] * deps.retryScale),
+          createdAt: now,
+        })),
+      )
+      .onConflictDoNothing()
+      .returning({ id: webhookDeliveries.id });
+    return inserted.length;
+  }
+
+  /** Deliveries due now, for the scheduler; the lease keeps two sweeps from both taking one. */
+  async function findDue(limit = 500): Promise<Array<{ id: string; attempt: number; deliveryClass: DeliveryClass }>> {
+    return db.transaction(async (tx) => {
+      const rows = await tx
+        .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass })
+        .from(webhookDeliveries)
+        .where(and(eq(webhookDeliveries.status, 'pending'), lte(webhookDeliveries.nextAttemptAt, clock.now())))
+        .orderBy(asc(webhookDeliveries.nextAttemptAt))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      return rows.map((r) => ({ id: r.id, attempt: r.attempts + 1, deliveryClass: r.deliveryClass }));
+    });
+  }
+
+  /** One attempt: sign, POST with a 15 s timeout, record it, and schedule the next or finish. */
+  async function deliver(deliveryId: string, attempt: number): Promise<'succeeded' | 'retrying' | 'failed' | 'skipped'> {
+    const claimed = await db.transaction(async (tx) => {
+      const [d] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, deliveryId)).for('update', { skipLocked: true });
+      if (!d || d.status !== 'pending' || d.attempts + 1 !== attempt || !d.nextAttemptAt || d.nextAttemptAt > clock.now()) return null;
+      const now = clock.now();
+      await tx.update(webhookDeliveries).set({ attempts: attempt, nextAttemptAt: new Date(now.getTime() + LEASE_MS) }).where(eq(webhookDeliveries.id, deliveryId));
+      const [endpoint] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, d.endpointId));
+      const [event] = await tx.select().from(outbox).where(eq(outbox.eventId, d.eventId));
+      return { delivery: d, endpoint: endpoint!, event: event! };
+    });
+    if (!claimed) return 'skipped';
+    const { delivery, endpoint, event } = claimed;
+    if (endpoint.status !== 'enabled') return finish(delivery, attempt, { statusCode: null, latencyMs: 0, error: `endpoint ${endpoint.status}` }, 'failed');
+
+    const body = JSON.stringify({ type: event.type, timestamp: event.createdAt.toISOString(), data: { eventId: event.eventId, ...event.payload } });
+    const timestamp = clock.now();
+    const started = Date.now();
+    let outcome: { statusCode: number | null; latencyMs: number; error: string | null };
+    try {
+      await assertDeliverable(endpoint.url, deps);
+      const response = await fetch(endpoint.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'billing-service-webhooks/1', ...signatureHeaders(endpoint, delivery.eventId, timestamp, body) },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+      await response.body?.cancel().catch(() => {});
+      outcome = { statusCode: response.status, latencyMs: Date.now() - started, error: response.ok ? null : `HTTP ${response.status}` };
+    } catch (err) {
+      outcome = { statusCode: null, latencyMs: Date.now() - started, error: (err as Error).message.slice(0, 300) };
+    }
+    if (outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300) return finish(delivery, attempt, outcome, 'succeeded');
+    if (outcome.statusCode === 410) {
+      await db.update(webhookEndpoints).set({ status: 'disabled', disabledReason: 'the receiver answered 410 Gone', updatedAt: clock.now() }).where(eq(webhookEndpoints.id, endpoint.id));
+      return finish(delivery, attempt, outcome, 'failed');
+    }
+    return finish(delivery, attempt, outcome, 'retry');
+  }
+
+  function signatureHeaders(endpoint: EndpointRow, msgId: string, timestamp: Date, body: string) {
+    const secrets = [endpoint.secret];
+    if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > timestamp) secrets.push(endpoint.previousSecret);
+    return {
+      'webhook-id': msgId,
+      'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
+      'webhook-signature': secrets.map((s) => new Webhook(s).sign(msgId, timestamp, body)).join(' '),
+    };
+  }
+
+  async function finish(
+    delivery: typeof webhookDeliveries.$inferSelect,
+    attempt: number,
+    outcome: { statusCode: number | null; latencyMs: number; error: string | null },
+    result: 'succeeded' | 'failed' | 'retry',
+  ): Promise<'succeeded' | 'retrying' | 'failed'> {
+    const now = clock.now();
+    const next = result === 'retry' ? new Date(now.getTime() + nextDelayMs(attempt, deps.retryScale)) : null;
+    const givingUp = result === 'retry' && next! > delivery.giveUpAt;
+    const status = result === 'succeeded' ? 'succeeded' : result === 'failed' || givingUp ? 'failed' : 'pending';
+    await db.transaction(async (tx) => {
+      await tx.insert(webhookAttempts).values({
+        deliveryId: delivery.id,
+        attemptedAt: now,
+        statusCode: outcome.statusCode,
+        latencyMs: outcome.latencyMs,
+        error: outcome.error,
+        nextAttemptAt: status === 'pending' ? next : null,
+      });
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          status,
+          nextAttemptAt: status === 'pending' ? next : null,
+          lastStatusCode: outcome.statusCode,
+          lastError: outcome.error,
+          deliveredAt: status === 'succeeded' ? now : null,
+        })
+        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, attempt)));
+      // A guaranteed delivery given up on is parked, and ops hear of it.
+      if (status === 'failed' && delivery.deliveryClass === 'guaranteed') {
+        await appendEvents(tx, now, [
+          { type: 'webhook.delivery_failed', accountId: null, payload: { accountId: delivery.accountId, deliveryId: delivery.id, endpointId: delivery.endpointId, eventId: delivery.eventId, attempts: attempt } },
+        ]);
+      }
+    });
+    return status === 'pending' ? 'retrying' : status;
+  }
+
+  async function listDeliveries(endpointId: string, viewer: Viewer, opts: { before?: string; limit: number }) {
+    await mustFindEndpoint(db, endpointId, viewer);
+    const rows = await db
+      .select()
+      .from(webhookDeliveries)
+      .where(and(eq(webhookDeliveries.endpointId, endpointId), opts.before ? lt(webhookDeliveries.id, opts.before) : undefined))
+      .orderBy(desc(webhookDeliveries.id))
+      .limit(opts.limit + 1);
+    const result = page(rows, opts.limit, (r) => r.id);
+    const attempts = result.data.length
+      ? await db.select().from(webhookAttempts).where(inArray(webhookAttempts.deliveryId, result.data.map((d) => d.id))).orderBy(asc(webhookAttempts.id))
+      : [];
+    return {
+      data: result.data.map((d) => ({
+        id: d.id,
+        eventId: d.eventId,
+        eventType: d.eventType,
+        deliveryClass: d.deliveryClass,
+        status: d.status,
+        attempts: attempts
+          .filter((a) => a.deliveryId === d.id)
+          .map((a) => ({ attemptedAt: a.attemptedAt, statusCode: a.statusCode, latencyMs: a.latencyMs, error: a.error, nextAttemptAt: a.nextAttemptAt })),
+        nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt : null,
+        createdAt: d.createdAt,
+        deliveredAt: d.deliveredAt,
+      })),
+      nextCursor: result.nextCursor,
+    };
+  }
+
+  /** Sends a delivery again, succeeded or failed, with a fresh retry window. */
+  async function redeliver(endpointId: string, deliveryId: string, viewer: Viewer) {
+    const endpoint = await mustFindEndpoint(db, endpointId, viewer);
+    const now = clock.now();
+    const [row] = await db
+      .update(webhookDeliveries)
+      .set({ status: 'pending', nextAttemptAt: now, giveUpAt: new Date(now.getTime() + retryWindowMs.guaranteed * deps.retryScale), deliveredAt: null })
+      .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, endpoint.id)))
+      .returning();
+    if (!row) throw new AppError('webhook_delivery_not_found', `No delivery ${deliveryId}`);
+    return { id: row.id, status: row.status };
+  }
+
+  /** An account's events, newest first: a consumer that missed deliveries catches up here. */
+  async function listEvents(accountId: string, opts: { before?: number; limit: number; type?: string }) {
+    const rows = await db
+      .select()
+      .from(outbox)
+      .where(and(eq(outbox.accountId, accountId), opts.before ? lt(outbox.id, opts.before) : undefined, opts.type ? eq(outbox.type, opts.type) : undefined))
+      .orderBy(desc(outbox.id))
+      .limit(opts.limit + 1);
+    const result = page(rows, opts.limit, (r) => String(r.id));
+    return {
+      data: result.data.map((r) => ({ id: r.eventId, type: r.type, accountId: r.accountId, data: r.payload, createdAt: r.createdAt })),
+      nextCursor: result.nextCursor,
+    };
+  }
+
+  return { create, list, update, remove, rotateSecret, fanOut, findDue, deliver, listDeliveries, redeliver, listEvents };
+}
+
+export type WebhookService = ReturnType<typeof createWebhookService>;

@@ -1,0 +1,168 @@
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import t, { type Test } from 'tap';
+import { createLogger } from '../src/lib/logger.js';
+import { isNonPublicAddress, nextDelayMs, urlProblem } from '../src/modules/webhooks/domain.js';
+import { startWorkers } from '../src/worker.js';
+import { readyAccount, setup, type TestContext } from './helper.js';
+
+const env = { SCHEDULER_INTERVAL_MS: '30', OUTBOX_POLL_MS: '50', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCALE: '0.0001', PRE_DEBIT_NOTICE_HOURS: '0' };
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A real HTTP receiver on loopback; `answer` decides each response's status. */
+async function receiver(t: Test, answer: (n: number) => number = () => 200) {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.statusCode = answer(received.length);
+      res.end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received };
+}
+
+async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+async function world(t: Test) {
+  const ctx = await setup(t, env);
+  const workers = await startWorkers(
+    { config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock },
+    { mailer: { send: async () => {}, close: () => {} } },
+  );
+  t.teardown(() => workers.close());
+  return ctx;
+}
+
+const endpoint = async (ctx: TestContext, accountId: string, url: string, eventTypes: string[] = []) => {
+  const res = await ctx.call('POST', `/v1/accounts/${accountId}/webhook-endpoints`, { key: ctx.keys.write, body: { url, eventTypes } });
+  if (res.status !== 201) throw new Error(`endpoint ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; secret: string };
+};
+
+const kyc = (ctx: TestContext, accountId: string, status: string) => ctx.call('PUT', `/v1/accounts/${accountId}/kyc`, { key: ctx.keys.kyc, body: { status } });
+
+t.test('a real receiver gets signed events that standardwebhooks verifies; tampering or an old timestamp fails', async (t) => {
+  const ctx = await world(t);
+  const hook = await receiver(t);
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'A', email: 'a@example.com', country: 'IN' } })).body;
+  const { secret } = await endpoint(ctx, account.id, hook.url, ['kyc.status_changed']);
+  await kyc(ctx, account.id, 'submitted');
+  await until('the delivery', () => hook.received.length === 1);
+  const [got] = hook.received;
+  const headers = { 'webhook-id': String(got!.headers['webhook-id']), 'webhook-timestamp': String(got!.headers['webhook-timestamp']), 'webhook-signature': String(got!.headers['webhook-signature']) };
+  const verified = new Webhook(secret).verify(got!.body, headers) as { type: string; data: { to: string } };
+  t.equal(verified.type, 'kyc.status_changed');
+  t.equal(verified.data.to, 'submitted');
+  t.match(headers['webhook-id'], /^evt_/, 'the event id');
+  t.throws(() => new Webhook(secret).verify(got!.body.replace('submitted', 'approved'), headers), 'a tampered body fails');
+  const old = { ...headers, 'webhook-timestamp': String(Number(headers['webhook-timestamp']) - 3600) };
+  t.throws(() => new Webhook(secret).verify(got!.body, old), 'an old timestamp fails');
+  t.equal(hook.received.length, 1, 'account.created was filtered out by the event types');
+
+  const events = await ctx.call('GET', `/v1/events?accountId=${account.id}`, { key: ctx.keys.read });
+  t.same(events.body.data.map((e: any) => e.type), ['kyc.status_changed', 'account.created'], 'the event log to catch up from');
+});
+
+t.test('a receiver that fails 4 times then succeeds: the same webhook-id each time, one success recorded', async (t) => {
+  const ctx = await world(t);
+  const hook = await receiver(t, (n) => (n <= 4 ? 503 : 200));
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'B', email: 'b@example.com', country: 'IN' } })).body;
+  const { id } = await endpoint(ctx, account.id, hook.url, ['kyc.status_changed']);
+  await kyc(ctx, account.id, 'submitted');
+  await until('five attempts', () => hook.received.length === 5);
+  t.equal(new Set(hook.received.map((r) => r.headers['webhook-id'])).size, 1, 'the same webhook-id on every retry');
+  await until('the success recorded', async () => (await ctx.call('GET', `/v1/webhook-endpoints/${id}/deliveries`)).body.data[0].status === 'succeeded');
+  const [delivery] = (await ctx.call('GET', `/v1/webhook-endpoints/${id}/deliveries`)).body.data;
+  t.same(delivery.attempts.map((a: any) => a.statusCode), [503, 503, 503, 503, 200]);
+  t.ok(delivery.attempts.slice(0, 4).every((a: any) => a.nextAttemptAt), 'each failure records when the next attempt is');
+  t.equal(delivery.attempts.filter((a: any) => a.statusCode === 200).length, 1);
+});
+
+t.test('410 disables the endpoint; a guaranteed delivery given up on is parked and can be redelivered', async (t) => {
+  const ctx = await world(t);
+  const gone = await receiver(t, () => 410);
+  const a = (await ctx.call('POST', '/v1/accounts', { body: { name: 'C', email: 'c@example.com', country: 'IN' } })).body;
+  const first = await endpoint(ctx, a.id, gone.url, ['kyc.status_changed']);
+  await kyc(ctx, a.id, 'submitted');
+  await until('the 410', async () => (await ctx.call('GET', `/v1/accounts/${a.id}/webhook-endpoints`)).body.data[0].status === 'disabled');
+  t.equal(gone.received.length, 1, 'no retries after 410');
+  t.equal((await ctx.call('GET', `/v1/accounts/${a.id}/webhook-endpoints`)).body.data[0].id, first.id);
+
+  // An Enterprise account: guaranteed delivery, retried until its window, then parked.
+  let healthy = false;
+  const flaky = await receiver(t, () => (healthy ? 200 : 500));
+  const ent = await readyAccount(ctx, { country: 'US' });
+  await ctx.call('POST', `/v1/accounts/${ent.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'ent' },
+  });
+  const { id } = await endpoint(ctx, ent.id, flaky.url, ['credits.adjusted']);
+  await ctx.call('POST', `/v1/accounts/${ent.id}/credits/adjustments`, { body: { amount: 100, reason: 'a test event' }, headers: { 'idempotency-key': 'adj' } });
+  // 72 h x 0.0001 = about 26 s of retries; pull the give-up time in so the test need not wait.
+  await until('a first attempt', () => flaky.received.length >= 1);
+  await ctx.query("update webhook_deliveries set give_up_at = now() where endpoint_id = $1", [id]);
+  await until('parked', async () => (await ctx.call('GET', `/v1/webhook-endpoints/${id}/deliveries`)).body.data[0].status === 'failed');
+  const [parked] = (await ctx.call('GET', `/v1/webhook-endpoints/${id}/deliveries`)).body.data;
+  t.equal(parked.deliveryClass, 'guaranteed');
+  t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'webhook.delivery_failed'")).rows[0].n, 1, 'an alert event for ops');
+  healthy = true;
+  t.equal((await ctx.call('POST', `/v1/webhook-endpoints/${id}/deliveries/${parked.id}/redeliver`)).status, 202);
+  await until('redelivered', async () => (await ctx.call('GET', `/v1/webhook-endpoints/${id}/deliveries`)).body.data[0].status === 'succeeded');
+  const ids = new Set(flaky.received.map((r) => r.headers['webhook-id']));
+  t.equal(ids.size, 1, 'redelivery keeps the webhook-id');
+});
+
+t.test('secret rotation: old and new both sign during the grace period', async (t) => {
+  const ctx = await world(t);
+  const hook = await receiver(t);
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'D', email: 'd@example.com', country: 'IN' } })).body;
+  const created = await endpoint(ctx, account.id, hook.url, ['kyc.status_changed']);
+  const rotated = await ctx.call('POST', `/v1/webhook-endpoints/${created.id}/rotate-secret`, { key: ctx.keys.write });
+  t.not(rotated.body.secret, created.secret);
+  t.notOk((await ctx.call('GET', `/v1/accounts/${account.id}/webhook-endpoints`)).body.data[0].secret, 'never shown again');
+  await kyc(ctx, account.id, 'submitted');
+  await until('the delivery', () => hook.received.length === 1);
+  const [got] = hook.received;
+  const headers = { 'webhook-id': String(got!.headers['webhook-id']), 'webhook-timestamp': String(got!.headers['webhook-timestamp']), 'webhook-signature': String(got!.headers['webhook-signature']) };
+  t.ok(new Webhook(created.secret).verify(got!.body, headers), 'the old secret still verifies');
+  t.ok(new Webhook(rotated.body.secret).verify(got!.body, headers), 'and so does the new one');
+});
+
+t.test('the SSRF guard and who may see an endpoint', async (t) => {
+  const ctx = await setup(t);
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'E', email: 'e@example.com', country: 'IN' } })).body;
+  for (const url of ['http://127.0.0.1:9/x', 'http://10.0.0.5/x', 'http://169.254.169.254/latest/meta-data', 'http://[::1]/x', 'http://localhost/x', 'ftp://example.com/x', 'https://user:pw@example.com/x']) {
+    const res = await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url } });
+    t.equal(res.body.code, 'invalid_webhook_url', url);
+  }
+  t.equal(urlProblem('http://hooks.example.com', { production: true }), 'must use https');
+  t.equal(urlProblem('https://hooks.example.com', { production: true }), null);
+  t.same(['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.1.1', '100.64.0.1', '::1', 'fe80::1', 'fd00::1', '::ffff:10.0.0.1'].map(isNonPublicAddress), Array(10).fill(true));
+  t.same(['8.8.8.8', '1.1.1.1', '2606:4700::1111'].map(isNonPublicAddress), [false, false, false]);
+  t.ok(nextDelayMs(1, 1) >= 4500 && nextDelayMs(1, 1) <= 5500, 'first retry after about 5 s, jittered');
+  t.ok(nextDelayMs(20, 1) <= 11 * 3600_000, 'the pause stops growing at 10 hours');
+
+  const other = await ctx.call('POST', '/v1/accounts', { body: { name: 'F', email: 'f@example.com', country: 'IN' } });
+  await ctx.query("insert into webhook_endpoints (id, account_id, url, event_types, status, secret, created_at, updated_at) values ('we_00000000000000000000000000', $1, 'https://example.com', '{}', 'enabled', 'whsec_x', now(), now())", [other.body.id]);
+  const stranger = await ctx.key(['read', 'write'], account.id);
+  t.equal((await ctx.call('GET', '/v1/webhook-endpoints/we_00000000000000000000000000/deliveries', { key: stranger })).status, 404, "another account's endpoint is invisible");
+  t.equal((await ctx.call('GET', `/v1/events?accountId=${other.body.id}`, { key: stranger })).status, 404);
+});
