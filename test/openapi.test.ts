@@ -58,3 +58,18 @@ t.test('/docs serves the interactive reference', async (t) => {
   const json = await ctx.app.inject({ method: 'GET', url: '/docs/json' });
   t.equal(json.json().openapi, '3.1.0');
 });
+
+t.test('the webhooks section documents every event of the catalogue, including the issue\'s list', async (t) => {
+  const doc = JSON.parse(readFileSync(new URL('../openapi/openapi.json', import.meta.url), 'utf8'));
+  const listed = [
+    'account.upgraded', 'account.upgrade_pending_payment', 'payment.succeeded', 'payment.failed', 'invoice.created', 'invoice.paid',
+    'subscription.plan_change_scheduled', 'subscription.plan_changed', 'subscription.billing_cycle_changed', 'subscription.cancellation_scheduled',
+    'subscription.resumed', 'subscription.renewed', 'subscription.past_due', 'subscription.cancelled', 'account.limited', 'credits.low',
+    'credits.recharged', 'credits.recharge_failed', 'kyc.status_changed',
+  ];
+  for (const type of listed) {
+    const body = doc.webhooks[type]?.post?.requestBody?.content?.['application/json']?.schema;
+    t.equal(body?.properties?.type?.const, type, `${type} documented`);
+    t.ok(body?.properties?.data?.properties, `${type} has a data schema`);
+  }
+});

@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { webhooksDocument } from '../modules/events/catalogue.js';
 
 export const apiDescription = `Headless billing and subscription engine of a cloud-telephony platform: plans and
 entitlements, trial accounts, KYC, upgrades, invoices, prepaid credits.
@@ -85,7 +86,7 @@ export default fp(
         ],
       },
       transform: jsonSchemaTransform,
-      transformObject: (input) => tidyDocument(jsonSchemaTransformObject(input) as OpenApiDocument),
+      transformObject: (input) => ({ ...tidyDocument(jsonSchemaTransformObject(input) as OpenApiDocument), webhooks: webhooksDocument() }),
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
   },

@@ -179,7 +179,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
           await tx.insert(creditLedger).values(entries);
           await tx.update(creditBalances).set({ balance, updatedAt: now }).where(eq(creditBalances.accountId, accountId));
           // Below the threshold: ask for one recharge (the scheduler runs it; later debits see it asked).
-          await tx
+          const [crossed] = await tx
             .update(autoRechargeSettings)
             .set({ nextAttemptAt: now })
             .where(
@@ -189,7 +189,11 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
                 isNull(autoRechargeSettings.nextAttemptAt),
                 gt(autoRechargeSettings.threshold, balance),
               ),
-            );
+            )
+            .returning({ threshold: autoRechargeSettings.threshold });
+          if (crossed) {
+            await appendEvents(tx, now, [{ type: 'credits.low', accountId, payload: { accountId, balance, threshold: crossed.threshold, currency: account.currency } }]);
+          }
         }
         balances.push({ accountId, currency: account.currency, balance });
       });

@@ -2,18 +2,23 @@ import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { outbox } from '../../db/schema/index.js';
 import { newId } from '../../lib/ids.js';
+import { eventSchemas, type EventType } from './catalogue.js';
 
 export interface NewEvent {
-  type: string;
+  type: EventType;
   accountId: string | null;
   payload: Record<string, unknown>;
 }
 
 export type OutboxRow = typeof outbox.$inferSelect;
 
-/** Writes events into the outbox; call inside the transaction of the change they report. */
+/**
+ * Writes events into the outbox; call inside the transaction of the change they report. Each
+ * payload is checked against the catalogue, so what webhooks promise is what is sent.
+ */
 export async function appendEvents(db: Db, now: Date, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
+  for (const e of events) eventSchemas[e.type].parse(e.payload);
   await db.insert(outbox).values(
     events.map((e) => ({ eventId: newId('evt', now), type: e.type, accountId: e.accountId, payload: e.payload, createdAt: now })),
   );

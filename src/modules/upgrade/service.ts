@@ -378,7 +378,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
 
     const ids = { accountId: account.id, subscriptionId: subscription.id, invoiceId: invoice.id, paymentId: payment.id };
     await appendEvents(tx, now, [
-      ...(openInvoice ? [] : [{ type: 'invoice.created', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, status: 'paid' } }]),
+      ...(openInvoice ? [] : [{ type: 'invoice.created' as const, accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, status: 'paid' } }]),
       { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, amount: payment.amount, currency: payment.currency, methodType: payment.methodType } },
       { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } },
       { type: 'account.upgraded', accountId: account.id, payload: { ...ids, planId: snapshot.planId, billingCycle: snapshot.billingCycle, from: account.status } },
