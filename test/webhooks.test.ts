@@ -16,7 +16,7 @@ interface Received {
 }
 
 /** A real HTTP receiver on loopback; `answer` decides each response's status. */
-async function receiver(t: Test, answer: (n: number) => number = () => 200) {
+async function receiver(t: Test, answer: (n: number) => number = () => 200, delayMs = 0) {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -24,7 +24,7 @@ async function receiver(t: Test, answer: (n: number) => number = () => 200) {
     req.on('end', () => {
       received.push({ headers: req.headers, body });
       res.statusCode = answer(received.length);
-      res.end();
+      setTimeout(() => res.end(), delayMs);
     });
   });
   server.listen(0, '127.0.0.1');
@@ -165,4 +165,62 @@ t.test('the SSRF guard and who may see an endpoint', async (t) => {
   const stranger = await ctx.key(['read', 'write'], account.id);
   t.equal((await ctx.call('GET', '/v1/webhook-endpoints/we_00000000000000000000000000/deliveries', { key: stranger })).status, 404, "another account's endpoint is invisible");
   t.equal((await ctx.call('GET', `/v1/events?accountId=${other.body.id}`, { key: stranger })).status, 404);
+});
+
+t.test('with 5,000 standard deliveries queued, a growth account\'s event is delivered first', async (t) => {
+  const ctx = await world(t);
+  const slow = await receiver(t, () => 200, 5);
+  const fast = await receiver(t);
+  const trial = (await ctx.call('POST', '/v1/accounts', { body: { name: 'T', email: 't@example.com', country: 'IN' } })).body;
+  const standard = await endpoint(ctx, trial.id, slow.url, ['credits.adjusted']);
+  // 5,000 standard deliveries due now, straight into Postgres.
+  await ctx.query(
+    `insert into outbox (event_id, type, account_id, payload, created_at, relayed_at)
+       select 'evt_backlog' || g, 'credits.adjusted', $1, '{}'::jsonb, now(), now() from generate_series(1, 5000) g`,
+    [trial.id],
+  );
+  await ctx.query(
+    `insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, delivery_class, status, attempts, next_attempt_at, give_up_at, created_at)
+       select 'whd_backlog' || g, $1, $2, 'evt_backlog' || g, 'credits.adjusted', 'standard', 'pending', 0, now() - interval '1 minute', now() + interval '1 day', now()
+       from generate_series(1, 5000) g`,
+    [standard.id, trial.id],
+  );
+  const t0 = Date.now();
+  await until('the backlog to start', () => slow.received.length > 0);
+  t.comment(`backlog started after ${Date.now() - t0} ms`);
+
+  const growth = await readyAccount(ctx);
+  await ctx.call('POST', `/v1/accounts/${growth.id}/upgrade`, {
+    body: { planId: 'plan_growth_v1', billingCycle: 'monthly', initialCredits: 500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'g' },
+  });
+  await endpoint(ctx, growth.id, fast.url, ['credits.adjusted']);
+  await ctx.call('POST', `/v1/accounts/${growth.id}/credits/adjustments`, { body: { amount: 100, reason: 'priority test' }, headers: { 'idempotency-key': 'p' } });
+  const t1 = Date.now();
+  await until('the growth delivery', () => fast.received.length === 1);
+  t.comment(`growth delivered after ${Date.now() - t1} ms`);
+  const backlogDone = (await ctx.query("select count(*)::int as n from webhook_deliveries where delivery_class = 'standard' and status = 'succeeded'")).rows[0].n;
+  t.ok(backlogDone < 4000, `delivered while ${5000 - backlogDone} standard deliveries still waited`);
+  await ctx.query("update webhook_deliveries set status = 'failed', next_attempt_at = null where status = 'pending'"); // no need to drain it
+});
+
+t.test('Redis flushed mid-run: guaranteed deliveries still arrive', async (t) => {
+  const { scanKeys } = await import('./helper.js');
+  const ctx = await world(t);
+  const hook = await receiver(t, () => 200, 20);
+  const ent = await readyAccount(ctx, { country: 'US' });
+  await ctx.call('POST', `/v1/accounts/${ent.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'e' },
+  });
+  await endpoint(ctx, ent.id, hook.url, ['credits.adjusted']);
+  for (let i = 0; i < 30; i++) {
+    await ctx.call('POST', `/v1/accounts/${ent.id}/credits/adjustments`, { body: { amount: 1, reason: `flush ${i}` }, headers: { 'idempotency-key': `f${i}` } });
+  }
+  await until('some deliveries', () => hook.received.length > 0);
+  const keys = await scanKeys(ctx.redis, `${ctx.config.QUEUE_PREFIX}:*`);
+  if (keys.length) await ctx.redis.del(...keys);
+  const succeeded = async () => (await ctx.query("select count(*)::int as n from webhook_deliveries where delivery_class = 'guaranteed' and status = 'succeeded'")).rows[0].n;
+  await until('all 30 recorded', async () => (await succeeded()) === 30, 20_000);
+  t.equal(new Set(hook.received.map((r) => r.headers['webhook-id'])).size, 30, 'every guaranteed delivery arrived');
 });

@@ -151,18 +151,20 @@ export function createWebhookService(deps: WebhookDeps) {
     return inserted.length;
   }
 
-  /** Deliveries due now, for the scheduler; the lease keeps two sweeps from both taking one. */
+  /**
+   * Deliveries due now, for the scheduler. Priority and guaranteed ones are read on their own,
+   * so a backlog of standard deliveries can never crowd them out of a sweep.
+   */
   async function findDue(limit = 500): Promise<Array<{ id: string; attempt: number; deliveryClass: DeliveryClass }>> {
-    return db.transaction(async (tx) => {
-      const rows = await tx
+    const due = (classes: DeliveryClass[]) =>
+      db
         .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass })
         .from(webhookDeliveries)
-        .where(and(eq(webhookDeliveries.status, 'pending'), lte(webhookDeliveries.nextAttemptAt, clock.now())))
+        .where(and(eq(webhookDeliveries.status, 'pending'), inArray(webhookDeliveries.deliveryClass, classes), lte(webhookDeliveries.nextAttemptAt, clock.now())))
         .orderBy(asc(webhookDeliveries.nextAttemptAt))
-        .limit(limit)
-        .for('update', { skipLocked: true });
-      return rows.map((r) => ({ id: r.id, attempt: r.attempts + 1, deliveryClass: r.deliveryClass }));
-    });
+        .limit(limit);
+    const rows = [...(await due(['priority', 'guaranteed'])), ...(await due(['standard']))];
+    return rows.map((r) => ({ id: r.id, attempt: r.attempts + 1, deliveryClass: r.deliveryClass }));
   }
 
   /** One attempt: sign, POST with a 15 s timeout, record it, and schedule the next or finish. */
