@@ -23,6 +23,8 @@ import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import openapiPlugin from './plugins/openapi.js';
+import { queueBoard } from './plugins/queue-board.js';
+import type { Queues } from './jobs/registry.js';
 import { createServices } from './services.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { version } from './version.js';
@@ -34,6 +36,8 @@ export interface AppDeps {
   redis: Redis;
   clock: Clock;
   provider?: PaymentProvider;
+  /** The queues, for the ops queue board; without them there is no board. */
+  queues?: Queues;
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
@@ -126,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(exophonesRoutes, { exophones: services.exophones });
   await app.register(authorizationRoutes, { authorization: services.authorization });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
+  if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth });
 
   return app;
 }

@@ -43,3 +43,24 @@ export async function connectRedis(url: string): Promise<Redis> {
 }
 
 const redactUrl = (url: string) => url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+
+/**
+ * BullMQ needs Redis to keep every key: with an eviction policy, jobs vanish under memory
+ * pressure. Production refuses to start on such a Redis; elsewhere a loud warning.
+ */
+export async function checkRedisPolicy(redis: Redis, production: boolean, logger: Logger): Promise<'noeviction' | string> {
+  let policy: string;
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    policy = reply[1] ?? 'unknown';
+  } catch {
+    logger.warn('could not read Redis maxmemory-policy (CONFIG is disabled?): make sure it is noeviction');
+    return 'unknown';
+  }
+  if (policy !== 'noeviction') {
+    const message = `Redis maxmemory-policy is ${policy}; BullMQ needs noeviction or queued jobs can be evicted (redis-cli config set maxmemory-policy noeviction)`;
+    if (production) throw new StartupError(message);
+    logger.warn(message);
+  }
+  return policy;
+}

@@ -4,7 +4,7 @@ import closeWithGrace from 'close-with-grace';
 import type { Redis } from 'ioredis';
 import { ConfigError, loadConfig, usesEmbeddedDatabase, type Config } from './config.js';
 import { DataDirInUseError, type Database } from './db/client.js';
-import { connectRedis, openDatabase, StartupError } from './infra.js';
+import { checkRedisPolicy, connectRedis, openDatabase, StartupError } from './infra.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { createQueues, closeQueues, type Queues } from './jobs/registry.js';
@@ -25,6 +25,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
   const redis = await connectRedis(config.REDIS_URL);
   let database: Database;
   try {
+    await checkRedisPolicy(redis, config.NODE_ENV === 'production', logger);
     database = await openDatabase(config, logger);
   } catch (err) {
     redis.disconnect();
