@@ -19,7 +19,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
 
   const { upgrades, renewals, purchases, webhooks } = createServices(runtime);
   const services = { upgrades, renewals, purchases, webhooks };
-  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications, webhooks }), {
+  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
     connection: redis,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
@@ -27,7 +27,16 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
   eventsWorker.on('error', (err) => logger.error({ err }, 'events worker error'));
 
-  const relay = createOutboxRelay({ db: database.db, queues, clock, logger, pollMs: config.OUTBOX_POLL_MS });
+  const relay = createOutboxRelay({
+    db: database.db,
+    queues,
+    clock,
+    logger,
+    pollMs: config.OUTBOX_POLL_MS,
+    onRelay: async (tx, rows) => {
+      for (const row of rows) await webhooks.fanOut(row, tx);
+    },
+  });
   relay.start();
   const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases }), {
     connection: redis,

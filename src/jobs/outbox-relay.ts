@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { claimUnrelayed, markRelayed } from '../modules/events/repo.js';
+import { claimUnrelayed, markRelayed, type OutboxRow } from '../modules/events/repo.js';
 import type { Queues } from './registry.js';
 
 const BATCH = 200;
@@ -11,7 +11,15 @@ const BATCH = 200;
  * marked in the same transaction as the enqueue: if the commit fails after the enqueue, the
  * next pass enqueues again under the same job id, and the handlers are idempotent.
  */
-export function createOutboxRelay(deps: { db: Db; queues: Queues; clock: Clock; logger: Logger; pollMs: number }) {
+export function createOutboxRelay(deps: {
+  db: Db;
+  queues: Queues;
+  clock: Clock;
+  logger: Logger;
+  pollMs: number;
+  /** Work that must exist before an event counts as relayed (webhook deliveries), in the same transaction. */
+  onRelay?: (tx: Db, rows: OutboxRow[]) => Promise<void>;
+}) {
   const { db, queues, clock, logger } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
@@ -28,6 +36,7 @@ export function createOutboxRelay(deps: { db: Db; queues: Queues; clock: Clock; 
           opts: { jobId: row.eventId },
         })),
       );
+      await deps.onRelay?.(tx, rows);
       await markRelayed(
         tx,
         rows.map((r) => r.id),

@@ -1,3 +1,4 @@
+import type { Logger } from '../lib/logger.js';
 import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
@@ -8,7 +9,13 @@ import { renewalJobId, webhookJobId, type JobPayload, type Queues } from './regi
  * BullMQ under business job ids. Postgres is the record: a Redis that lost its jobs gets
  * them again on the next pass, and the job itself re-checks that the work is still due.
  */
-export async function scheduleDueWork(deps: { renewals: RenewalService; purchases: PurchaseService; webhooks: WebhookService; queues: Queues }): Promise<number> {
+export async function scheduleDueWork(deps: {
+  renewals: RenewalService;
+  purchases: PurchaseService;
+  webhooks: WebhookService;
+  queues: Queues;
+  logger?: Logger;
+}): Promise<number> {
   const deliveries = await deps.webhooks.findDue();
   const standard = deliveries.filter((d) => d.deliveryClass === 'standard');
   const priority = deliveries.filter((d) => d.deliveryClass !== 'standard');
@@ -16,8 +23,13 @@ export async function scheduleDueWork(deps: { renewals: RenewalService; purchase
     const data = { deliveryId: d.id, attempt: d.attempt };
     return { name: 'deliver', data, opts: { jobId: webhookJobId(data) } };
   };
-  if (standard.length) await deps.queues.webhooks.addBulk(standard.map(toJob));
-  if (priority.length) await deps.queues.webhooksPriority.addBulk(priority.map(toJob));
+  // A failure here must not keep renewals from being scheduled: the leases expire and the rows come back.
+  try {
+    if (standard.length) await deps.queues.webhooks.addBulk(standard.map(toJob));
+    if (priority.length) await deps.queues.webhooksPriority.addBulk(priority.map(toJob));
+  } catch (err) {
+    deps.logger?.error({ err }, 'could not queue webhook deliveries');
+  }
 
   const due = await deps.renewals.findDue();
   const recharges = await deps.purchases.findDueRecharges();

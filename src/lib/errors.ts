@@ -29,6 +29,7 @@ export const errorCodes = {
   exophone_taken: { status: 409, title: 'The number belongs to another account' },
   paid_plan_required: { status: 409, title: 'This needs a paid plan' },
   renewal_pending: { status: 409, title: 'The period has ended and its renewal is being processed; retry shortly' },
+  webhook_delivery_in_flight: { status: 409, title: 'The delivery is being attempted' },
   plan_unchanged: { status: 409, title: 'The subscription is already on this plan' },
   billing_cycle_unchanged: { status: 409, title: 'The subscription is already on this billing cycle' },
   subscription_not_active: { status: 409, title: 'The subscription is not active' },

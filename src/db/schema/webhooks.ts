@@ -44,6 +44,8 @@ export const webhookDeliveries = pgTable(
     status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull(),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /** Held while a job for this delivery is queued or running; the sweep skips it until then. */
+    leasedUntil: timestamp('leased_until', { withTimezone: true }),
     /** Retries stop after this; guaranteed deliveries are then parked as failed (and redeliverable). */
     giveUpAt: timestamp('give_up_at', { withTimezone: true }).notNull(),
     lastStatusCode: integer('last_status_code'),
@@ -53,7 +55,7 @@ export const webhookDeliveries = pgTable(
   },
   (t) => [
     uniqueIndex('webhook_deliveries_endpoint_event_key').on(t.endpointId, t.eventId),
-    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_due_idx').on(t.deliveryClass, t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
   ],
 );
 

@@ -37,10 +37,12 @@ for (const [net, prefix] of [
   blocked.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // unspecified, loopback and IPv4-compatible
+  ['64:ff9b::', 96], // NAT64
+  ['2002::', 16], // 6to4
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10],
   ['ff00::', 8],
 ] as const) {
   blocked.addSubnet(net, prefix, 'ipv6');
@@ -48,8 +50,9 @@ for (const [net, prefix] of [
 
 /** Loopback, private, link-local, carrier-grade NAT, multicast and other non-public addresses. */
 export function isNonPublicAddress(ip: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return isNonPublicAddress(mapped[1]!);
+  // IPv4-mapped addresses (::ffff:a.b.c.d, or its hex form) are never a webhook target. They are
+  // not put in the block list, which would then match every IPv4 address.
+  if (/^::ffff:/i.test(ip) || /^(0{1,4}:){5}ffff:/i.test(ip)) return true;
   const family = isIP(ip);
   if (family === 4) return blocked.check(ip, 'ipv4');
   if (family === 6) return blocked.check(ip, 'ipv6');

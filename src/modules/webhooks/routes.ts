@@ -193,7 +193,10 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ webhooks: WebhookService }> 
         params: endpointParams.extend({ deliveryId: z.string().regex(/^whd_[0-9a-z]{26}$/) }),
         response: {
           202: z.object({ id: z.string(), status: z.enum(['pending', 'succeeded', 'failed']) }).meta({ id: 'Redelivery', examples: [{ id: 'whd_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'pending' }] }),
-          ...errorResponses({ 404: 'No such endpoint or delivery (`webhook_endpoint_not_found`, `webhook_delivery_not_found`)' }),
+          ...errorResponses({
+            404: 'No such endpoint or delivery (`webhook_endpoint_not_found`, `webhook_delivery_not_found`)',
+            409: 'An attempt is queued or running (`webhook_delivery_in_flight`)',
+          }),
         },
       },
     },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, inArray, lt, lte, ne } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lt, lte, ne, or } from 'drizzle-orm';
 import { Webhook } from 'standardwebhooks';
 import type { Db } from '../../db/client.js';
 import { outbox, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js';
@@ -12,7 +12,8 @@ import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type OutboxRow } from '../events/repo.js';
 import { nextDelayMs, retryWindowMs, type DeliveryClass } from './domain.js';
-import { assertDeliverable } from './ssrf.js';
+import { assertDeliverable, guardedAgent } from './ssrf.js';
+import { fetch as undiciFetch } from 'undici';
 
 export interface WebhookDeps {
   db: Db;
@@ -30,6 +31,8 @@ type EndpointRow = typeof webhookEndpoints.$inferSelect;
 const TIMEOUT_MS = 15_000;
 /** A delivery in flight holds this lease; a worker that died leaves it due again afterwards. */
 const LEASE_MS = 2 * 60_000;
+/** A delivery handed to the queue is skipped by the sweep this long. */
+const QUEUED_LEASE_MS = 60_000;
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -40,6 +43,7 @@ const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
  */
 export function createWebhookService(deps: WebhookDeps) {
   const { db, clock } = deps;
+  const agent = guardedAgent(deps.allowedHosts);
 
   const toDto = (row: EndpointRow) => ({
     id: row.id,
@@ -118,19 +122,22 @@ export function createWebhookService(deps: WebhookDeps) {
     return { ...toDto({ ...current, secret, updatedAt: now }), secret };
   }
 
-  /** Called for every relayed event: one delivery per subscribed, enabled endpoint, once. */
-  async function fanOut(event: OutboxRow): Promise<number> {
+  /**
+   * One delivery per subscribed, enabled endpoint, once per event. The relay calls it in the
+   * transaction that marks the event relayed, so a Redis that loses its jobs loses no delivery.
+   */
+  async function fanOut(event: OutboxRow, tx: Db = db): Promise<number> {
     if (!event.accountId) return 0;
-    const account = await accountsRepo.findAccount(db, event.accountId);
+    const account = await accountsRepo.findAccount(tx, event.accountId);
     if (!account) return 0;
     const endpoints = (
-      await db.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.accountId, account.id), eq(webhookEndpoints.status, 'enabled')))
+      await tx.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.accountId, account.id), eq(webhookEndpoints.status, 'enabled')))
     ).filter((e) => e.eventTypes.length === 0 || e.eventTypes.includes(event.type));
     if (endpoints.length === 0) return 0;
-    const plan = await catalogRepo.findPlan(db, account.planId);
+    const plan = await catalogRepo.findPlan(tx, account.planId);
     const deliveryClass: DeliveryClass = plan?.entitlements.webhooks ?? 'standard';
     const now = clock.now();
-    const inserted = await db
+    const inserted = await tx
       .insert(webhookDeliveries)
       .values(
         endpoints.map((e) => ({
@@ -152,18 +159,34 @@ export function createWebhookService(deps: WebhookDeps) {
   }
 
   /**
-   * Deliveries due now, for the scheduler. Priority and guaranteed ones are read on their own,
-   * so a backlog of standard deliveries can never crowd them out of a sweep.
+   * Deliveries due now, for the scheduler, each leased for a minute so the next sweeps skip
+   * it while its job waits (a job lost with Redis is re-queued when the lease runs out).
+   * Priority and guaranteed ones are read on their own: a standard backlog cannot crowd them out.
    */
   async function findDue(limit = 500): Promise<Array<{ id: string; attempt: number; deliveryClass: DeliveryClass }>> {
-    const due = (classes: DeliveryClass[]) =>
-      db
-        .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass })
+    const now = clock.now();
+    const take = async (classes: DeliveryClass[]) => {
+      const due = db
+        .select({ id: webhookDeliveries.id })
         .from(webhookDeliveries)
-        .where(and(eq(webhookDeliveries.status, 'pending'), inArray(webhookDeliveries.deliveryClass, classes), lte(webhookDeliveries.nextAttemptAt, clock.now())))
+        .where(
+          and(
+            eq(webhookDeliveries.status, 'pending'),
+            inArray(webhookDeliveries.deliveryClass, classes),
+            lte(webhookDeliveries.nextAttemptAt, now),
+            or(isNull(webhookDeliveries.leasedUntil), lt(webhookDeliveries.leasedUntil, now)),
+          ),
+        )
         .orderBy(asc(webhookDeliveries.nextAttemptAt))
-        .limit(limit);
-    const rows = [...(await due(['priority', 'guaranteed'])), ...(await due(['standard']))];
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      return db
+        .update(webhookDeliveries)
+        .set({ leasedUntil: new Date(now.getTime() + QUEUED_LEASE_MS) })
+        .where(inArray(webhookDeliveries.id, due))
+        .returning({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass });
+    };
+    const rows = [...(await take(['priority', 'guaranteed'])), ...(await take(['standard']))];
     return rows.map((r) => ({ id: r.id, attempt: r.attempts + 1, deliveryClass: r.deliveryClass }));
   }
 
@@ -173,7 +196,7 @@ export function createWebhookService(deps: WebhookDeps) {
       const [d] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, deliveryId)).for('update', { skipLocked: true });
       if (!d || d.status !== 'pending' || d.attempts + 1 !== attempt || !d.nextAttemptAt || d.nextAttemptAt > clock.now()) return null;
       const now = clock.now();
-      await tx.update(webhookDeliveries).set({ attempts: attempt, nextAttemptAt: new Date(now.getTime() + LEASE_MS) }).where(eq(webhookDeliveries.id, deliveryId));
+      await tx.update(webhookDeliveries).set({ attempts: attempt, leasedUntil: new Date(now.getTime() + LEASE_MS) }).where(eq(webhookDeliveries.id, deliveryId));
       const [endpoint] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, d.endpointId));
       const [event] = await tx.select().from(outbox).where(eq(outbox.eventId, d.eventId));
       return { delivery: d, endpoint: endpoint!, event: event! };
@@ -188,7 +211,8 @@ export function createWebhookService(deps: WebhookDeps) {
     let outcome: { statusCode: number | null; latencyMs: number; error: string | null };
     try {
       await assertDeliverable(endpoint.url, deps);
-      const response = await fetch(endpoint.url, {
+      const response = await undiciFetch(endpoint.url, {
+        dispatcher: agent,
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'billing-service-webhooks/1', ...signatureHeaders(endpoint, delivery.eventId, timestamp, body) },
         body,
@@ -202,7 +226,10 @@ export function createWebhookService(deps: WebhookDeps) {
     }
     if (outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300) return finish(delivery, attempt, outcome, 'succeeded');
     if (outcome.statusCode === 410) {
-      await db.update(webhookEndpoints).set({ status: 'disabled', disabledReason: 'the receiver answered 410 Gone', updatedAt: clock.now() }).where(eq(webhookEndpoints.id, endpoint.id));
+      await db
+        .update(webhookEndpoints)
+        .set({ status: 'disabled', disabledReason: 'the receiver answered 410 Gone', updatedAt: clock.now() })
+        .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.status, 'enabled')));
       return finish(delivery, attempt, outcome, 'failed');
     }
     return finish(delivery, attempt, outcome, 'retry');
@@ -225,10 +252,25 @@ export function createWebhookService(deps: WebhookDeps) {
     result: 'succeeded' | 'failed' | 'retry',
   ): Promise<'succeeded' | 'retrying' | 'failed'> {
     const now = clock.now();
-    const next = result === 'retry' ? new Date(now.getTime() + nextDelayMs(attempt, deps.retryScale)) : null;
-    const givingUp = result === 'retry' && next! > delivery.giveUpAt;
-    const status = result === 'succeeded' ? 'succeeded' : result === 'failed' || givingUp ? 'failed' : 'pending';
-    await db.transaction(async (tx) => {
+    // Retry until the class's window ends: the last pause is cut short to land on its end.
+    const pause = result === 'retry' && now < delivery.giveUpAt ? new Date(now.getTime() + nextDelayMs(attempt, deps.retryScale)) : null;
+    const next = pause && pause > delivery.giveUpAt ? delivery.giveUpAt : pause;
+    const status = result === 'succeeded' ? 'succeeded' : result === 'failed' || !next ? 'failed' : 'pending';
+    return db.transaction(async (tx) => {
+      const updated = await tx
+        .update(webhookDeliveries)
+        .set({
+          status,
+          nextAttemptAt: status === 'pending' ? next : null,
+          leasedUntil: null,
+          lastStatusCode: outcome.statusCode,
+          lastError: outcome.error,
+          deliveredAt: status === 'succeeded' ? now : null,
+        })
+        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, attempt), eq(webhookDeliveries.status, 'pending')))
+        .returning({ id: webhookDeliveries.id });
+      // Another attempt settled this delivery meanwhile (a redelivery raced it): record nothing.
+      if (updated.length === 0) return 'failed' as const;
       await tx.insert(webhookAttempts).values({
         deliveryId: delivery.id,
         attemptedAt: now,
@@ -237,24 +279,14 @@ export function createWebhookService(deps: WebhookDeps) {
         error: outcome.error,
         nextAttemptAt: status === 'pending' ? next : null,
       });
-      await tx
-        .update(webhookDeliveries)
-        .set({
-          status,
-          nextAttemptAt: status === 'pending' ? next : null,
-          lastStatusCode: outcome.statusCode,
-          lastError: outcome.error,
-          deliveredAt: status === 'succeeded' ? now : null,
-        })
-        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, attempt)));
       // A guaranteed delivery given up on is parked, and ops hear of it.
       if (status === 'failed' && delivery.deliveryClass === 'guaranteed') {
         await appendEvents(tx, now, [
           { type: 'webhook.delivery_failed', accountId: null, payload: { accountId: delivery.accountId, deliveryId: delivery.id, endpointId: delivery.endpointId, eventId: delivery.eventId, attempts: attempt } },
         ]);
       }
+      return status === 'pending' ? ('retrying' as const) : status;
     });
-    return status === 'pending' ? 'retrying' : status;
   }
 
   async function listDeliveries(endpointId: string, viewer: Viewer, opts: { before?: string; limit: number }) {
@@ -291,12 +323,15 @@ export function createWebhookService(deps: WebhookDeps) {
   async function redeliver(endpointId: string, deliveryId: string, viewer: Viewer) {
     const endpoint = await mustFindEndpoint(db, endpointId, viewer);
     const now = clock.now();
+    const [current] = await db.select().from(webhookDeliveries).where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, endpoint.id)));
+    if (!current) throw new AppError('webhook_delivery_not_found', `No delivery ${deliveryId}`);
     const [row] = await db
       .update(webhookDeliveries)
-      .set({ status: 'pending', nextAttemptAt: now, giveUpAt: new Date(now.getTime() + retryWindowMs.guaranteed * deps.retryScale), deliveredAt: null })
-      .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, endpoint.id)))
+      .set({ status: 'pending', nextAttemptAt: now, leasedUntil: null, giveUpAt: new Date(now.getTime() + retryWindowMs[current.deliveryClass] * deps.retryScale), deliveredAt: null })
+      // Not while an attempt is queued or running: that would send it twice at once.
+      .where(and(eq(webhookDeliveries.id, deliveryId), or(isNull(webhookDeliveries.leasedUntil), lt(webhookDeliveries.leasedUntil, now))))
       .returning();
-    if (!row) throw new AppError('webhook_delivery_not_found', `No delivery ${deliveryId}`);
+    if (!row) throw new AppError('webhook_delivery_in_flight', `Delivery ${deliveryId} is being attempted; retry shortly`);
     return { id: row.id, status: row.status };
   }
 
