@@ -22,6 +22,7 @@ import { webhookRoutes } from './modules/webhooks/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
+import rateLimitPlugin from './plugins/rate-limit.js';
 import openapiPlugin from './plugins/openapi.js';
 import { queueBoard } from './plugins/queue-board.js';
 import type { Queues } from './jobs/registry.js';
@@ -70,6 +71,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorsPlugin);
   await app.register(openapiPlugin, { version });
   await app.register(authPlugin, { auth: services.auth });
+  await app.register(rateLimitPlugin, {
+    redis: deps.redis,
+    prefix: deps.config.QUEUE_PREFIX,
+    perMinute: deps.config.RATE_LIMIT_PER_MINUTE,
+    hotPerMinute: deps.config.RATE_LIMIT_HOT_PER_MINUTE,
+  });
   await app.register(idempotencyPlugin, { db: deps.database.db, clock: deps.clock });
 
   app.get(

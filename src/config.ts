@@ -66,6 +66,10 @@ export const configSchema = z.object({
   WEBHOOK_RETRY_SCALE: z.coerce.number().min(0.000001).max(1).default(1),
   /** Hours a rotated-out webhook secret keeps signing beside the new one. */
   WEBHOOK_SECRET_GRACE_HOURS: z.coerce.number().int().min(0).max(720).default(24),
+  /** Requests per minute per API key on /v1, shared by all api processes through Redis. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** The same for the hot paths the voice and SMS platform calls per call and message (authorize, usage). */
+  RATE_LIMIT_HOT_PER_MINUTE: z.coerce.number().int().min(1).default(60_000),
   /** Days a past_due account may still call and send while its renewal is retried. */
   PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */

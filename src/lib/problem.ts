@@ -43,7 +43,7 @@ const statusDescriptions: Record<number, string> = {
   413: 'Body too large (`payload_too_large`)',
   415: 'Unsupported content type (`unsupported_media_type`)',
   422: 'The request is well formed but cannot be processed',
-  429: 'Rate limited (`rate_limited`)',
+  429: 'Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers',
   500: 'Unexpected error; details are in the logs under the request id (`internal_error`)',
 };
 
@@ -55,11 +55,11 @@ const problemResponse = (status: ErrorStatus, description?: string) => ({
 });
 
 /**
- * The error responses of a route, declared once: every /v1 route can answer 400, 401, 403
- * and 500; routes add what they can answer besides, with a description naming the codes.
+ * The error responses of a route, declared once: every /v1 route can answer 400, 401, 403,
+ * 429 and 500; routes add what they can answer besides, with a description naming the codes.
  */
 export function errorResponses(extra: Partial<Record<ErrorStatus, string | undefined>> = {}) {
-  const statuses: ErrorStatus[] = [400, 401, 403, 500];
+  const statuses: ErrorStatus[] = [400, 401, 403, 429, 500];
   const out: Record<number, ReturnType<typeof problemResponse>> = {};
   for (const status of statuses) out[status] = problemResponse(status);
   for (const [status, description] of Object.entries(extra)) {

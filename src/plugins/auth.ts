@@ -11,6 +11,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The scope a /v1 route needs; every /v1 route must name one. */
     scope?: Scope;
+    /** A hot path (called per call or message): its own, higher rate limit. */
+    hot?: boolean;
   }
 }
 

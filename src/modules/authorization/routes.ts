@@ -21,7 +21,7 @@ export const authorizationRoutes: FastifyPluginAsyncZod<{ authorization: Authori
   app.post(
     '/v1/accounts/:accountId/authorize',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', hot: true },
       schema: {
         tags: ['Usage'],
         operationId: 'authorizeAction',

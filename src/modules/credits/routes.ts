@@ -132,7 +132,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
   app.post(
     '/v1/usage',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', hot: true },
       schema: {
         tags: ['Usage'],
         operationId: 'rateUsage',
