@@ -23,6 +23,7 @@ import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
+import metricsPlugin from './plugins/metrics.js';
 import openapiPlugin from './plugins/openapi.js';
 import { queueBoard } from './plugins/queue-board.js';
 import type { Queues } from './jobs/registry.js';
@@ -69,6 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const services = createServices(deps);
 
   await app.register(errorsPlugin);
+  await app.register(metricsPlugin, { db: deps.database.db, redis: deps.redis, queues: deps.queues, prefix: deps.config.QUEUE_PREFIX });
   await app.register(openapiPlugin, { version });
   await app.register(authPlugin, { auth: services.auth });
   await app.register(rateLimitPlugin, {

@@ -9,6 +9,7 @@ import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notif
 import { createNotificationsService } from './modules/notifications/service.js';
 import { isMainModule, runProcess, type Runtime } from './runtime.js';
 import { createServices } from './services.js';
+import { recordJob } from './jobs/job-stats.js';
 
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
 export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
@@ -54,6 +55,16 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection: redis, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
   ];
   for (const w of webhookWorkers) w.on('error', (err) => logger.error({ err }, 'webhook worker error'));
+  // Job counts and durations for /metrics, kept in Redis so any api process can report them.
+  for (const w of [eventsWorker, renewalsWorker, ...webhookWorkers]) {
+    w.on('completed', (job) => {
+      const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
+      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: true, seconds }).catch(() => {});
+    });
+    w.on('failed', () => {
+      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: false, seconds: 0 }).catch(() => {});
+    });
+  }
   const periodic = runPeriodically(
     maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
     logger,

@@ -53,3 +53,34 @@ t.test('a key over its limit gets 429 with Retry-After, also spread over two api
   t.equal(hot.headers['ratelimit-limit'], '50', 'the hot paths have their own, higher limit');
   t.equal((await ctx.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is not limited');
 });
+
+t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook figures', async (t) => {
+  const { startWorkers } = await import('../src/worker.js');
+  const ctx = await setup(t, { OUTBOX_POLL_MS: '50', SCHEDULER_INTERVAL_MS: '50' });
+  const workers = await startWorkers(
+    { config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock },
+    { mailer: { send: async () => {}, close: () => {} } },
+  );
+  t.teardown(() => workers.close());
+  await ctx.call('GET', '/v1/plans');
+  await ctx.call('GET', '/v1/plans/plan_nope_v1');
+  await ctx.call('POST', '/v1/accounts', { body: { name: 'M', email: 'm@example.com', country: 'IN' } });
+  const read = async () => (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const deadline = Date.now() + 10_000;
+  let text = await read();
+  while (!/bullmq_jobs_completed_total\{queue="events"\} [1-9]/.test(text) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    text = await read();
+  }
+  t.match(text, /http_request_duration_seconds_bucket\{le="[^"]+",method="GET",route="\/v1\/plans",status_code="200"\}/, 'latency by route and status');
+  t.match(text, /http_request_duration_seconds_count\{method="GET",route="\/v1\/plans\/:planId",status_code="404"\} 1/, 'request rate (count)');
+  t.match(text, /http_request_errors_total\{method="GET",route="\/v1\/plans\/:planId",status_code="404"\} 1/, 'errors by route and status');
+  for (const queue of Object.values(ctx.queues)) t.match(text, new RegExp(`bullmq_queue_jobs\\{queue="${queue.name}",state="waiting"\\}`), `depth of ${queue.name}`);
+  t.match(text, /bullmq_jobs_completed_total\{queue="events"\} [1-9]/, 'jobs completed by queue');
+  t.match(text, /bullmq_job_duration_seconds_sum\{queue="events"\}/, 'job duration');
+  t.match(text, /billing_outbox_lag_seconds \d/, 'outbox lag');
+  t.match(text, /billing_renewals_overdue 0/, 'due but unrenewed subscriptions');
+  t.match(text, /billing_recharge_failures_total 0/, 'recharge failures');
+  t.match(text, /# TYPE billing_webhook_delivery_failures_total gauge/, 'webhook failures by class');
+  t.match(text, /process_cpu_user_seconds_total/, 'Node process metrics');
+});

@@ -1,0 +1,106 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { jobStatsKey } from '../jobs/job-stats.js';
+import type { Queues } from '../jobs/registry.js';
+
+/**
+ * Prometheus at /metrics: HTTP rate, latency and errors by route and status; queue depth,
+ * job counts, durations and failures by queue; outbox lag; renewals overdue; recharge
+ * failures; webhook delivery failures by class; and Node's own process metrics. Not part
+ * of the API (kept out of the OpenAPI document): expose it to the scraper only.
+ */
+export default fp(
+  async function metricsPlugin(app: FastifyInstance, opts: { db: Db; redis: Redis; queues?: Queues; prefix: string }) {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const labels = ['method', 'route', 'status_code'] as const;
+    const duration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request latency by route and status',
+      labelNames: labels,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+    const errors = new Counter({ name: 'http_request_errors_total', help: 'HTTP answers of 4xx and 5xx by route and status', labelNames: labels, registers: [registry] });
+
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      if (route === '/metrics') return;
+      const l = { method: request.method, route, status_code: String(reply.statusCode) };
+      duration.observe(l, reply.elapsedTime / 1000);
+      if (reply.statusCode >= 400) errors.inc(l);
+    });
+
+    const { db, redis, queues, prefix } = opts;
+    new Gauge({
+      name: 'bullmq_queue_jobs',
+      help: 'Jobs per queue and state',
+      labelNames: ['queue', 'state'],
+      registers: [registry],
+      async collect() {
+        if (!queues) return;
+        for (const queue of Object.values(queues)) {
+          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+          for (const [state, n] of Object.entries(counts)) this.set({ queue: queue.name, state }, n);
+        }
+      },
+    });
+    const jobStat = (name: string, help: string, field: string) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['queue'],
+        registers: [registry],
+        async collect() {
+          const stats = await redis.hgetall(jobStatsKey(prefix));
+          for (const [key, value] of Object.entries(stats)) {
+            const [queue, kind] = key.split(':');
+            if (kind === field) this.set({ queue: queue! }, Number(value));
+          }
+        },
+      });
+    jobStat('bullmq_jobs_completed_total', 'Jobs completed by queue, all workers', 'completed');
+    jobStat('bullmq_job_duration_seconds_sum', 'Seconds spent in completed jobs by queue, all workers', 'seconds');
+    jobStat('bullmq_jobs_failed_total', 'Job attempts that failed by queue, all workers', 'failed');
+
+    const fromDb = (name: string, help: string, query: ReturnType<typeof sql>, labelNames: string[] = []) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        async collect() {
+          const rows = ((await db.execute(query)) as unknown as { rows: Array<Record<string, string | null>> }).rows;
+          this.reset();
+          for (const row of rows) {
+            const l = Object.fromEntries(labelNames.map((n) => [n, String(row[n])]));
+            this.set(l, Number(row.value ?? 0));
+          }
+        },
+      });
+    fromDb('billing_outbox_lag_seconds', 'Age of the oldest outbox row not yet relayed (0: none)', sql`select coalesce(extract(epoch from now() - min(created_at)), 0) as value from outbox where relayed_at is null`);
+    fromDb(
+      'billing_renewals_overdue',
+      'Active subscriptions whose period ended over a minute ago and are not renewed yet',
+      sql`select count(*) as value from subscriptions s join accounts a on a.id = s.account_id where s.status = 'active' and a.test_clock_id is null and s.current_period_end < now() - interval '1 minute'`,
+    );
+    fromDb('billing_recharge_failures_total', 'Auto-recharge charges that failed', sql`select count(*) as value from payments where purpose = 'recharge' and status = 'failed'`);
+    fromDb(
+      'billing_webhook_delivery_failures_total',
+      'Webhook attempts that did not get a 2xx, by delivery class',
+      sql`select d.delivery_class, count(*) as value from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id
+          where a.status_code is null or a.status_code < 200 or a.status_code >= 300 group by d.delivery_class`,
+      ['delivery_class'],
+    );
+
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    });
+  },
+  { name: 'metrics' },
+);
