@@ -891,6 +891,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit log: ops actions and changes to money and plans (ops) */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "account.created": {
@@ -3435,6 +3452,48 @@ export interface components {
                 };
                 /** Format: date-time */
                 createdAt: string;
+            }[];
+            nextCursor: string | null;
+        };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "id": 42,
+         *           "at": "2026-11-26T10:00:00.000Z",
+         *           "actorKeyId": "key_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "action": "credits.adjust",
+         *           "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "target": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "requestId": "req-1a2b3c",
+         *           "status": 201,
+         *           "details": {
+         *             "body": {
+         *               "amount": 5000,
+         *               "reason": "Goodwill for the outage"
+         *             }
+         *           }
+         *         }
+         *       ],
+         *       "nextCursor": null
+         *     }
+         */
+        AuditEventList: {
+            data: {
+                id: number;
+                /** Format: date-time */
+                at: string;
+                /** @description The API key that acted (or cli / bootstrap) */
+                actorKeyId: string;
+                action: string;
+                accountId: string | null;
+                target: string | null;
+                requestId: string | null;
+                status: number | null;
+                /** @description Parameters and body of the call; payment instruments and secrets redacted */
+                details: {
+                    [key: string]: unknown;
+                };
             }[];
             nextCursor: string | null;
         };
@@ -8209,6 +8268,77 @@ export interface operations {
             };
             /** @description Not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 200 */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+                accountId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventList"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -23,6 +23,8 @@ import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
+import auditPlugin from './plugins/audit.js';
+import { auditRoutes } from './modules/audit/routes.js';
 import metricsPlugin from './plugins/metrics.js';
 import openapiPlugin from './plugins/openapi.js';
 import { queueBoard } from './plugins/queue-board.js';
@@ -80,6 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     hotPerMinute: deps.config.RATE_LIMIT_HOT_PER_MINUTE,
   });
   await app.register(idempotencyPlugin, { db: deps.database.db, clock: deps.clock });
+  await app.register(auditPlugin, { db: deps.database.db, clock: deps.clock });
 
   app.get(
     '/healthz',
@@ -139,6 +142,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(exophonesRoutes, { exophones: services.exophones });
   await app.register(authorizationRoutes, { authorization: services.authorization });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
+  await app.register(auditRoutes, { db: deps.database.db });
   if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth });
 
   return app;

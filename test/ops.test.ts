@@ -84,3 +84,61 @@ t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook
   t.match(text, /# TYPE billing_webhook_delivery_failures_total gauge/, 'webhook failures by class');
   t.match(text, /process_cpu_user_seconds_total/, 'Node process metrics');
 });
+
+t.test('each ops action and change of money or plan leaves an audit event: who, what, when, request id', async (t) => {
+  const { readyAccount } = await import('./helper.js');
+  const ctx = await setup(t);
+  const a = await readyAccount(ctx);
+  const headers = (k: string) => ({ 'idempotency-key': k, 'x-request-id': `req-${k}` });
+  await ctx.call('POST', '/v1/plans/custom', { body: { accountId: a.id, name: 'Audit Co', prices: [{ currency: 'INR', monthlyMinimum: 1, minInitialCredits: 1, perPulseRate: 1, perSmsRate: 1, whatsappAddonMonthly: null }] } });
+  const up = await ctx.call('POST', `/v1/accounts/${a.id}/upgrade`, {
+    body: { planId: 'plan_growth_v1', billingCycle: 'monthly', initialCredits: 500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: headers('up'),
+  });
+  const sub = up.body.subscription.id;
+  await ctx.call('POST', `/v1/subscriptions/${sub}/plan-change`, { body: { planId: 'plan_starter_v1' } });
+  await ctx.call('DELETE', `/v1/subscriptions/${sub}/scheduled-change`);
+  await ctx.call('POST', `/v1/subscriptions/${sub}/billing-cycle`, { body: { billingCycle: 'annual' } });
+  await ctx.call('POST', `/v1/subscriptions/${sub}/cancel`);
+  await ctx.call('POST', `/v1/subscriptions/${sub}/resume`);
+  await ctx.call('POST', `/v1/accounts/${a.id}/credits/adjustments`, { body: { amount: 10, reason: 'audit test' }, headers: headers('adj') });
+  await ctx.call('POST', `/v1/accounts/${a.id}/credits/purchases`, { body: { amount: 1000 }, headers: headers('buy') });
+  await ctx.call('PUT', `/v1/accounts/${a.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 100, amount: 1000 } });
+  const wire = await readyAccount(ctx, { country: 'US' });
+  const pending = await ctx.call('POST', `/v1/accounts/${wire.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'wire_transfer' } },
+    headers: headers('wire'),
+  });
+  await ctx.call('POST', `/v1/payments/${pending.body.payment.id}/confirm`, { body: { reference: 'UTR-A' } });
+  const key = await ctx.services.auth.createApiKey({ name: 'audited', scopes: ['read'], accountId: a.id, actor: 'cli' });
+
+  const log = await ctx.call('GET', `/v1/audit-events?accountId=${a.id}&limit=200`);
+  t.equal(log.status, 200);
+  const actions = log.body.data.map((e: any) => e.action);
+  for (const action of [
+    'kyc.set',
+    'plan.custom_create',
+    'account.upgrade',
+    'subscription.plan_change',
+    'subscription.plan_change_withdraw',
+    'subscription.billing_cycle',
+    'subscription.cancel',
+    'subscription.resume',
+    'credits.adjust',
+    'credits.purchase',
+    'credits.auto_recharge',
+    'api_key.create',
+  ]) {
+    t.ok(actions.includes(action), `${action} audited`);
+  }
+  const upgrade = log.body.data.find((e: any) => e.action === 'account.upgrade');
+  t.equal(upgrade.requestId, 'req-up', 'the request id');
+  t.match(upgrade.actorKeyId, /^key_/, 'who');
+  t.ok(upgrade.at, 'when');
+  t.equal(upgrade.details.body.paymentMethod.token, '[redacted]', 'no payment token in the audit log');
+  t.equal(log.body.data.find((e: any) => e.action === 'api_key.create' && e.target === key.id).actorKeyId, 'cli');
+  const confirm = await ctx.call('GET', `/v1/audit-events?accountId=${wire.id}`);
+  t.ok(confirm.body.data.some((e: any) => e.action === 'payment.confirm'), 'payment confirmation audited');
+  t.equal((await ctx.call('GET', '/v1/audit-events', { key: ctx.keys.write })).status, 403, 'ops only');
+  await t.rejects(ctx.query('delete from audit_events'), /append-only/, 'the audit log cannot be edited');
+});

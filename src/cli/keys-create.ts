@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   const database = await openDatabase(config, logger);
   try {
     const auth = createAuthService({ db: database.db, clock: systemClock });
-    const key = await auth.createApiKey({ name: args.name ?? 'cli', scopes: scopes.data, accountId: args.account ?? null });
+    const key = await auth.createApiKey({ name: args.name ?? 'cli', scopes: scopes.data, accountId: args.account ?? null, actor: 'cli' });
     if (args.json) process.stdout.write(`${JSON.stringify(key)}\n`);
     else process.stdout.write(`${key.key}\n`);
     process.stderr.write(`created ${key.id} with scopes ${key.scopes.join(',')}${key.accountId ? ` for ${key.accountId}` : ''}; the key is not shown again\n`);

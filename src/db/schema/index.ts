@@ -8,3 +8,4 @@ export * from './billing.js';
 export * from './payments.js';
 export * from './credits.js';
 export * from './webhooks.js';
+export * from './audit.js';

@@ -82,7 +82,7 @@ export const accountsRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService }
   app.put(
     '/v1/accounts/:accountId/kyc',
     {
-      config: { scope: 'kyc' },
+      config: { scope: 'kyc', audit: 'kyc.set' },
       schema: {
         tags: ['Accounts'],
         operationId: 'setKycStatus',

@@ -2,6 +2,7 @@ import type { Db } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import { generateApiKey, hashApiKey, validateKeyScopes, type Scope } from './domain.js';
+import { recordAudit } from '../audit/repo.js';
 import * as repo from './repo.js';
 
 export interface Principal {
@@ -24,14 +25,26 @@ export function createAuthService(deps: { db: Db; clock: Clock }) {
     return { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId };
   }
 
-  /** Makes a key and returns it once; only its hash is kept. */
-  async function createApiKey(input: { name: string; scopes: Scope[]; accountId?: string | null }) {
+  /** Makes a key and returns it once; only its hash is kept. The creation is audited. */
+  async function createApiKey(input: { name: string; scopes: Scope[]; accountId?: string | null; actor?: string }) {
     const accountId = input.accountId ?? null;
     const problem = validateKeyScopes(input.scopes, accountId);
     if (problem) throw new InvalidKeyRequest(problem);
     const { key, prefix, hash } = generateApiKey();
     const id = newId('key', clock.now());
-    await repo.insertKey(db, { id, name: input.name, prefix, hash, scopes: input.scopes, accountId, createdAt: clock.now() });
+    await db.transaction(async (tx) => {
+      await repo.insertKey(tx, { id, name: input.name, prefix, hash, scopes: input.scopes, accountId, createdAt: clock.now() });
+      await recordAudit(tx, {
+        at: clock.now(),
+        actorKeyId: input.actor ?? 'system',
+        action: 'api_key.create',
+        accountId,
+        target: id,
+        requestId: null,
+        status: null,
+        details: { name: input.name, scopes: input.scopes, prefix },
+      });
+    });
     return { id, key, prefix, scopes: input.scopes, accountId };
   }
 
@@ -60,7 +73,7 @@ export function createAuthService(deps: { db: Db; clock: Clock }) {
   /** On an empty key table, makes the first ops key so a newcomer can call the API. */
   async function createFirstOpsKeyIfNone() {
     if ((await repo.countKeys(db)) > 0) return null;
-    return createApiKey({ name: 'first ops key', scopes: ['ops'] });
+    return createApiKey({ name: 'first ops key', scopes: ['ops'], actor: 'bootstrap' });
   }
 
   return { authenticate, createApiKey, registerBootstrapKey, createFirstOpsKeyIfNone };

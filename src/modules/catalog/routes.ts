@@ -59,7 +59,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
   app.post(
     '/v1/plans/custom',
     {
-      config: { scope: 'ops', idempotency: 'optional' },
+      config: { scope: 'ops', idempotency: 'optional', audit: 'plan.custom_create' },
       schema: {
         tags,
         operationId: 'createCustomPlan',
@@ -84,7 +84,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{ catalog: CatalogService }> =
   app.post(
     '/v1/plans/:planId/versions',
     {
-      config: { scope: 'ops' },
+      config: { scope: 'ops', audit: 'plan.version_create' },
       schema: {
         tags,
         operationId: 'createPlanVersion',

@@ -27,7 +27,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
   app.post(
     '/v1/accounts/:accountId/credits/purchases',
     {
-      config: { scope: 'write', idempotency: 'required' },
+      config: { scope: 'write', idempotency: 'required', audit: 'credits.purchase' },
       schema: {
         tags,
         operationId: 'purchaseCredits',
@@ -60,7 +60,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
   app.put(
     '/v1/accounts/:accountId/credits/auto-recharge',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'credits.auto_recharge' },
       schema: {
         tags,
         operationId: 'setAutoRecharge',
@@ -111,7 +111,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
   app.post(
     '/v1/accounts/:accountId/credits/adjustments',
     {
-      config: { scope: 'ops', idempotency: 'required' },
+      config: { scope: 'ops', idempotency: 'required', audit: 'credits.adjust' },
       schema: {
         tags,
         operationId: 'adjustCredits',

@@ -22,7 +22,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
   app.post(
     '/v1/subscriptions/:subscriptionId/plan-change',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'subscription.plan_change' },
       schema: {
         tags,
         operationId: 'schedulePlanChange',
@@ -49,7 +49,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
   app.delete(
     '/v1/subscriptions/:subscriptionId/scheduled-change',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'subscription.plan_change_withdraw' },
       schema: {
         tags,
         operationId: 'withdrawPlanChange',
@@ -64,7 +64,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
   app.post(
     '/v1/subscriptions/:subscriptionId/billing-cycle',
     {
-      config: { scope: 'ops' },
+      config: { scope: 'ops', audit: 'subscription.billing_cycle' },
       schema: {
         tags,
         operationId: 'scheduleBillingCycle',
@@ -87,7 +87,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
   app.post(
     '/v1/subscriptions/:subscriptionId/cancel',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'subscription.cancel' },
       schema: {
         tags,
         operationId: 'cancelSubscription',
@@ -103,7 +103,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
   app.post(
     '/v1/subscriptions/:subscriptionId/resume',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'subscription.resume' },
       schema: {
         tags,
         operationId: 'resumeSubscription',

@@ -56,7 +56,7 @@ export const testClockRoutes: FastifyPluginAsyncZod<{ testClocks: TestClocksServ
   app.post(
     '/v1/test-clocks/:testClockId/advance',
     {
-      config: { scope: 'ops' },
+      config: { scope: 'ops', audit: 'test_clock.advance' },
       schema: {
         tags: ['Test clocks'],
         operationId: 'advanceTestClock',

@@ -43,7 +43,7 @@ export const upgradeRoutes: FastifyPluginAsyncZod<{ upgrades: UpgradeService }> 
   app.post(
     '/v1/accounts/:accountId/upgrade',
     {
-      config: { scope: 'write', idempotency: 'required' },
+      config: { scope: 'write', idempotency: 'required', audit: 'account.upgrade' },
       schema: {
         tags: ['Upgrade'],
         operationId: 'upgradeAccount',
@@ -92,7 +92,7 @@ export const upgradeRoutes: FastifyPluginAsyncZod<{ upgrades: UpgradeService }> 
   app.post(
     '/v1/payments/:paymentId/confirm',
     {
-      config: { scope: 'ops', idempotency: 'optional' },
+      config: { scope: 'ops', idempotency: 'optional', audit: 'payment.confirm' },
       schema: {
         tags: ['Payments'],
         operationId: 'confirmOfflinePayment',

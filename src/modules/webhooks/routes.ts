@@ -114,7 +114,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ webhooks: WebhookService }> 
   app.post(
     '/v1/webhook-endpoints/:endpointId/rotate-secret',
     {
-      config: { scope: 'write' },
+      config: { scope: 'write', audit: 'webhook.rotate_secret' },
       schema: {
         tags,
         operationId: 'rotateWebhookSecret',
