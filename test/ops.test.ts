@@ -142,3 +142,55 @@ t.test('each ops action and change of money or plan leaves an audit event: who, 
   t.equal((await ctx.call('GET', '/v1/audit-events', { key: ctx.keys.write })).status, 403, 'ops only');
   await t.rejects(ctx.query('delete from audit_events'), /append-only/, 'the audit log cannot be edited');
 });
+
+t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account state; exit codes and --json', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { readyAccount } = await import('./helper.js');
+  const ctx = await setup(t);
+  const root = new URL('..', import.meta.url).pathname;
+  const ops = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', `${root}src/cli/ops.ts`, ...args], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const account = await readyAccount(ctx);
+  await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'cli' },
+  });
+
+  const created = ops('keys:create', '--scopes', 'read', '--json');
+  t.equal(created.code, 0);
+  const key = JSON.parse(created.out);
+  t.match(key.key, /^bsk_/);
+  t.equal((await ctx.call('GET', '/v1/plans', { key: key.key })).status, 200);
+  t.equal(ops('keys:revoke', key.id).code, 0);
+  t.equal((await ctx.call('GET', '/v1/plans', { key: key.key })).status, 401, 'a revoked key stops working');
+  t.equal(ops('keys:revoke', 'key_nope').code, 3, 'not found: 3');
+
+  const adjusted = ops('credits:adjust', account.id, '--amount', '2500', '--reason', 'cli goodwill', '--json');
+  t.equal(adjusted.code, 0);
+  t.equal(JSON.parse(adjusted.out).balance, 102500);
+  t.equal(ops('credits:adjust', account.id, '--amount', '-999999999', '--reason', 'too much').code, 1, 'refused: 1');
+  t.equal(ops('credits:adjust', account.id, '--reason', 'no amount').code, 2, 'bad arguments: 2');
+
+  const check = ops('ledger:check', '--json');
+  t.equal(check.code, 0);
+  t.same(JSON.parse(check.out).violations, []);
+  t.ok(JSON.parse(check.out).accountsChecked >= 1);
+
+  const shown = ops('account:show', account.id, '--json');
+  t.equal(shown.code, 0);
+  t.same([JSON.parse(shown.out).account.status, JSON.parse(shown.out).credits.balance], ['active', 102500]);
+  t.match(ops('account:show', account.id).out, /status active, KYC approved, plan Starter v1/);
+  t.equal(ops('payments:confirm', 'pay_00000000000000000000000000', '--reference', 'x').code, 3);
+  const requeue = ops('outbox:requeue', '--json');
+  t.equal(requeue.code, 0);
+  t.ok(JSON.parse(requeue.out).relayed >= 1, 'unrelayed rows were relayed');
+  t.equal(ops('nonsense').code, 2);
+  const audited = await ctx.call('GET', `/v1/audit-events?accountId=${account.id}`);
+  t.ok(audited.body.data.some((e: any) => e.action === 'credits.adjust' && e.actorKeyId === 'cli'), 'CLI actions are audited');
+});
