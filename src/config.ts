@@ -62,7 +62,7 @@ export const configSchema = z.object({
     .string()
     .default('')
     .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
-  /** Multiplies every webhook retry pause: 1 in production; tiny in tests so a day of retries takes seconds. */
+  /** Multiplies every webhook retry pause and queue lease: 1 in production; tiny in tests so a day of retries takes seconds. */
   WEBHOOK_RETRY_SCALE: z.coerce.number().min(0.000001).max(1).default(1),
   /** Hours a rotated-out webhook secret keeps signing beside the new one. */
   WEBHOOK_SECRET_GRACE_HOURS: z.coerce.number().int().min(0).max(720).default(24),

@@ -31,7 +31,7 @@ type EndpointRow = typeof webhookEndpoints.$inferSelect;
 const TIMEOUT_MS = 15_000;
 /** A delivery in flight holds this lease; a worker that died leaves it due again afterwards. */
 const LEASE_MS = 2 * 60_000;
-/** A delivery handed to the queue is skipped by the sweep this long. */
+/** A delivery handed to the queue is skipped by the sweep this long (scaled like the retry pauses). */
 const QUEUED_LEASE_MS = 60_000;
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
@@ -44,6 +44,8 @@ const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 export function createWebhookService(deps: WebhookDeps) {
   const { db, clock } = deps;
   const agent = guardedAgent(deps.allowedHosts);
+  // A job lost with Redis comes back when its lease runs out: a minute in production.
+  const queuedLeaseMs = Math.max(100, QUEUED_LEASE_MS * deps.retryScale);
 
   const toDto = (row: EndpointRow) => ({
     id: row.id,
@@ -182,7 +184,7 @@ export function createWebhookService(deps: WebhookDeps) {
         .for('update', { skipLocked: true });
       return db
         .update(webhookDeliveries)
-        .set({ leasedUntil: new Date(now.getTime() + QUEUED_LEASE_MS) })
+        .set({ leasedUntil: new Date(now.getTime() + queuedLeaseMs) })
         .where(inArray(webhookDeliveries.id, due))
         .returning({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass });
     };
