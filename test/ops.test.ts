@@ -194,3 +194,38 @@ t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account stat
   const audited = await ctx.call('GET', `/v1/audit-events?accountId=${account.id}`);
   t.ok(audited.body.data.some((e: any) => e.action === 'credits.adjust' && e.actorKeyId === 'cli'), 'CLI actions are audited');
 });
+
+t.test('the rate limit holds across two real api processes', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  const ctx = await setup(t, { RATE_LIMIT_PER_MINUTE: '4' });
+  const root = new URL('..', import.meta.url).pathname;
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const child = spawn(process.execPath, ['--import', 'tsx', `${root}src/server.ts`], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, RATE_LIMIT_PER_MINUTE: '4', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
+    stdio: 'ignore',
+  });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const deadline = Date.now() + 20_000;
+  while (!(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false))) {
+    if (Date.now() > deadline) throw new Error('the second api process did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const key = await ctx.key(['read']);
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await ctx.app.inject({ method: 'GET', url: '/v1/billing-cycles', headers: { authorization: `Bearer ${key}` } })).statusCode);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/billing-cycles`, { headers: { authorization: `Bearer ${key}` } });
+    statuses.push(res.status);
+    if (res.status === 429) t.ok(Number(res.headers.get('retry-after')) > 0, 'Retry-After from the other process');
+  }
+  t.same(statuses, [200, 200, 200, 200, 429, 429], 'four a minute across both processes');
+});
