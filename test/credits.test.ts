@@ -116,6 +116,9 @@ t.test('ops adjustments: reasoned, idempotent, never below zero', async (t) => {
   t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: ok, headers: { 'idempotency-key': 'gw' } })).status, 201);
   t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: ok, headers: { 'idempotency-key': 'gw' } })).status, 201);
   t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 105000, 'applied once');
+  await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 1000, amount: 5000 } });
+  const withSettings = await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: { amount: 1, reason: 'show settings' }, headers: { 'idempotency-key': 'gw2' } });
+  t.same(withSettings.body.autoRecharge, { enabled: true, threshold: 1000, amount: 5000 }, 'the answer is the same credits view as GET');
   t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { key: ctx.keys.write, body: ok, headers: { 'idempotency-key': 'w' } })).status, 403);
   await t.rejects(ctx.query('update credit_ledger set amount = 1'), /append-only/, 'ledger rows cannot be edited');
   await t.rejects(ctx.query('delete from credit_ledger'), /append-only/, 'nor deleted');

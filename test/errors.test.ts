@@ -2,6 +2,18 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { pino } from 'pino';
 import { loggerOptions } from '../src/lib/logger.js';
+
+/** A logger with the service's options whose output the test can read. */
+function captureLogs(level: 'info' | 'trace') {
+  let out = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += chunk;
+      cb();
+    },
+  });
+  return { logger: pino(loggerOptions({ LOG_LEVEL: level }), sink), text: () => out };
+}
 import { setup } from './helper.js';
 
 t.test('unknown routes answer 404 problem+json', async (t) => {
@@ -34,18 +46,11 @@ t.test('a request id that is not safe to log is replaced', async (t) => {
 });
 
 t.test('logs never carry authorization headers, keys or payment tokens', async (t) => {
-  let out = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      out += chunk;
-      cb();
-    },
-  });
-  const logger = pino(loggerOptions({ LOG_LEVEL: 'info' }), sink);
+  const { logger, text } = captureLogs('info');
   logger.info({ req: { headers: { authorization: 'Bearer bsk_secret1' } } }, 'request');
   logger.info({ payment: { paymentToken: 'tok_visa_secret2', vpa: 'someone@upi' }, apiKey: { key: 'bsk_secret3' } }, 'charge');
-  t.notMatch(out, /secret1|secret2|secret3|someone@upi/);
-  t.match(out, /\[redacted\]/);
+  t.notMatch(text(), /secret1|secret2|secret3|someone@upi/);
+  t.match(text(), /\[redacted\]/);
 });
 
 t.test('health and readiness', async (t) => {
@@ -80,14 +85,7 @@ t.test('NUL characters are bad input (400), never a 500', async (t) => {
 t.test('the app\'s own logs carry no keys, tokens or secrets', async (t) => {
   const { buildApp } = await import('../src/app.js');
   const ctx = await setup(t);
-  let out = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      out += chunk;
-      cb();
-    },
-  });
-  const logger = pino(loggerOptions({ LOG_LEVEL: 'trace' }), sink);
+  const { logger, text } = captureLogs('trace');
   const app = await buildApp({ config: ctx.config, logger, database: ctx.database, redis: ctx.redis, clock: ctx.clock });
   t.teardown(() => app.close());
   app.get('/explode', async () => {
@@ -107,23 +105,16 @@ t.test('the app\'s own logs carry no keys, tokens or secrets', async (t) => {
   }
   await app.inject({ method: 'GET', url: '/explode', headers });
   await app.inject({ method: 'GET', url: '/v1/plans', headers: { authorization: 'Bearer bsk_wrong-key-value' } });
-  t.ok(out.length > 0, 'something was logged');
-  t.notMatch(out, new RegExp(ctx.keys.ops.slice(4)), 'no API key');
-  t.notMatch(out, /wrong-key-value/, 'not even a wrong one');
-  t.notMatch(out, /tok_visa|tok_chargeDeclined/, 'no payment token');
+  t.ok(text().length > 0, 'something was logged');
+  t.notMatch(text(), new RegExp(ctx.keys.ops.slice(4)), 'no API key');
+  t.notMatch(text(), /wrong-key-value/, 'not even a wrong one');
+  t.notMatch(text(), /tok_visa|tok_chargeDeclined/, 'no payment token');
 });
 
 t.test('database errors are logged without their query parameters', async (t) => {
   const { DrizzleQueryError } = await import('drizzle-orm/errors');
-  let out = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      out += chunk;
-      cb();
-    },
-  });
-  const logger = pino(loggerOptions({ LOG_LEVEL: 'info' }), sink);
+  const { logger, text } = captureLogs('info');
   logger.error({ err: new DrizzleQueryError('insert into payment_methods values ($1, $2)', ['pm_1', 'tok_secretcard'], new Error('boom')) }, 'failed');
-  t.match(out, /insert into payment_methods/);
-  t.notMatch(out, /tok_secretcard/);
+  t.match(text(), /insert into payment_methods/);
+  t.notMatch(text(), /tok_secretcard/);
 });

@@ -29,13 +29,13 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
     return account;
   }
 
-  async function getCredits(accountId: string) {
-    const account = await mustFind(db, accountId);
-    const [settings] = await db.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+  async function getCredits(accountId: string, tx: Db = db) {
+    const account = await mustFind(tx, accountId);
+    const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
     return {
       accountId,
       currency: account.currency,
-      balance: await repo.balanceOf(db, accountId),
+      balance: await repo.balanceOf(tx, accountId),
       autoRecharge: settings ? { enabled: settings.enabled, threshold: settings.threshold, amount: settings.amount } : null,
     };
   }
@@ -61,7 +61,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
     const sourceKey = idempotencyKey ? `adjustment:${actor.keyId}:${idempotencyKey}` : null;
     if (sourceKey) {
       const [done] = await db.select({ id: creditLedger.id }).from(creditLedger).where(eq(creditLedger.sourceKey, sourceKey));
-      if (done) return getCreditsIn(db, accountId);
+      if (done) return getCredits(accountId);
     }
     return db.transaction(async (tx) => {
       const account = await mustFind(tx, accountId, { forUpdate: true });
@@ -83,14 +83,11 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
       await appendEvents(tx, now, [
         { type: 'credits.adjusted', accountId, payload: { accountId, adjustmentId: id, amount: input.amount, reason: input.reason, by: actor.keyId } },
       ]);
-      return getCreditsIn(tx, accountId);
+      return getCredits(accountId, tx);
     });
   }
 
-  async function getCreditsIn(tx: Db, accountId: string) {
-    const account = await mustFind(tx, accountId);
-    return { accountId, currency: account.currency, balance: await repo.balanceOf(tx, accountId), autoRecharge: null };
-  }
+
 
   /**
    * Rates a batch of usage events and debits each once. Events are grouped per account and

@@ -443,9 +443,6 @@ const refusalError = (refusal: Refusal) => new AppError(refusal.code, refusal.de
 
 const snapshotOf = (payment: paymentsRepo.PaymentRow) => payment.request as unknown as UpgradeSnapshot;
 
-const sameIdempotency = (snapshot: UpgradeSnapshot, handle: IdempotencyHandle | null) =>
-  !!handle && snapshot.idempotency?.apiKeyId === handle.apiKeyId && snapshot.idempotency.key === handle.key;
-
 /** The card token, VPA or bank code is kept for renewals; it never reaches a log or a response. */
 function storedMethod(method: PaymentMethodInput): { type: PaymentMethodInput['type']; reference: string | null; label: string | null } {
   switch (method.type) {
