@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { AppError } from '../lib/errors.js';
+import { CoalescingRedisStore } from './rate-limit-store.js';
 
 /**
  * OWASP API4: a request budget per API key and minute, counted in Redis so every api process
- * shares it. The hot paths (authorize, usage) have a budget of their own. Over it: 429
+ * shares it, across all routes of its class. The hot paths (authorize, usage) have a budget of their own. Over it: 429
  * problem+json with Retry-After and the RateLimit-* headers.
  */
 export default fp(
@@ -14,8 +15,12 @@ export default fp(
     await app.register(rateLimit, {
       global: true,
       hook: 'preHandler', // after authentication: the budget belongs to the key
-      redis: opts.redis,
-      nameSpace: `${opts.prefix}:rate-limit:`,
+      // Counted in Redis (shared by every api process) without a round trip per request; see the store.
+      store: class extends CoalescingRedisStore {
+        constructor() {
+          super(opts.redis, `${opts.prefix}:rate-limit:`);
+        }
+      },
       timeWindow: 60_000,
       enableDraftSpec: true,
       allowList: (request) => !request.url.startsWith('/v1'),
