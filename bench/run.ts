@@ -18,6 +18,9 @@ const ACCOUNTS = 10_000;
 const CONNECTIONS = 64;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const POOL = 10;
+/** BENCH_ONLY=authorize,usage,batch,hot runs only those figures. */
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (name: string) => !only || only.includes(name);
 const admin = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const root = new URL('..', import.meta.url).pathname;
 
@@ -45,7 +48,7 @@ async function sql(url: string, text: string, params: unknown[] = []) {
 
 /** Starts a server process and waits until `readyUrl` answers. */
 async function start(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -58,7 +61,7 @@ async function start(args: string[], env: Record<string, string>, readyUrl: stri
 
 function load(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts }, (err, result) => (err ? reject(err) : resolve(result)));
+    autocannon({ connections: CONNECTIONS, ...(opts.amount ? {} : { duration: DURATION }), ...opts }, (err, result) => (err ? reject(err) : resolve(result)));
   });
 }
 
@@ -115,9 +118,11 @@ async function main() {
 
     const barePort = 4100 + Math.floor(Math.random() * 500);
     const apiPort = barePort + 600;
-    await start(['bench/bare.ts'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/hello`);
+    await start(['--import', 'tsx', 'bench/bare.ts'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/hello`);
+    // The built service, as production runs it; BENCH_PROFILE=dir writes a CPU profile of it.
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
     const api = await start(
-      ['src/server.ts'],
+      [...profile, 'dist/server.js'],
       {
       DATABASE_URL: dbUrl,
       PORT: String(apiPort),
@@ -132,45 +137,52 @@ async function main() {
       `http://127.0.0.1:${apiPort}/healthz`,
     );
 
-    const bare = await load({ url: `http://127.0.0.1:${barePort}/hello` });
-    const authorize = await load({
-      url: `http://127.0.0.1:${apiPort}`,
-      requests: [
-        {
-          method: 'POST',
-          headers,
-          setupRequest: (req) => ({ ...req, path: `/v1/accounts/${pick()}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }),
-        },
-      ],
-    });
-    const rss = peakRss(api.pid!);
+    const ok = (r: autocannon.Result) => (r.non2xx === 0 && r.errors === 0 ? '' : ` (${r.non2xx} non-2xx, ${r.errors} errors)`);
+    const figures: Figure[] = [];
     let n = 0;
-    const usage = await load({
-      url: `http://127.0.0.1:${apiPort}`,
-      requests: [{ method: 'POST', path: '/v1/usage', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: [{ id: `u${n++}`, accountId: pick(), type: 'sms', segments: 1 }] }) }) }],
-    });
-    const batch = await load({
-      url: `http://127.0.0.1:${apiPort}`,
-      connections: 8,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/usage',
-          headers,
-          setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: Array.from({ length: 500 }, () => ({ id: `b${n++}`, accountId: pick(), type: 'sms', segments: 1 })) }) }),
-        },
-      ],
-    });
-    const hotAccount = accountIds[0]!;
-    const hot = await load({
-      url: `http://127.0.0.1:${apiPort}`,
-      requests: [{ method: 'POST', path: '/v1/usage', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: [{ id: `h${n++}`, accountId: hotAccount, type: 'sms', segments: 1 }] }) }) }],
-    });
+    const usageLoad = (connections: number, events: () => object[]) =>
+      load({ url: `http://127.0.0.1:${apiPort}`, connections, requests: [{ method: 'POST', path: '/v1/usage', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: events() }) }) }] });
+
+    if (want('authorize')) {
+      const bare = await load({ url: `http://127.0.0.1:${barePort}/hello` });
+      // Warm-up, not measured: each account once, as a running api has them in memory.
+      let next = 0;
+      await load({
+        url: `http://127.0.0.1:${apiPort}`,
+        amount: ACCOUNTS,
+        requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, path: `/v1/accounts/${accountIds[next++ % ACCOUNTS]}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }) }],
+      });
+      const authorize = await load({
+        url: `http://127.0.0.1:${apiPort}`,
+        requests: [
+          {
+            method: 'POST',
+            headers,
+            setupRequest: (req) => ({ ...req, path: `/v1/accounts/${pick()}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }),
+          },
+        ],
+      });
+      figures.push(
+        { name: `authorize req/s over ${ACCOUNTS} accounts${ok(authorize)}`, value: authorize.requests.average, unit: 'req/s', baseline: bare.requests.average, target: { of: 'ratio', op: '>=', value: 0.8 } },
+        { name: 'authorize p99', value: authorize.latency.p99, unit: 'ms', baseline: bare.latency.p99, target: { of: 'value', op: '<=', value: 10 } },
+        { name: 'api peak RSS under authorize load', value: peakRss(api.pid!), unit: 'MB', baseline: null, target: { of: 'value', op: '<=', value: 200 } },
+      );
+    }
+    const usage = want('usage') ? await usageLoad(CONNECTIONS, () => [{ id: `u${n++}`, accountId: pick(), type: 'sms', segments: 1 }]) : null;
+    const batch = want('batch') ? await usageLoad(8, () => Array.from({ length: 500 }, () => ({ id: `b${n++}`, accountId: pick(), type: 'sms', segments: 1 }))) : null;
+    const hot = want('hot') ? await usageLoad(CONNECTIONS, () => [{ id: `h${n++}`, accountId: accountIds[0]!, type: 'sms', segments: 1 }]) : null;
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : null)));
 
-    const dbSpread = await dbBaseline(ACCOUNTS, DURATION);
-    const dbSingle = await dbBaseline(1, DURATION);
+    if (usage) {
+      const dbSpread = await dbBaseline(ACCOUNTS, DURATION);
+      figures.push({ name: `single-event usage debits/s over ${ACCOUNTS} accounts${ok(usage)}`, value: usage.requests.average, unit: 'debits/s', baseline: dbSpread, target: { of: 'ratio', op: '>=', value: 0.7 } });
+    }
+    if (batch) figures.push({ name: `batch usage ingest, batches of 500${ok(batch)}`, value: batch.requests.average * 500, unit: 'events/s', baseline: null, target: { of: 'value', op: '>=', value: 20_000 } });
+    if (hot) {
+      const dbSingle = await dbBaseline(1, DURATION);
+      figures.push({ name: `debits/s to one account, ${CONNECTIONS} callers${ok(hot)}`, value: hot.requests.average, unit: 'debits/s', baseline: dbSingle, target: { of: 'ratio', op: '>=', value: 1.0 } });
+    }
 
     // Correctness after the load: the ledger adds up, and every accepted event debited once.
     const broken = await sql(
@@ -181,15 +193,6 @@ async function main() {
     const debits = await sql(dbUrl, `select (select count(*) from usage_events where status = 'debited')::int as events, (select count(*) from credit_ledger where kind = 'usage')::int as entries`);
     const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries;
 
-    const ok = (r: autocannon.Result) => (r.non2xx === 0 && r.errors === 0 ? '' : ` (${r.non2xx} non-2xx, ${r.errors} errors)`);
-    const figures: Figure[] = [
-      { name: `authorize req/s over ${ACCOUNTS} accounts${ok(authorize)}`, value: authorize.requests.average, unit: 'req/s', baseline: bare.requests.average, target: { of: 'ratio', op: '>=', value: 0.8 } },
-      { name: 'authorize p99', value: authorize.latency.p99, unit: 'ms', baseline: bare.latency.p99, target: { of: 'value', op: '<=', value: 10 } },
-      { name: `single-event usage debits/s over ${ACCOUNTS} accounts${ok(usage)}`, value: usage.requests.average, unit: 'debits/s', baseline: dbSpread, target: { of: 'ratio', op: '>=', value: 0.7 } },
-      { name: `batch usage ingest, batches of 500${ok(batch)}`, value: batch.requests.average * 500, unit: 'events/s', baseline: null, target: { of: 'value', op: '>=', value: 20_000 } },
-      { name: `debits/s to one account, ${CONNECTIONS} callers${ok(hot)}`, value: hot.requests.average, unit: 'debits/s', baseline: dbSingle, target: { of: 'ratio', op: '>=', value: 1.0 } },
-      { name: 'api peak RSS under authorize load', value: rss, unit: 'MB', baseline: null, target: { of: 'value', op: '<=', value: 200 } },
-    ];
     const met = (f: Figure) => {
       const v = f.target.of === 'ratio' && f.baseline ? f.value / f.baseline : f.value;
       return f.target.op === '>=' ? v >= f.target.value : v <= f.target.value;
