@@ -30,8 +30,16 @@ import openapiPlugin from './plugins/openapi.js';
 import { queueBoard } from './plugins/queue-board.js';
 import type { Queues } from './jobs/registry.js';
 import { createServices } from './services.js';
+import { openChangeFeed, type ChangeFeed } from './db/change-feed.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { version } from './version.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The change feed behind this app's caches (tests use its sync() as a barrier). */
+    changes: ChangeFeed;
+  }
+}
 
 export interface AppDeps {
   config: Config;
@@ -69,10 +77,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
 
-  const services = createServices(deps);
+  // The database announces every change the caches depend on; closed with the app.
+  const changes = await openChangeFeed(deps.database, deps.logger);
+  app.addHook('onClose', () => changes.close());
+  app.decorate('changes', changes);
+  const services = createServices({ ...deps, changes });
+  // A request that may have changed an account (any route beyond the read scope) drops it from this process's caches before it answers,
+  // so the caller's next check sees the change even before the notification arrives.
+  app.addHook('onSend', async (request, _reply, payload) => {
+    const accountId = (request.params as { accountId?: string } | undefined)?.accountId;
+    const scope = request.routeOptions.config.scope;
+    if (accountId && scope && scope !== 'read') services.authorization.invalidate(accountId);
+    return payload;
+  });
 
   await app.register(errorsPlugin);
-  await app.register(metricsPlugin, { db: deps.database.db, redis: deps.redis, queues: deps.queues, prefix: deps.config.QUEUE_PREFIX });
+  await app.register(metricsPlugin, {
+    db: deps.database.db,
+    redis: deps.redis,
+    queues: deps.queues,
+    prefix: deps.config.QUEUE_PREFIX,
+    usageStats: services.credits.usageStats,
+    cacheLive: () => changes.live,
+  });
   await app.register(openapiPlugin, { version });
   await app.register(authPlugin, { auth: services.auth });
   await app.register(rateLimitPlugin, {
@@ -138,7 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(billingRoutes, { billing: services.billing });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });
-  await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases });
+  await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases, noteBalance: services.authorization.noteBalance });
   await app.register(exophonesRoutes, { exophones: services.exophones });
   await app.register(authorizationRoutes, { authorization: services.authorization });
   await app.register(webhookRoutes, { webhooks: services.webhooks });

@@ -70,6 +70,8 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** The same for the hot paths the voice and SMS platform calls per call and message (authorize, usage). */
   RATE_LIMIT_HOT_PER_MINUTE: z.coerce.number().int().min(1).default(60_000),
+  /** Accounts whose authorization facts the api keeps in memory (about 1 KB each). */
+  AUTHORIZE_CACHE_ACCOUNTS: z.coerce.number().int().min(0).max(1_000_000).default(50_000),
   /** Days a past_due account may still call and send while its renewal is retried. */
   PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */

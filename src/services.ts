@@ -1,4 +1,5 @@
 import type { Config } from './config.js';
+import type { ChangeFeed } from './db/change-feed.js';
 import type { Database } from './db/client.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './lib/logger.js';
@@ -26,6 +27,8 @@ export interface ServiceDeps {
   logger?: Logger;
   /** The payment gateway; the sandbox unless another is given. */
   provider?: PaymentProvider;
+  /** The database's change notifications: given, the api caches keys and authorization facts. */
+  changes?: ChangeFeed;
 }
 
 /** Wires the services once; api, worker and CLI share this wiring. */
@@ -71,10 +74,10 @@ export function createServices(deps: ServiceDeps) {
     }),
     subscriptions: createSubscriptionsService({ db, clock }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
-    auth: createAuthService({ db, clock }),
+    auth: createAuthService({ db, clock, changes: deps.changes }),
     credits: createCreditsService({ db, clock }),
     exophones: createExophonesService({ db, clock }),
-    authorization: createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS }),
+    authorization: createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS, changes: deps.changes, cacheSize: config.AUTHORIZE_CACHE_ACCOUNTS }),
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
     accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED }),
     billing: createBillingService({ db }),

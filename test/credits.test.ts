@@ -1,22 +1,5 @@
 import t, { type Test } from 'tap';
-import { readyAccount, setup, type TestContext } from './helper.js';
-
-/** An active Starter account (INR: 60 paise a pulse, 25 a segment) with exactly `balance` credits. */
-async function paidAccount(ctx: TestContext, balance: number, overrides: Record<string, unknown> = {}) {
-  const account = await readyAccount(ctx, { country: 'IN' });
-  const res = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
-    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' }, ...overrides },
-    headers: { 'idempotency-key': `up-${account.id}` },
-  });
-  if (res.status !== 201) throw new Error(`upgrade ${res.status}`);
-  if (balance !== 100000) {
-    await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, {
-      body: { amount: balance - 100000, reason: 'test setup' },
-      headers: { 'idempotency-key': `adj-${account.id}` },
-    });
-  }
-  return account;
-}
+import { paidAccount, readyAccount, setup, type TestContext } from './helper.js';
 
 const sms = (accountId: string, id: string, segments = 1) => ({ id, accountId, type: 'sms', segments });
 

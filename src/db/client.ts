@@ -18,10 +18,19 @@ export const migrationsFolder = fileURLToPath(new URL('../../migrations', import
 /** Any two migrators, on any hosts, serialise on this advisory lock key. */
 const MIGRATION_LOCK_KEY = 7_202_611_260;
 
+/** What a LISTEN subscriber hears: a payload, or that the stream stopped or (re)started. */
+export interface Listener {
+  onPayload(payload: string): void;
+  /** false: notifications may have been missed; true: listening again from now on. */
+  onLive(live: boolean): void;
+}
+
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
   ping(): Promise<void>;
+  /** LISTEN on a channel (reconnecting on Postgres) until the returned stop is called. */
+  listen(channel: string, listener: Listener, logger: Logger): Promise<() => Promise<void>>;
   migrate(): Promise<void>;
   close(): Promise<void>;
 }
@@ -37,7 +46,62 @@ export function openPostgres(url: string, poolSize: number, logger: Logger): Dat
       await pool.query('select 1');
     },
     migrate: () => migratePostgres(url),
+    listen: (channel, listener, log) => listenPostgres(url, channel, listener, log),
     close: () => pool.end(),
+  };
+}
+
+/**
+ * A dedicated connection (a pooled one would lose its LISTEN when returned) that reconnects
+ * with a growing pause. Whenever it is down the listener hears live=false, so anything
+ * cached on the strength of its notifications is dropped rather than trusted.
+ */
+async function listenPostgres(url: string, channel: string, listener: Listener, logger: Logger): Promise<() => Promise<void>> {
+  let client: pg.Client | null = null;
+  let stopped = false;
+  let pause = 100;
+  let retry: NodeJS.Timeout | undefined;
+
+  const down = (err?: Error) => {
+    if (stopped) return;
+    if (err) logger.warn({ err, channel }, 'change feed connection lost; caches are bypassed until it is back');
+    listener.onLive(false);
+    client?.removeAllListeners();
+    client?.end().catch(() => {});
+    client = null;
+    retry = setTimeout(connect, pause);
+    pause = Math.min(pause * 2, 5000);
+  };
+
+  async function connect() {
+    if (stopped) return;
+    const next = new pg.Client({ connectionString: url, application_name: 'billing-service-changes', keepAlive: true });
+    client = next;
+    next.on('error', (err) => (client === next ? down(err) : undefined));
+    next.on('end', () => (client === next ? down(new Error('connection ended')) : undefined));
+    next.on('notification', (msg) => {
+      if (msg.channel === channel && msg.payload) listener.onPayload(msg.payload);
+    });
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      if (client !== next || stopped) return;
+      pause = 100;
+      listener.onLive(true);
+    } catch (err) {
+      if (client === next) down(err as Error);
+    }
+  }
+
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    listener.onLive(false);
+    const last = client;
+    client = null;
+    last?.removeAllListeners();
+    await last?.end().catch(() => {});
   };
 }
 
@@ -81,6 +145,15 @@ export async function openPGlite(dataDir: string, logger: Logger): Promise<Datab
         await client.query('select 1');
       },
       migrate: () => migrate(pgliteDb, { migrationsFolder }),
+      // One process owns the data directory, so notifications raised by its own queries are all there is.
+      listen: async (channel, listener) => {
+        const unlisten = await client.listen(channel, (payload) => listener.onPayload(payload));
+        listener.onLive(true);
+        return async () => {
+          listener.onLive(false);
+          await unlisten();
+        };
+      },
       close: async () => {
         await client.close();
         releaseLock();

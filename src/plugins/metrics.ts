@@ -14,7 +14,10 @@ import type { Queues } from '../jobs/registry.js';
  * of the API (kept out of the OpenAPI document): expose it to the scraper only.
  */
 export default fp(
-  async function metricsPlugin(app: FastifyInstance, opts: { db: Db; redis: Redis; queues?: Queues; prefix: string }) {
+  async function metricsPlugin(
+    app: FastifyInstance,
+    opts: { db: Db; redis: Redis; queues?: Queues; prefix: string; usageStats?: () => { transactions: number; events: number }; cacheLive?: () => boolean },
+  ) {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const labels = ['method', 'route', 'status_code'] as const;
@@ -96,6 +99,16 @@ export default fp(
           where a.status_code is null or a.status_code < 200 or a.status_code >= 300 group by d.delivery_class`,
       ['delivery_class'],
     );
+
+    // Group commit: events per transaction is the batching the usage path achieves under load.
+    const { usageStats, cacheLive } = opts;
+    if (usageStats) {
+      new Gauge({ name: 'billing_usage_transactions_total', help: 'Usage transactions committed by this process', registers: [registry], collect() { this.set(usageStats().transactions); } });
+      new Gauge({ name: 'billing_usage_events_total', help: 'Usage events rated by this process', registers: [registry], collect() { this.set(usageStats().events); } });
+    }
+    if (cacheLive) {
+      new Gauge({ name: 'billing_change_feed_live', help: '1 while the change feed listens (caches in use), 0 while caches are bypassed', registers: [registry], collect() { this.set(cacheLive() ? 1 : 0); } });
+    }
 
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
       reply.type(registry.contentType);

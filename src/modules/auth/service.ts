@@ -1,4 +1,6 @@
 import type { Db } from '../../db/client.js';
+import type { ChangeFeed } from '../../db/change-feed.js';
+import { InvalidatedCache } from '../../lib/cache.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import { generateApiKey, hashApiKey, validateKeyScopes, type Scope } from './domain.js';
@@ -16,13 +18,25 @@ export class InvalidKeyRequest extends Error {}
 
 const BOOTSTRAP_NAME = 'bootstrap';
 
-export function createAuthService(deps: { db: Db; clock: Clock }) {
-  const { db, clock } = deps;
+/**
+ * API keys. With a change feed (the api), known keys are cached by hash: a revocation
+ * notifies the feed in its own transaction, which drops the cache before the next request
+ * is authenticated. Unknown keys are never cached, so guessing fills nothing.
+ */
+export function createAuthService(deps: { db: Db; clock: Clock; changes?: ChangeFeed }) {
+  const { db, clock, changes } = deps;
+  const keys = new InvalidatedCache<Principal>({ max: 10_000, ttlMs: 60_000, trusted: () => changes?.live ?? false });
+  changes?.subscribe((change) => {
+    // Keys are few and change rarely: any key change (or a reset) drops them all.
+    if (change.kind === 'key' || change.kind === 'reset') keys.clear();
+  });
 
   async function authenticate(key: string): Promise<Principal | null> {
-    const row = await repo.findActiveKeyByHash(db, hashApiKey(key));
-    if (!row) return null;
-    return { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId };
+    const hash = hashApiKey(key);
+    return keys.get(hash, async () => {
+      const row = await repo.findActiveKeyByHash(db, hash);
+      return row ? { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId } : null;
+    });
   }
 
   /** Makes a key and returns it once; only its hash is kept. The creation is audited. */
@@ -55,7 +69,7 @@ export function createAuthService(deps: { db: Db; clock: Clock }) {
    */
   async function registerBootstrapKey(key: string): Promise<boolean> {
     const hash = hashApiKey(key);
-    return db.transaction(async (tx) => {
+    const registered = await db.transaction(async (tx) => {
       await repo.revokeOthersNamed(tx, BOOTSTRAP_NAME, hash, clock.now());
       return repo.insertKey(tx, {
         id: newId('key', clock.now()),
@@ -68,6 +82,8 @@ export function createAuthService(deps: { db: Db; clock: Clock }) {
         createdAt: clock.now(),
       });
     });
+    keys.clear(); // this process revoked: do not wait for the notification
+    return registered;
   }
 
   /** On an empty key table, makes the first ops key so a newcomer can call the API. */

@@ -1,16 +1,15 @@
-import { and, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
+import type { ChangeFeed } from '../../db/change-feed.js';
 import type { Db } from '../../db/client.js';
-import { accounts, planPrices, whitelistedNumbers } from '../../db/schema/index.js';
+import { accounts } from '../../db/schema/index.js';
+import { InvalidatedCache } from '../../lib/cache.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { toE164 } from '../../lib/phone.js';
 import * as accountsRepo from '../accounts/repo.js';
-import * as catalogRepo from '../catalog/repo.js';
-import { balanceOf } from '../credits/repo.js';
 import { countLiveExophones } from '../exophones/service.js';
-import { findLiveSubscription } from '../subscriptions/repo.js';
-import { nowForAccount } from '../test-clocks/time.js';
 import { authorize, type Action } from './domain.js';
+import { loadFacts, type AccountFacts } from './facts.js';
 
 const details: Record<string, string> = {
   account_limited: 'The account is limited (cancelled, or its renewal could not be paid): no outbound calls or SMS',
@@ -26,42 +25,73 @@ const details: Record<string, string> = {
 };
 
 /**
- * Answers the voice and SMS platform's "may this account do this now?" from the current
- * rows, so every change (upgrade, renewal, limit, balance) counts from the next check.
+ * Answers the voice and SMS platform's "may this account do this now?". With a change feed
+ * (the api) an account's facts are cached: every write that can change an answer notifies
+ * the feed in its own transaction (migration 0014), and this process also drops an account
+ * as soon as one of its own requests changed it (`invalidate`), so an answer is never older
+ * than the last change. Accounts on a test clock are never cached.
  */
-export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDays: number }) {
-  const { db, clock } = deps;
+export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDays: number; changes?: ChangeFeed; cacheSize?: number }) {
+  const { db, clock, changes } = deps;
+  const facts = new InvalidatedCache<AccountFacts>({ max: deps.cacheSize ?? 50_000, ttlMs: 5 * 60_000, trusted: () => changes?.live ?? false });
+  // One entitlements object per plan, however many accounts are cached.
+  const entitlementsByPlan = new Map<string, AccountFacts['entitlements']>();
+  changes?.subscribe((change) => {
+    if (change.kind === 'account' || change.kind === 'balance') facts.invalidate(change.accountId);
+    else if (change.kind === 'catalog' || change.kind === 'reset') {
+      facts.clear();
+      entitlementsByPlan.clear();
+    }
+  });
+
+  const load = async (accountId: string) => {
+    const loaded = await loadFacts(db, accountId);
+    if (!loaded) return null;
+    const shared = entitlementsByPlan.get(loaded.planId);
+    if (shared) loaded.entitlements = shared;
+    else entitlementsByPlan.set(loaded.planId, loaded.entitlements);
+    return loaded;
+  };
 
   async function check(accountId: string, input: { action: Action; destination?: string }) {
     const destination = input.destination ? toE164(input.destination) : null;
     if (input.destination && !destination) throw new AppError('invalid_phone_number', `${JSON.stringify(input.destination)} is not a valid E.164 number`);
-    const account = await accountsRepo.findAccount(db, accountId);
-    if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
-    const plan = (await catalogRepo.findPlan(db, account.planId))!;
+    const f = await facts.get(accountId, () => load(accountId), (loaded) => loaded.testClockId === null);
+    if (!f) throw new AppError('account_not_found', `No account ${accountId}`);
     const needsCredits = input.action === 'outbound_call' || input.action === 'outbound_sms';
-    const [rates] = needsCredits
-      ? await db.select().from(planPrices).where(and(eq(planPrices.planId, account.planId), eq(planPrices.currency, account.currency)))
-      : [];
-    const [whitelisted] =
-      destination && plan.entitlements.numberWhitelisting.required
-        ? await db.select().from(whitelistedNumbers).where(and(eq(whitelistedNumbers.accountId, accountId), eq(whitelistedNumbers.number, destination)))
-        : [];
     const reason = authorize(input.action, {
-      status: account.status,
-      kycStatus: account.kycStatus,
-      pastDueSince: account.pastDueSince,
+      status: f.status,
+      kycStatus: f.kycStatus,
+      pastDueSince: f.pastDueSince,
       graceDays: deps.graceDays,
-      entitlements: plan.entitlements,
-      whatsappAddon: input.action === 'whatsapp' ? ((await findLiveSubscription(db, accountId))?.whatsappAddon ?? false) : false,
-      dltRegistered: account.dltEntityId !== null,
-      balance: needsCredits ? await balanceOf(db, accountId) : 0,
-      rates: rates ? { perPulseRate: rates.perPulseRate, perSmsRate: rates.perSmsRate } : null,
+      entitlements: f.entitlements,
+      whatsappAddon: f.whatsappAddon,
+      dltRegistered: f.dltRegistered,
+      balance: f.balance,
+      rates: needsCredits ? f.rates : null,
       destination,
-      destinationWhitelisted: !!whitelisted,
+      destinationWhitelisted: destination !== null && (f.whitelist?.has(destination) ?? false),
+      // A purchase is rare and not the hot path: count the numbers now.
       exophonesInUse: input.action === 'purchase_exophone' ? await countLiveExophones(db, accountId) : 0,
-      now: await nowForAccount(db, account, clock),
+      now: f.frozenTime ?? clock.now(),
     });
     return { allowed: reason === null, reason, detail: reason ? details[reason]! : null };
+  }
+
+  /**
+   * This process changed the account: forget it now rather than when the notification
+   * arrives, so the caller's next check sees its own change.
+   */
+  function invalidate(accountId: string) {
+    facts.invalidate(accountId);
+  }
+
+  /** A balance this process just wrote: drop the facts if the new balance could change an answer. */
+  function noteBalance(accountId: string, balance: number) {
+    const cached = facts.peek(accountId);
+    if (!cached || cached.balance === balance) return;
+    const unit = cached.rates ? Math.max(cached.rates.perPulseRate, cached.rates.perSmsRate) : 0;
+    if (Math.min(cached.balance, balance) < unit) facts.invalidate(accountId);
   }
 
   async function setDlt(accountId: string, entityId: string | null) {
@@ -71,7 +101,7 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     return { accountId, dltEntityId: entityId, registered: entityId !== null };
   }
 
-  return { check, setDlt };
+  return { check, setDlt, invalidate, noteBalance };
 }
 
 export type AuthorizationService = ReturnType<typeof createAuthorizationService>;

@@ -23,7 +23,12 @@ const purchaseResultSchema = z
   })
   .meta({ id: 'CreditPurchase', examples: [{ status: 'credited', balance: 300000, payment: { id: 'pay_01kb2m3n4p5q6r7s8t9v0w1x2y' }, invoice: null }] });
 
-export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; purchases: PurchaseService }> = async (app, { credits, purchases }) => {
+export const creditsRoutes: FastifyPluginAsyncZod<{
+  credits: CreditsService;
+  purchases: PurchaseService;
+  /** Told every balance a usage batch left, so cached authorization facts follow at once. */
+  noteBalance?: (accountId: string, balance: number) => void;
+}> = async (app, { credits, purchases, noteBalance }) => {
   app.post(
     '/v1/accounts/:accountId/credits/purchases',
     {
@@ -146,7 +151,11 @@ export const creditsRoutes: FastifyPluginAsyncZod<{ credits: CreditsService; pur
         response: { 200: usageResultSchema, ...errorResponses() },
       },
     },
-    async (request) => credits.rateUsage(request.body, principalOf(request)),
+    async (request) => {
+      const result = await credits.rateUsage(request.body, principalOf(request));
+      for (const { accountId, balance } of result.balances) noteBalance?.(accountId, balance);
+      return result;
+    },
   );
 
   app.get(

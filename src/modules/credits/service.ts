@@ -1,6 +1,6 @@
-import { and, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { autoRechargeSettings, creditBalances, creditLedger, planPrices, usageEvents } from '../../db/schema/index.js';
+import { autoRechargeSettings, creditLedger } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -8,7 +8,7 @@ import { page } from '../../lib/pagination.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
-import { rate } from './domain.js';
+import { createUsageCommitter } from './usage.js';
 import * as repo from './repo.js';
 import type { UsageBatch, UsageResult } from './schemas.js';
 
@@ -20,8 +20,9 @@ type Result = UsageResult['results'][number];
  * The credit ledger. Every write of a balance locks the account row first and writes the
  * ledger entries in the same transaction, so the balance always equals the sum of entries.
  */
-export function createCreditsService(deps: { db: Db; clock: Clock }) {
+export function createCreditsService(deps: { db: Db; clock: Clock; usageLanes?: number }) {
   const { db, clock } = deps;
+  const usage = createUsageCommitter({ db, clock, lanes: deps.usageLanes });
 
   async function mustFind(tx: Db, accountId: string, opts: { forUpdate?: boolean } = {}) {
     const account = await accountsRepo.findAccount(tx, accountId, opts);
@@ -90,112 +91,19 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
 
 
   /**
-   * Rates a batch of usage events and debits each once. Events are grouped per account and
-   * each account is one transaction under its row lock: concurrent batches for one account
-   * queue up, and an id already rated answers its first result without a second debit.
+   * Rates a batch of usage events and debits each once, through the group commit
+   * (usage.ts): concurrent batches for one account share transactions instead of queueing
+   * on its row lock, and an id already rated answers its first result without a second debit.
    */
   async function rateUsage(batch: UsageBatch, viewer: Viewer): Promise<UsageResult> {
-    const byAccount = new Map<string, UsageEvent[]>();
-    for (const event of batch.events) byAccount.set(event.accountId, [...(byAccount.get(event.accountId) ?? []), event]);
-    const results = new Map<string, Result>();
-    const balances: UsageResult['balances'] = [];
-
-    for (const [accountId, events] of [...byAccount.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      if (viewer.accountId && viewer.accountId !== accountId) {
-        for (const e of events) results.set(e.id, rejected(e, 'account_not_found'));
-        continue;
-      }
-      await db.transaction(async (tx) => {
-        const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
-        if (!account) {
-          for (const e of events) results.set(e.id, rejected(e, 'account_not_found'));
-          return;
-        }
-        const now = await nowForAccount(tx, account, clock);
-        const seen = await tx
-          .select()
-          .from(usageEvents)
-          .where(and(eq(usageEvents.accountId, accountId), inArray(usageEvents.id, events.map((e) => e.id))));
-        const seenById = new Map(seen.map((row) => [row.id, row]));
-        const [rates] = await tx
-          .select()
-          .from(planPrices)
-          .where(and(eq(planPrices.planId, account.planId), eq(planPrices.currency, account.currency)));
-        let balance = await repo.balanceOf(tx, accountId);
-        const newRows: (typeof usageEvents.$inferInsert)[] = [];
-        const entries: (typeof creditLedger.$inferInsert)[] = [];
-
-        for (const event of events) {
-          const previous = seenById.get(event.id);
-          if (previous) {
-            results.set(event.id, {
-              id: event.id,
-              accountId,
-              status: previous.status,
-              units: previous.units,
-              amount: previous.amount,
-              reason: previous.reason as Result['reason'],
-              duplicate: true,
-            });
-            continue;
-          }
-          const reason = account.status === 'limited' ? 'account_limited' : !rates ? 'not_billable' : null;
-          const priced = rates ? rate(event, rates) : { units: 0, amount: 0 };
-          const status = reason === null && priced.amount <= balance ? 'debited' : 'rejected';
-          const finalReason = status === 'debited' ? null : (reason ?? 'insufficient_credits');
-          if (status === 'debited') {
-            balance -= priced.amount;
-            if (priced.amount > 0) {
-              entries.push({
-                accountId,
-                kind: 'usage',
-                amount: -priced.amount,
-                currency: account.currency,
-                balanceAfter: balance,
-                sourceKey: `usage:${accountId}:${event.id}`,
-                description: `${event.type}, ${priced.units} ${event.type === 'sms' ? 'segment' : 'pulse'}${priced.units === 1 ? '' : 's'}`,
-                createdAt: now,
-              });
-            }
-          }
-          newRows.push({
-            id: event.id,
-            accountId,
-            type: event.type,
-            units: priced.units,
-            amount: priced.amount,
-            status,
-            reason: finalReason,
-            balanceAfter: status === 'debited' ? balance : null,
-            createdAt: now,
-          });
-          results.set(event.id, { id: event.id, accountId, status, units: priced.units, amount: priced.amount, reason: finalReason, duplicate: false });
-        }
-        if (newRows.length) await tx.insert(usageEvents).values(newRows);
-        if (entries.length) {
-          await tx.insert(creditLedger).values(entries);
-          await tx.update(creditBalances).set({ balance, updatedAt: now }).where(eq(creditBalances.accountId, accountId));
-          // Below the threshold: ask for one recharge (the scheduler runs it; later debits see it asked).
-          const [crossed] = await tx
-            .update(autoRechargeSettings)
-            .set({ nextAttemptAt: now })
-            .where(
-              and(
-                eq(autoRechargeSettings.accountId, accountId),
-                eq(autoRechargeSettings.enabled, true),
-                isNull(autoRechargeSettings.nextAttemptAt),
-                gt(autoRechargeSettings.threshold, balance),
-              ),
-            )
-            .returning({ threshold: autoRechargeSettings.threshold });
-          if (crossed) {
-            await appendEvents(tx, now, [{ type: 'credits.low', accountId, payload: { accountId, balance, threshold: crossed.threshold, currency: account.currency } }]);
-          }
-        }
-        balances.push({ accountId, currency: account.currency, balance });
-      });
-    }
-    return { results: batch.events.map((e) => results.get(e.id)!), balances };
+    const visible = viewer.accountId ? batch.events.filter((e) => e.accountId === viewer.accountId) : batch.events;
+    const flushed = visible.length ? await usage.submit(visible) : { results: [], balances: new Map() };
+    let next = 0;
+    const results = batch.events.map((e) => (viewer.accountId && e.accountId !== viewer.accountId ? rejected(e, 'account_not_found') : flushed.results[next++]!));
+    const balances = [...flushed.balances]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([accountId, b]) => ({ accountId, currency: b.currency, balance: b.balance }));
+    return { results, balances };
   }
 
   /**
@@ -235,7 +143,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock }) {
     return { accountsChecked: list.length, violations };
   }
 
-  return { getCredits, listLedger, adjust, rateUsage, checkInvariants };
+  return { getCredits, listLedger, adjust, rateUsage, checkInvariants, usageStats: usage.stats };
 }
 
 export type CreditsService = ReturnType<typeof createCreditsService>;

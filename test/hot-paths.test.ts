@@ -1,0 +1,149 @@
+import t from 'tap';
+import { paidAccount, readyAccount, setup, type TestContext } from './helper.js';
+
+const call = { action: 'outbound_call', destination: '+14155550123' };
+const smsIndia = { action: 'outbound_sms', destination: '+919876543210' };
+
+const authorize = async (ctx: TestContext, accountId: string, body: object) => (await ctx.call('POST', `/v1/accounts/${accountId}/authorize`, { key: ctx.keys.read, body })).body;
+
+/** A write that fires no trigger, so the change feed never hears of it (superuser only). */
+const unannounced = (ctx: TestContext, statement: string) => ctx.query(`begin; set local session_replication_role = replica; ${statement}; commit`);
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+t.test('authorize answers from memory, and the database announces every change to it', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  t.equal((await authorize(ctx, account.id, call)).allowed, true);
+
+  await unannounced(ctx, `update accounts set status = 'limited' where id = '${account.id}'`);
+  t.equal((await authorize(ctx, account.id, call)).allowed, true, 'a change the feed did not hear is not seen: the answer came from memory');
+
+  await ctx.query('update accounts set past_due_since = now() where id = $1', [account.id]);
+  await ctx.app.changes.sync();
+  t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited', 'an announced change drops the cached facts');
+});
+
+t.test('a change made through this api is seen by the very next check', async (t) => {
+  const ctx = await setup(t);
+
+  // Balance: exactly one pulse (60 paise), spent, then topped up.
+  const funded = await paidAccount(ctx, 60);
+  t.equal((await authorize(ctx, funded.id, call)).allowed, true);
+  const debit = await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [{ id: 'c1', accountId: funded.id, type: 'voice_call', durationSeconds: 30 }] } });
+  t.equal(debit.body.results[0].status, 'debited');
+  t.equal((await authorize(ctx, funded.id, call)).reason, 'insufficient_credits', 'after the debit');
+  await ctx.call('POST', `/v1/accounts/${funded.id}/credits/adjustments`, { body: { amount: 60, reason: 'goodwill' }, headers: { 'idempotency-key': 'adj-back' } });
+  t.equal((await authorize(ctx, funded.id, call)).allowed, true, 'after the top-up');
+
+  // DLT registration.
+  t.equal((await authorize(ctx, funded.id, smsIndia)).reason, 'dlt_required');
+  await ctx.call('PUT', `/v1/accounts/${funded.id}/dlt`, { body: { entityId: '1201159876543210987' } });
+  t.equal((await authorize(ctx, funded.id, smsIndia)).allowed, true, 'after the DLT registration');
+
+  // Trial whitelist, then the upgrade.
+  const trial = await readyAccount(ctx, { country: 'IN' });
+  t.equal((await authorize(ctx, trial.id, call)).reason, 'number_not_whitelisted');
+  t.equal((await authorize(ctx, trial.id, { action: 'purchase_exophone' })).reason, 'paid_plan_required');
+  const added = await ctx.call('POST', `/v1/accounts/${trial.id}/whitelisted-numbers`, { body: { number: call.destination } });
+  t.equal(added.status, 201);
+  t.equal((await authorize(ctx, trial.id, call)).allowed, true, 'after whitelisting');
+  const upgraded = await ctx.call('POST', `/v1/accounts/${trial.id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'up-trial' },
+  });
+  t.equal(upgraded.status, 201);
+  t.equal((await authorize(ctx, trial.id, { action: 'purchase_exophone' })).allowed, true, 'after the upgrade');
+  t.equal((await authorize(ctx, trial.id, { action: 'outbound_call', destination: '+14155550999' })).allowed, true, 'no whitelist on a paid plan');
+});
+
+t.test('renewals and limits made by the worker reach the api through the feed', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' }); // charge at the period end
+  // A card that pays the upgrade and declines every renewal.
+  const declining = await paidAccount(ctx, 100000, { paymentMethod: { type: 'card', token: 'tok_chargeCustomerFail' } });
+  const cancelling = await paidAccount(ctx, 100000);
+  t.equal((await authorize(ctx, declining.id, call)).allowed, true);
+  t.equal((await authorize(ctx, cancelling.id, call)).allowed, true);
+
+  const [subscription] = (await ctx.query("select id, current_period_end from subscriptions where account_id = $1 and status = 'active'", [declining.id])).rows;
+  const [other] = (await ctx.query("select id, current_period_end from subscriptions where account_id = $1 and status = 'active'", [cancelling.id])).rows;
+  t.equal((await ctx.call('POST', `/v1/subscriptions/${other.id}/cancel`, { body: {} })).status, 200);
+
+  // The worker's renewal (another services instance, as in the worker process).
+  ctx.clock.set(new Date(subscription.current_period_end.getTime() + 60_000));
+  t.equal(await ctx.services.renewals.renew(subscription.id, subscription.current_period_end), 'renewed');
+  t.equal(await ctx.services.renewals.renew(other.id, other.current_period_end), 'cancelled');
+  await ctx.app.changes.sync();
+
+  t.equal((await authorize(ctx, cancelling.id, call)).reason, 'account_limited', 'cancelled at period end: limited');
+  t.equal((await authorize(ctx, declining.id, call)).allowed, true, 'declined renewal: past_due, within the grace period');
+  ctx.clock.advance(4 * 86_400_000);
+  t.equal((await authorize(ctx, declining.id, call)).reason, 'past_due_beyond_grace', 'past_due reached the cache (the grace is counted from it)');
+});
+
+t.test('while the change feed is down, authorize reads the database; it comes back by itself', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  t.equal((await authorize(ctx, account.id, call)).allowed, true);
+
+  await ctx.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'billing-service-changes' and datname = current_database()");
+  await until('the feed to notice', () => !ctx.app.changes.live);
+  await unannounced(ctx, `update accounts set status = 'limited' where id = '${account.id}'`);
+  const metrics = async () => (await ctx.app.inject({ url: '/metrics' })).body;
+  t.match(await metrics(), /billing_change_feed_live 0/);
+  t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited', 'no cache while notifications could be missed');
+
+  await until('the feed to reconnect', () => ctx.app.changes.live);
+  t.match(await metrics(), /billing_change_feed_live 1/);
+  t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited');
+  await unannounced(ctx, `update accounts set status = 'active' where id = '${account.id}'`);
+  t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited', 'cached again once the feed is back');
+});
+
+t.test('group commit: 64 callers debiting one account share transactions, each gets its own result', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const stat = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await ctx.app.inject({ url: '/metrics' })).body)?.[1]);
+  const before = { tx: await stat('billing_usage_transactions_total'), events: await stat('billing_usage_events_total') };
+
+  const responses = await Promise.all(
+    Array.from({ length: 64 }, (_, i) => ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [{ id: `sms-${i}`, accountId: account.id, type: 'sms', segments: 1 + (i % 3) }] } })),
+  );
+  t.ok(responses.every((r, i) => r.status === 200 && r.body.results[0].id === `sms-${i}` && r.body.results[0].units === 1 + (i % 3) && r.body.results[0].status === 'debited'), 'each caller gets its own event back');
+  const spent = responses.reduce((sum, r) => sum + r.body.results[0].amount, 0);
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 100000 - spent);
+  const { rows } = await ctx.query("select count(*)::int as n, count(distinct balance_after)::int as distinct_after from credit_ledger where account_id = $1 and kind = 'usage'", [account.id]);
+  t.same(rows[0], { n: 64, distinct_after: 64 }, 'one ledger entry per event, each with its own running balance');
+
+  const tx = (await stat('billing_usage_transactions_total')) - before.tx;
+  t.equal((await stat('billing_usage_events_total')) - before.events, 64);
+  t.ok(tx < 64, `64 debits in ${tx} transactions`);
+});
+
+t.test('group commit keeps exactly-once: one id from ten callers at once, and overlapping batches', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const event = { id: 'call-42', accountId: account.id, type: 'voice_call', durationSeconds: 61 };
+  const responses = await Promise.all(Array.from({ length: 10 }, () => ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [event] } })));
+  const results = responses.map((r) => r.body.results[0]);
+  t.equal(results.filter((r) => !r.duplicate).length, 1, 'one caller rated it');
+  t.ok(results.every((r) => r.status === 'debited' && r.amount === 120), 'every caller gets the same answer');
+
+  // Overlapping batches at once (a partial retry racing the original): the shared id debits once.
+  const sms = (id: string) => ({ id, accountId: account.id, type: 'sms', segments: 2 });
+  const [a, b] = await Promise.all([
+    ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [sms('sms-1'), sms('sms-2')] } }),
+    ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [sms('sms-2'), sms('sms-3')] } }),
+  ]);
+  const shared = [a.body.results[1], b.body.results[0]];
+  t.same(shared.map((r) => r.duplicate).sort(), [false, true], 'sms-2 rated by one batch, a duplicate in the other');
+  const { rows } = await ctx.query("select source_key from credit_ledger where account_id = $1 and kind = 'usage' order by source_key", [account.id]);
+  t.same(rows.map((r) => r.source_key), ['call-42', 'sms-1', 'sms-2', 'sms-3'].map((id) => `usage:${account.id}:${id}`));
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 100000 - 120 - 3 * 50);
+});
