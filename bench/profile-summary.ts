@@ -43,6 +43,25 @@ function top(key: (n: Node) => string) {
   return [...sums.entries()].sort((a, b) => b[1] - a[1]).slice(0, rows);
 }
 
+/** Inclusive time (self + callees) per function, counted once per stack it appears in. */
+function inclusive(filter: (n: Node) => boolean) {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const sums = new Map<string, number>();
+  for (const [id, t] of selfTime) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const n = byId.get(at)!;
+      if (!filter(n)) continue;
+      const k = `${n.callFrame.functionName || '(anonymous)'}  ${where(n.callFrame.url, n.callFrame.functionName)}:${n.callFrame.lineNumber + 1}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      sums.set(k, (sums.get(k) ?? 0) + t);
+    }
+  }
+  return [...sums.entries()].sort((a, b) => b[1] - a[1]).slice(0, rows);
+}
+
 const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)}%`;
 console.log(`total ${(total / 1e6).toFixed(1)} s sampled\n\nself time by package or file:`);
 for (const [k, t] of top((n) => where(n.callFrame.url, n.callFrame.functionName))) console.log(`${pct(t)}  ${k}`);
@@ -50,3 +69,5 @@ console.log('\nself time by function:');
 for (const [k, t] of top((n) => `${n.callFrame.functionName || '(anonymous)'}  ${where(n.callFrame.url, n.callFrame.functionName)}:${n.callFrame.lineNumber + 1}`)) {
   console.log(`${pct(t)}  ${k}`);
 }
+console.log('\ninclusive time of our own code (dist/ or src/) and plugins:');
+for (const [k, t] of inclusive((n) => /\/(dist|src)\/|@fastify\/|fastify-type-provider-zod|libphonenumber/.test(n.callFrame.url))) console.log(`${pct(t)}  ${k}`);

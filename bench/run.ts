@@ -65,6 +65,17 @@ function load(opts: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
+/** User and system CPU seconds of a process so far (/proc/<pid>/stat, in clock ticks of 10 ms). */
+function cpuOf(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+const cpuNote = (what: string, before: { user: number; system: number }, after: { user: number; system: number }, requests: number) => {
+  const per = (s: number) => `${((s * 1e6) / Math.max(requests, 1)).toFixed(0)} us`;
+  return `${what}: api CPU per request ${per(after.user - before.user + after.system - before.system)} (user ${per(after.user - before.user)}, system ${per(after.system - before.system)})`;
+};
+
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** The DB baseline: raw node-postgres transactions, UPDATE a balance + INSERT a ledger-like row. */
@@ -118,7 +129,7 @@ async function main() {
 
     const barePort = 4100 + Math.floor(Math.random() * 500);
     const apiPort = barePort + 600;
-    await start(['--import', 'tsx', 'bench/bare.ts'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/hello`);
+    const bareServer = await start(['--import', 'tsx', 'bench/bare.ts'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/hello`);
     // The built service, as production runs it; BENCH_PROFILE=dir writes a CPU profile of it.
     const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
     const api = await start(
@@ -139,12 +150,15 @@ async function main() {
 
     const ok = (r: autocannon.Result) => (r.non2xx === 0 && r.errors === 0 ? '' : ` (${r.non2xx} non-2xx, ${r.errors} errors)`);
     const figures: Figure[] = [];
+    const notes: string[] = [];
     let n = 0;
     const usageLoad = (connections: number, events: () => object[]) =>
       load({ url: `http://127.0.0.1:${apiPort}`, connections, requests: [{ method: 'POST', path: '/v1/usage', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: events() }) }) }] });
 
     if (want('authorize')) {
+      const bareCpu = cpuOf(bareServer.pid!);
       const bare = await load({ url: `http://127.0.0.1:${barePort}/hello` });
+      notes.push(cpuNote('bare Fastify', bareCpu, cpuOf(bareServer.pid!), bare.requests.total).replace('api ', 'server '));
       // Warm-up, not measured: each account once, as a running api has them in memory.
       let next = 0;
       await load({
@@ -152,6 +166,7 @@ async function main() {
         amount: ACCOUNTS,
         requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, path: `/v1/accounts/${accountIds[next++ % ACCOUNTS]}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }) }],
       });
+      const cpuBefore = cpuOf(api.pid!);
       const authorize = await load({
         url: `http://127.0.0.1:${apiPort}`,
         requests: [
@@ -162,15 +177,31 @@ async function main() {
           },
         ],
       });
+      notes.push(cpuNote('authorize', cpuBefore, cpuOf(api.pid!), authorize.requests.total));
       figures.push(
         { name: `authorize req/s over ${ACCOUNTS} accounts${ok(authorize)}`, value: authorize.requests.average, unit: 'req/s', baseline: bare.requests.average, target: { of: 'ratio', op: '>=', value: 0.8 } },
         { name: 'authorize p99', value: authorize.latency.p99, unit: 'ms', baseline: bare.latency.p99, target: { of: 'value', op: '<=', value: 10 } },
         { name: 'api peak RSS under authorize load', value: peakRss(api.pid!), unit: 'MB', baseline: null, target: { of: 'value', op: '<=', value: 200 } },
       );
     }
-    const usage = want('usage') ? await usageLoad(CONNECTIONS, () => [{ id: `u${n++}`, accountId: pick(), type: 'sms', segments: 1 }]) : null;
-    const batch = want('batch') ? await usageLoad(8, () => Array.from({ length: 500 }, () => ({ id: `b${n++}`, accountId: pick(), type: 'sms', segments: 1 }))) : null;
-    const hot = want('hot') ? await usageLoad(CONNECTIONS, () => [{ id: `h${n++}`, accountId: accountIds[0]!, type: 'sms', segments: 1 }]) : null;
+    /** A usage load, with the api's CPU per event and events per transaction noted. */
+    const measuredUsage = async (what: string, connections: number, perRequest: number, events: () => object[]) => {
+      const before = { cpu: cpuOf(api.pid!), stats: await usageStats() };
+      const result = await usageLoad(connections, events);
+      const stats = await usageStats();
+      notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), result.requests.total * perRequest).replace('request', 'event')}; ${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} events per transaction`);
+      return result;
+    };
+    const usageStats = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+      const read = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      return { transactions: read('billing_usage_transactions_total'), events: read('billing_usage_events_total') };
+    };
+    const usage = want('usage') ? await measuredUsage('single-event usage', CONNECTIONS, 1, () => [{ id: `u${n++}`, accountId: pick(), type: 'sms', segments: 1 }]) : null;
+    const batch = want('batch')
+      ? await measuredUsage('batch usage', 8, 500, () => Array.from({ length: 500 }, () => ({ id: `b${n++}`, accountId: pick(), type: 'sms', segments: 1 })))
+      : null;
+    const hot = want('hot') ? await measuredUsage('one-account usage', CONNECTIONS, 1, () => [{ id: `h${n++}`, accountId: accountIds[0]!, type: 'sms', segments: 1 }]) : null;
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : null)));
 
@@ -210,7 +241,7 @@ async function main() {
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     console.log([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n'));
     console.log(`\ncorrectness after load: ${correct ? 'ledger sums match, every accepted event debited once' : 'BROKEN'} (${debits.rows[0].events} debits)`);
-    console.log('not measured yet: 100,000 renewals due at one instant (needs the renewal bench)');
+    for (const note of notes) console.log(note);
     writeFileSync(
       new URL('./results/latest.json', import.meta.url),
       JSON.stringify({ machine: `${cpus().length} cores, ${cpus()[0]?.model ?? 'cpu'}`, at: new Date().toISOString(), correct, figures }, null, 2) + '\n',

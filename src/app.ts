@@ -73,9 +73,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text body is 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
 
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
 
   // The database announces every change the caches depend on; closed with the app.
   const changes = await openChangeFeed(deps.database, deps.logger);
@@ -84,11 +81,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const services = createServices({ ...deps, changes });
   // A request that may have changed an account (any route beyond the read scope) drops it from this process's caches before it answers,
   // so the caller's next check sees the change even before the notification arrives.
-  app.addHook('onSend', async (request, _reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
+    reply.header('x-request-id', request.id);
     const accountId = (request.params as { accountId?: string } | undefined)?.accountId;
     const scope = request.routeOptions.config.scope;
     if (accountId && scope && scope !== 'read') services.authorization.invalidate(accountId);
-    return payload;
+    done(null, payload);
   });
 
   await app.register(errorsPlugin);

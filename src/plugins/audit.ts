@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { recordAudit } from '../modules/audit/repo.js';
+import { hooksOf } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -33,7 +34,12 @@ function accountOf(params: Json, body: Json, response: Json): string | null {
  */
 export default fp(
   async function auditPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock }) {
-    app.addHook('onSend', async (request, reply, payload) => {
+    // Only audited routes pay for the hook.
+    app.addHook('onRoute', (route) => {
+      if (route.config?.audit) route.onSend = [...hooksOf(route.onSend), record];
+    });
+
+    async function record(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const action = request.routeOptions.config.audit;
       if (!action || !request.principal || reply.statusCode >= 300) return payload;
       let response: Json;
@@ -59,7 +65,7 @@ export default fp(
         request.log.error({ err, action }, 'could not write the audit event');
       }
       return payload;
-    });
+    }
   },
   { name: 'audit', dependencies: ['auth'] },
 );

@@ -76,10 +76,11 @@ export default fp(
     });
 
     // Postgres refuses NUL in text: refuse it here, as bad input, before any query sees it.
-    app.addHook('preValidation', async (request) => {
+    app.addHook('preValidation', (request, _reply, done) => {
       for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
-        if (containsNul(value)) throw new AppError('malformed_request', `The ${where} contains a NUL character`);
+        if (containsNul(value)) return done(new AppError('malformed_request', `The ${where} contains a NUL character`));
       }
+      done();
     });
 
     app.setErrorHandler((err, request, reply) => {

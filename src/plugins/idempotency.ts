@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
@@ -7,7 +7,7 @@ import { AppError } from '../lib/errors.js';
 import { judge, requestFingerprint } from '../modules/idempotency/domain.js';
 import * as repo from '../modules/idempotency/repo.js';
 import type { IdempotencyHandle } from '../modules/idempotency/repo.js';
-import { principalOf } from './auth.js';
+import { hooksOf, principalOf } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -44,14 +44,17 @@ export default fp(
     const { db, clock } = opts;
     app.decorateRequest('idempotency', null);
 
+    // Only the routes that take an Idempotency-Key pay for these hooks (not the hot paths).
     app.addHook('onRoute', (route) => {
       const mode = route.config?.idempotency;
       if (!mode) return;
       const header = mode === 'required' ? keySchema : keySchema.optional();
       route.schema = { ...route.schema, headers: z.looseObject({ 'idempotency-key': header }) };
+      route.preHandler = [...hooksOf(route.preHandler), claimKey];
+      route.onSend = [...hooksOf(route.onSend), recordResponse];
     });
 
-    app.addHook('preHandler', async (request, reply) => {
+    async function claimKey(request: FastifyRequest, reply: FastifyReply) {
       const mode = request.routeOptions.config.idempotency;
       const key = request.headers['idempotency-key'];
       if (!mode || typeof key !== 'string') {
@@ -88,9 +91,9 @@ export default fp(
         default:
           throw new AppError('idempotency_request_in_progress', `A request with Idempotency-Key ${key} is still running; retry later`);
       }
-    });
+    }
 
-    app.addHook('onSend', async (request, reply, payload) => {
+    async function recordResponse(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const handle = request.idempotency;
       if (!handle || handle.completed) return payload;
       request.idempotency = null;
@@ -104,7 +107,7 @@ export default fp(
         request.log.error({ err }, 'could not record the idempotent response');
       }
       return payload;
-    });
+    }
   },
   { name: 'idempotency', dependencies: ['auth'] },
 );

@@ -30,12 +30,14 @@ export default fp(
     });
     const errors = new Counter({ name: 'http_request_errors_total', help: 'HTTP answers of 4xx and 5xx by route and status', labelNames: labels, registers: [registry] });
 
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched';
-      if (route === '/metrics') return;
-      const l = { method: request.method, route, status_code: String(reply.statusCode) };
-      duration.observe(l, reply.elapsedTime / 1000);
-      if (reply.statusCode >= 400) errors.inc(l);
+      if (route !== '/metrics') {
+        const l = { method: request.method, route, status_code: String(reply.statusCode) };
+        duration.observe(l, reply.elapsedTime / 1000);
+        if (reply.statusCode >= 400) errors.inc(l);
+      }
+      done();
     });
 
     const { db, redis, queues, prefix } = opts;
