@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -69,6 +69,21 @@ function load(opts: autocannon.Options): Promise<autocannon.Result> {
 function cpuOf(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/** CPU seconds of all Postgres server processes on this machine (the bench's own database is the one busy). */
+function postgresCpu(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
+      const cpu = cpuOf(Number(pid));
+      total += cpu.user + cpu.system;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 const cpuNote = (what: string, before: { user: number; system: number }, after: { user: number; system: number }, requests: number) => {
@@ -186,10 +201,13 @@ async function main() {
     }
     /** A usage load, with the api's CPU per event and events per transaction noted. */
     const measuredUsage = async (what: string, connections: number, perRequest: number, events: () => object[]) => {
-      const before = { cpu: cpuOf(api.pid!), stats: await usageStats() };
+      const before = { cpu: cpuOf(api.pid!), stats: await usageStats(), postgres: postgresCpu() };
       const result = await usageLoad(connections, events);
       const stats = await usageStats();
-      notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), result.requests.total * perRequest).replace('request', 'event')}; ${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} events per transaction`);
+      const eventsDone = result.requests.total * perRequest;
+      const postgres = `Postgres CPU per event ${(((postgresCpu() - before.postgres) * 1e6) / Math.max(eventsDone, 1)).toFixed(0)} us`;
+      const perTx = `${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} events per transaction`;
+      notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), eventsDone).replace('request', 'event')}; ${postgres}; ${perTx}`);
       return result;
     };
     const usageStats = async () => {

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { executePrepared } from '../../db/prepared.js';
 import type { AccountStatus, KycStatus } from '../accounts/domain.js';
 import type { Entitlements } from '../catalog/entitlements.js';
 
@@ -43,7 +44,7 @@ const asDate = (v: string | Date | null) => (v === null ? null : v instanceof Da
 
 /** One round trip: the account, its plan, rates, balance, live subscription and whitelist. */
 export async function loadFacts(db: Db, accountId: string): Promise<AccountFacts | null> {
-  const result = await db.execute<Row>(sql`
+  const [row] = await executePrepared<Row>(db, 'authorize_load_facts', sql`
     select a.id, a.status, a.kyc_status, a.past_due_since, a.plan_id, a.dlt_entity_id, a.test_clock_id,
       p.entitlements, pp.per_pulse_rate, pp.per_sms_rate, coalesce(b.balance, 0) as balance, c.frozen_time,
       coalesce((select s.whatsapp_addon from subscriptions s where s.account_id = a.id and s.status <> 'cancelled' limit 1), false) as whatsapp_addon,
@@ -55,7 +56,6 @@ export async function loadFacts(db: Db, accountId: string): Promise<AccountFacts
     left join credit_balances b on b.account_id = a.id
     left join test_clocks c on c.id = a.test_clock_id
     where a.id = ${accountId}`);
-  const row = (result as unknown as { rows: Row[] }).rows[0];
   if (!row) return null;
   return {
     accountId: row.id,

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { executePrepared } from '../../db/prepared.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Currency } from '../../lib/money.js';
 import { appendEvents } from '../events/repo.js';
@@ -17,7 +18,6 @@ interface Flushed {
 
 const keyOf = (accountId: string, id: string) => `${accountId}\u0000${id}`;
 const param = <T>(values: T[]) => sql.param(values);
-const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
 
 interface LockedAccount {
   id: string;
@@ -123,8 +123,10 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
     stats.transactions++;
     stats.events += events.length;
     return db.transaction(async (tx) => {
-      const locked = rowsOf<LockedAccount>(
-        await tx.execute(sql`
+      const locked = await executePrepared<LockedAccount>(
+        tx,
+        'usage_lock_accounts',
+        sql`
           select a.id, a.status, a.currency, coalesce(b.balance, 0) as balance, c.frozen_time,
             pp.pulse_seconds, pp.per_pulse_rate, pp.per_sms_rate
           from accounts a
@@ -133,7 +135,7 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
           left join test_clocks c on c.id = a.test_clock_id
           where a.id = any(${param(accountIds)}::text[])
           order by a.id
-          for update of a`),
+          for update of a`,
       );
       const accounts = new Map(
         locked.map((a) => {
@@ -146,12 +148,14 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
       );
       const known = events.filter((e) => accounts.has(e.accountId));
       const seen = known.length
-        ? rowsOf<{ account_id: string; id: string; status: Result['status']; units: number; amount: string | number; reason: Result['reason'] }>(
-            await tx.execute(sql`
+        ? await executePrepared<{ account_id: string; id: string; status: Result['status']; units: number; amount: string | number; reason: Result['reason'] }>(
+            tx,
+            'usage_find_rated',
+            sql`
               select u.account_id, u.id, u.status, u.units, u.amount, u.reason
               from usage_events u
               join unnest(${param(known.map((e) => e.accountId))}::text[], ${param(known.map((e) => e.id))}::text[]) as k(account_id, id)
-                on u.account_id = k.account_id and u.id = k.id`),
+                on u.account_id = k.account_id and u.id = k.id`,
           )
         : [];
       // The result each id got, from an earlier request or from its first occurrence here.
@@ -209,8 +213,10 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
 
       const moved = [...accounts.values()].filter((a) => a.balance !== a.startBalance);
       if (rows.id.length > 0) {
-        const crossed = rowsOf<{ account_id: string; threshold: string | number }>(
-          await tx.execute(sql`
+        const crossed = await executePrepared<{ account_id: string; threshold: string | number }>(
+          tx,
+          'usage_write',
+          sql`
             with ev as (
               insert into usage_events (id, account_id, type, units, amount, status, reason, balance_after, created_at)
               select * from unnest(${param(rows.id)}::text[], ${param(rows.account)}::text[], ${param(rows.type)}::text[], ${param(rows.units)}::int[],
@@ -232,7 +238,7 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
             update auto_recharge_settings r set next_attempt_at = m.at
             from moved m
             where r.account_id = m.account_id and r.enabled and r.next_attempt_at is null and r.threshold > m.balance
-            returning r.account_id, r.threshold`),
+            returning r.account_id, r.threshold`,
         );
         for (const c of crossed) {
           const account = accounts.get(c.account_id)!;
