@@ -1,4 +1,6 @@
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { webhookEndpoints } from '../db/schema/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { claimUnrelayed, markRelayed, type OutboxRow } from '../modules/events/repo.js';
@@ -24,6 +26,7 @@ export function createOutboxRelay(deps: {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let stopped = true;
+  let stopping = false;
 
   async function relayOnce(): Promise<number> {
     return db.transaction(async (tx) => {
@@ -48,7 +51,8 @@ export function createOutboxRelay(deps: {
 
   async function drain(): Promise<number> {
     let total = 0;
-    for (let n = await relayOnce(); n > 0; n = await relayOnce()) total += n;
+    // A backlog (a renewal wave's events) must not hold up a closing worker: the next one takes it over.
+    for (let n = await relayOnce(); n > 0; n = stopping ? 0 : await relayOnce()) total += n;
     return total;
   }
 
@@ -65,10 +69,12 @@ export function createOutboxRelay(deps: {
     drain,
     start() {
       stopped = false;
+      stopping = false;
       tick();
     },
     async stop() {
       stopped = true;
+      stopping = true;
       clearTimeout(timer);
       await running;
     },
@@ -76,3 +82,16 @@ export function createOutboxRelay(deps: {
 }
 
 export type OutboxRelay = ReturnType<typeof createOutboxRelay>;
+
+/**
+ * The accounts among `accountIds` with an enabled webhook endpoint: one query per relay pass,
+ * so the rows of the many accounts without one (a renewal wave's) need no fan-out lookups.
+ */
+export async function accountsWithWebhooks(db: Db, accountIds: string[]): Promise<Set<string>> {
+  if (accountIds.length === 0) return new Set();
+  const rows = await db
+    .selectDistinct({ accountId: webhookEndpoints.accountId })
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.status, 'enabled'), sql`${webhookEndpoints.accountId} = any(${sql.param([...new Set(accountIds)])}::text[])`));
+  return new Set(rows.map((r) => r.accountId));
+}

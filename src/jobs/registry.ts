@@ -16,6 +16,8 @@ export const queueDefinitions = {
     name: 'renewals',
     payload: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('renew'), subscriptionId: z.string(), periodEnd: z.string() }),
+      /** A drain of due plain renewals in batches (renewDue); `lane` k of the scheduler's parallel drains. */
+      z.object({ kind: z.literal('renew-batch'), lane: z.number().int().min(0) }),
       z.object({ kind: z.literal('retry'), invoiceId: z.string(), attempt: z.number().int() }),
       z.object({ kind: z.literal('recharge'), accountId: z.string(), dueAt: z.string() }),
       z.object({ kind: z.literal('notice'), subscriptionId: z.string(), periodEnd: z.string() }),
@@ -33,6 +35,9 @@ export const renewalJobId = (work: JobPayload<'renewals'>): string => {
   switch (work.kind) {
     case 'renew':
       return `renew-${work.subscriptionId}-${Date.parse(work.periodEnd)}`;
+    // A lane runs until nothing batchable is due: while one is queued or running, another is not needed.
+    case 'renew-batch':
+      return `renew-batch-${work.lane}`;
     case 'retry':
       return `retry-${work.invoiceId}-${work.attempt}`;
     case 'recharge':

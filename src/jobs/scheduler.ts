@@ -4,6 +4,10 @@ import type { RenewalService } from '../modules/renewals/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
 import { renewalJobId, webhookJobId, type JobPayload, type Queues } from './registry.js';
 
+/** Renewals per batch transaction, and batches run side by side at most (each holds one pooled connection). */
+export const RENEWAL_BATCH_SIZE = 500;
+export const RENEWAL_BATCH_LANES = 4;
+
 /**
  * The scheduler's pass: due renewals and retries are read from Postgres and handed to
  * BullMQ under business job ids. Postgres is the record: a Redis that lost its jobs gets
@@ -33,7 +37,11 @@ export async function scheduleDueWork(deps: {
 
   const due = await deps.renewals.findDue();
   const recharges = await deps.purchases.findDueRecharges();
+  // Plain renewals are not queued one by one: lanes drain them from Postgres in batches.
+  const batchable = await deps.renewals.countBatchDue(RENEWAL_BATCH_SIZE * RENEWAL_BATCH_LANES);
+  const lanes = Math.ceil(batchable / RENEWAL_BATCH_SIZE);
   const jobs: JobPayload<'renewals'>[] = [
+    ...Array.from({ length: lanes }, (_, lane): JobPayload<'renewals'> => ({ kind: 'renew-batch', lane })),
     ...due.map((work): JobPayload<'renewals'> =>
       work.kind === 'retry'
         ? { kind: 'retry', invoiceId: work.invoiceId, attempt: work.attempt }

@@ -22,6 +22,37 @@ export async function chargeWithDeadline(provider: PaymentProvider, request: Cha
   }
 }
 
+/**
+ * Many charges under one deadline: the provider's bulk call when it has one, else one by one
+ * with at most `concurrency` in flight. Answers in request order; a broken or late call is
+ * unknown for every charge it carried, and reconciliation takes over.
+ */
+export async function chargeAllWithDeadline(provider: PaymentProvider, requests: ChargeRequest[], logger: Logger, concurrency = 16): Promise<ChargeResult[]> {
+  if (requests.length === 0) return [];
+  if (!provider.chargeMany) {
+    const results: ChargeResult[] = new Array(requests.length);
+    let next = 0;
+    const lane = async () => {
+      for (let i = next++; i < requests.length; i = next++) results[i] = await chargeWithDeadline(provider, requests[i]!, logger);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, requests.length) }, lane));
+    return results;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const unknown = () => requests.map((): ChargeResult => ({ status: 'unknown' }));
+  const deadline = new Promise<ChargeResult[]>((resolve) => {
+    timer = setTimeout(() => resolve(unknown()), CHARGE_DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([provider.chargeMany(requests), deadline]);
+  } catch (err) {
+    logger.warn({ err, payments: requests.length }, 'payment provider bulk call failed; results unknown');
+    return unknown();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function chargeMethodOf(method: Pick<PaymentMethodRow, 'type' | 'reference'>): ChargeMethod {
   switch (method.type) {
     case 'card':

@@ -30,6 +30,11 @@ export type LookupResult = Exclude<ChargeResult, { status: 'unknown' }> | { stat
  */
 export interface PaymentProvider {
   charge(request: ChargeRequest): Promise<ChargeResult>;
+  /**
+   * Optional: many charges in one call (a renewal wave), answered in request order, each
+   * exactly as `charge` would answer it. Without it, callers charge one by one.
+   */
+  chargeMany?(requests: ChargeRequest[]): Promise<ChargeResult[]>;
   /** What the provider knows of a charge by our idempotency key; `not_found`: never charged. */
   lookup(idempotencyKey: string): Promise<LookupResult>;
 }

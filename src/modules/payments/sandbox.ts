@@ -1,9 +1,9 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { sandboxCharges } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import type { ChargeMethod, ChargeResult, LookupResult, PaymentProvider } from './provider.js';
+import type { ChargeMethod, ChargeRequest, ChargeResult, LookupResult, PaymentProvider } from './provider.js';
 
 type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; message: string };
 
@@ -53,25 +53,48 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
     return row ? toResult(row) : { status: 'not_found' };
   }
 
+  const chargeRow = (request: ChargeRequest, decided: Outcome) => ({
+    idempotencyKey: request.idempotencyKey,
+    id: newId('ch', clock.now()),
+    amount: request.amount,
+    currency: request.currency,
+    method: request.method.type,
+    outcome: decided.outcome,
+    failureCode: decided.outcome === 'failed' ? decided.code : null,
+    createdAt: clock.now(),
+  });
+
   return {
     async charge(request): Promise<ChargeResult> {
       const decided = sandboxOutcome(request.method, request.unattended);
-      const inserted = await db
-        .insert(sandboxCharges)
-        .values({
-          idempotencyKey: request.idempotencyKey,
-          id: newId('ch', clock.now()),
-          amount: request.amount,
-          currency: request.currency,
-          method: request.method.type,
-          outcome: decided.outcome,
-          failureCode: decided.outcome === 'failed' ? decided.code : null,
-          createdAt: clock.now(),
-        })
-        .onConflictDoNothing()
-        .returning();
+      const inserted = await db.insert(sandboxCharges).values(chargeRow(request, decided)).onConflictDoNothing().returning();
       if (inserted.length > 0 && decided.answerLost) return { status: 'unknown' };
       return (await lookup(request.idempotencyKey)) as ChargeResult;
+    },
+    /** One insert for all: a key charged before keeps its first row, and its first result is answered. */
+    async chargeMany(requests): Promise<ChargeResult[]> {
+      if (requests.length === 0) return [];
+      const decided = requests.map((r) => sandboxOutcome(r.method, r.unattended));
+      const rows = requests.map((r, i) => chargeRow(r, decided[i]!));
+      const col = <T>(values: T[]) => sql.param(values);
+      // A column per array (unnest): a batch of charges is one small statement to build.
+      const inserted = await db.execute<{ idempotency_key: string }>(sql`
+        insert into sandbox_charges (idempotency_key, id, amount, currency, method, outcome, failure_code, created_at)
+        select * from unnest(
+          ${col(rows.map((r) => r.idempotencyKey))}::text[], ${col(rows.map((r) => r.id))}::text[], ${col(rows.map((r) => r.amount))}::bigint[],
+          ${col(rows.map((r) => r.currency))}::text[], ${col(rows.map((r) => r.method))}::text[], ${col(rows.map((r) => r.outcome))}::text[],
+          ${col(rows.map((r) => r.failureCode))}::text[], ${col(rows.map((r) => r.createdAt.toISOString()))}::timestamptz[])
+        on conflict do nothing
+        returning idempotency_key`);
+      const fresh = new Set((inserted as unknown as { rows: Array<{ idempotency_key: string }> }).rows.map((r) => r.idempotency_key));
+      const keys = requests.map((r) => r.idempotencyKey);
+      const found = await db.select().from(sandboxCharges).where(sql`${sandboxCharges.idempotencyKey} = any(${sql.param(keys)}::text[])`);
+      const byKey = new Map(found.map((r) => [r.idempotencyKey, r]));
+      return requests.map((r, i): ChargeResult => {
+        if (fresh.has(r.idempotencyKey) && decided[i]!.answerLost) return { status: 'unknown' };
+        const row = byKey.get(r.idempotencyKey);
+        return row ? (toResult(row) as ChargeResult) : { status: 'unknown' };
+      });
     },
     lookup,
   };

@@ -1,15 +1,14 @@
-import { and, asc, eq, inArray, isNotNull, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, lte, not, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, billingCycles, invoices, paymentMethods, payments, subscriptions, testClocks } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { priceUpgrade, taxFor } from '../billing/domain.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
+import { mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
 import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
@@ -17,6 +16,9 @@ import * as paymentsRepo from '../payments/repo.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import type { SubscriptionRow } from '../subscriptions/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
+import { createBatchRenewals } from './batch.js';
+import { priceNextPeriod as priceFor, renewalCharge } from './domain.js';
+import { batchable } from './repo.js';
 
 export interface RenewalDeps {
   db: Db;
@@ -53,12 +55,14 @@ export function createRenewalService(deps: RenewalDeps) {
     // The time each account lives on: its test clock's, or the real one.
     const now = sql`coalesce(${testClocks.frozenTime}, ${clock.now().toISOString()}::timestamptz)`;
     return db.transaction(async (tx) => {
+      // One at a time only what the batch drain leaves alone (renewDue): test clocks, cancellations, changes...
       const subs = await tx
         .select({ id: subscriptions.id, periodEnd: subscriptions.currentPeriodEnd })
         .from(subscriptions)
         .innerJoin(accounts, eq(accounts.id, subscriptions.accountId))
         .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
-        .where(and(eq(subscriptions.status, 'active'), lte(subscriptions.currentPeriodEnd, now)))
+        .leftJoin(paymentMethods, eq(paymentMethods.id, subscriptions.paymentMethodId))
+        .where(and(eq(subscriptions.status, 'active'), lte(subscriptions.currentPeriodEnd, now), not(batchable(clock.now(), deps.mandate.noticeHours))))
         .orderBy(asc(subscriptions.currentPeriodEnd))
         .limit(limit)
         .for('update', { of: subscriptions, skipLocked: true });
@@ -128,12 +132,7 @@ export function createRenewalService(deps: RenewalDeps) {
       const charge = method && chargeableUnattended(method.type) ? method : null;
 
       // Indian e-mandates: the charge waits until a pre-debit notice has been out for its window.
-      let notice: { at: Date; sentNow: boolean } | null = null;
-      if (charge && mandateApplies(account.currency, charge.type)) {
-        const noticed = sub.renewalNoticeFor?.getTime() === periodEnd.getTime() && sub.renewalNoticeAt;
-        notice = noticed ? { at: sub.renewalNoticeAt!, sentNow: false } : { at: now, sentNow: true };
-      }
-      const chargeAt = notice ? chargeableAfter(deps.mandate, notice.at) : now;
+      const { notice, chargeAt } = charge ? renewalCharge(sub, account, charge.type, now, deps.mandate) : { notice: null, chargeAt: now };
       const deferred = chargeAt > now;
 
       const dueAt = charge ? chargeAt : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
@@ -213,26 +212,14 @@ export function createRenewalService(deps: RenewalDeps) {
     return 'renewed';
   }
 
-  /** What the next period will be and cost: the scheduled plan and cycle, the add-on if still sold. */
+  /** What the next period will be and cost (see priceNextPeriod in domain.ts). */
   async function priceNextPeriod(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow) {
     const planId = sub.scheduledPlanId ?? sub.planId;
     const cycleCode = sub.scheduledBillingCycle ?? sub.billingCycle;
-    const plan = (await catalogRepo.findPlan(tx, planId))!;
-    const [price] = (await catalogRepo.pricesOf(tx, [planId])).filter((p) => p.currency === account.currency);
+    const plan = await catalogRepo.findPlan(tx, planId);
+    const prices = await catalogRepo.pricesOf(tx, [planId]);
     const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, cycleCode));
-    if (!price || !cycle) throw new Error(`subscription ${sub.id}: plan ${planId} or cycle ${cycleCode} cannot be billed in ${account.currency}`);
-    // The add-on lasts while the plan sells it as an add-on; a plan that includes WhatsApp drops it.
-    const whatsappAddon = sub.whatsappAddon && plan.entitlements.whatsapp === 'add_on' && price.whatsappAddonMonthly !== null;
-    const priced = priceUpgrade({
-      currency: account.currency,
-      planName: plan.name,
-      cycle,
-      monthlyMinimum: price.monthlyMinimum,
-      whatsappAddonMonthly: whatsappAddon ? price.whatsappAddonMonthly : null,
-      initialCredits: 0,
-      tax: taxFor(account.country, deps.taxRates),
-    });
-    return { planId, cycleCode, cycle, whatsappAddon, priced };
+    return priceFor(sub, account, { plan, prices, cycle }, deps.taxRates);
   }
 
   const renewalNoticeEvent = (account: accountsRepo.AccountRow, subscriptionId: string, amount: number, chargeAt: Date): NewEvent => ({
@@ -487,7 +474,23 @@ export function createRenewalService(deps: RenewalDeps) {
     return Number(row?.n ?? 0);
   }
 
-  return { findDue, renew, retry, settle, reconcileStalePayments, pendingOnClock, sendRenewalNotice };
+  const batch = createBatchRenewals(deps, { renew, settle });
+
+  return {
+    findDue,
+    renew,
+    /** Renews named periods set-based (see batch.ts): what a wave of plain renewals goes through. */
+    renewMany: batch.renewMany,
+    /** The worker's drain of due plain renewals, batch by batch. */
+    renewDue: batch.renewDue,
+    /** Due renewals the drain will take, up to `limit`. */
+    countBatchDue: batch.countDue,
+    retry,
+    settle,
+    reconcileStalePayments,
+    pendingOnClock,
+    sendRenewalNotice,
+  };
 }
 
 export type RenewalService = ReturnType<typeof createRenewalService>;
