@@ -13,12 +13,13 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { migratePostgres } from '../src/db/client.js';
 import { generateApiKey } from '../src/modules/auth/domain.js';
+import { renewalWave } from './renewals.js';
 
 const ACCOUNTS = 10_000;
 const CONNECTIONS = 64;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const POOL = 10;
-/** BENCH_ONLY=authorize,usage,batch,hot runs only those figures. */
+/** BENCH_ONLY=authorize,usage,batch,hot,renewals runs only those figures. */
 const only = process.env.BENCH_ONLY?.split(',');
 const want = (name: string) => !only || only.includes(name);
 const admin = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -233,14 +234,31 @@ async function main() {
       figures.push({ name: `debits/s to one account, ${CONNECTIONS} callers${ok(hot)}`, value: hot.requests.average, unit: 'debits/s', baseline: dbSingle, target: { of: 'ratio', op: '>=', value: 1.0 } });
     }
 
+    // The renewal wave: its own database and worker, after the api has stopped.
+    let renewalsCorrect = true;
+    if (want('renewals')) {
+      for (const count of [10_000, 100_000]) {
+        const wave = await renewalWave({ adminUrl: admin, count });
+        renewalsCorrect &&= wave.correct;
+        notes.push(`renewal wave of ${count}: ${wave.detail}`);
+        figures.push({
+          name: `${count} subscriptions due at one instant, all renewed${wave.correct ? '' : ' (BROKEN)'}`,
+          value: wave.seconds,
+          unit: 's',
+          baseline: null,
+          target: { of: 'value', op: '<=', value: count === 10_000 ? 6 : 60 },
+        });
+      }
+    }
+
     // Correctness after the load: the ledger adds up, and every accepted event debited once.
     const broken = await sql(
       dbUrl,
       `select count(*)::int as n from accounts a join credit_balances b on b.account_id = a.id
          where b.balance <> (select coalesce(sum(amount), 0) from credit_ledger l where l.account_id = a.id) or b.balance < 0`,
     );
-    const debits = await sql(dbUrl, `select (select count(*) from usage_events where status = 'debited')::int as events, (select count(*) from credit_ledger where kind = 'usage')::int as entries`);
-    const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries;
+    const debits = await sql(dbUrl, `select (select count(*) from usage_events where status = 'debited' and amount > 0)::int as events, (select count(*) from credit_ledger where kind = 'usage')::int as entries`);
+    const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries && renewalsCorrect;
 
     const met = (f: Figure) => {
       const v = f.target.of === 'ratio' && f.baseline ? f.value / f.baseline : f.value;
@@ -248,7 +266,7 @@ async function main() {
     };
     const rows = figures.map((f) => [
       f.name,
-      `${f.value.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit}`,
+      `${f.value.toFixed(f.unit === 'ms' || f.unit === 's' ? 2 : 0)} ${f.unit}`,
       f.baseline === null ? '-' : f.baseline.toFixed(f.unit === 'ms' ? 2 : 0),
       f.baseline ? (f.value / f.baseline).toFixed(2) : '-',
       `${f.target.of === 'ratio' ? 'ratio' : 'value'} ${f.target.op} ${f.target.value}`,
