@@ -206,7 +206,9 @@ async function main() {
       const result = await usageLoad(connections, events);
       const stats = await usageStats();
       const eventsDone = result.requests.total * perRequest;
-      const postgres = `Postgres CPU per event ${(((postgresCpu() - before.postgres) * 1e6) / Math.max(eventsDone, 1)).toFixed(0)} us`;
+      // Approximate: a Postgres process that ended during the load takes its CPU time with it.
+      const pgSeconds = postgresCpu() - before.postgres;
+      const postgres = pgSeconds > 0 ? `Postgres CPU per event ${((pgSeconds * 1e6) / Math.max(eventsDone, 1)).toFixed(0)} us` : 'Postgres CPU per event n/a';
       const perTx = `${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} events per transaction`;
       notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), eventsDone).replace('request', 'event')}; ${postgres}; ${perTx}`);
       return result;
