@@ -282,7 +282,7 @@ async function main() {
     for (const note of notes) console.log(note);
     writeFileSync(
       new URL('./results/latest.json', import.meta.url),
-      JSON.stringify({ machine: `${cpus().length} cores, ${cpus()[0]?.model ?? 'cpu'}`, at: new Date().toISOString(), correct, figures }, null, 2) + '\n',
+      JSON.stringify({ machine: `${cpus().length} cores, ${cpus()[0]?.model ?? 'cpu'}`, at: new Date().toISOString(), correct, figures, notes }, null, 2) + '\n',
     );
     if (!correct) process.exitCode = 1;
   } finally {
