@@ -132,7 +132,10 @@ t.test('failed recharges are retried with a doubling pause, then auto-recharge s
   await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 2000, amount: 10000 } });
   await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: smsBatch(account.id, 'f', 1, 50) }); // 3000 - 1250: below 2000
   const attempts = async () => (await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n;
-  await until('the first attempt', async () => (await attempts()) === 1);
+  // Settled before the clock moves: the pause counts from the failure, on the account's clock.
+  const failed = async () => (await ctx.query("select count(*)::int as n from payments where purpose = 'recharge' and status = 'failed'")).rows[0].n;
+  await until('the first attempt to fail', async () => (await failed()) === 1);
+  t.equal(await attempts(), 1);
   const advance = (to: string) => ctx.call('POST', `/v1/test-clocks/${clock.id}/advance`, { body: { frozenTime: to } });
   await advance('2026-12-01T00:14:00Z');
   t.equal(await attempts(), 1, 'not before 15 minutes');
