@@ -53,6 +53,7 @@ export interface AppDeps {
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
+const accountIdsInJson = /"accountId":"(acc_[0-9a-z]{26})"/g;
 
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
@@ -79,13 +80,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', () => changes.close());
   app.decorate('changes', changes);
   const services = createServices({ ...deps, changes });
-  // A request that may have changed an account (any route beyond the read scope) drops it from this process's caches before it answers,
+  // A request that may have changed an account (any route beyond the read scope; usage tells
+  // the cache itself) drops it from this process's caches before it answers,
   // so the caller's next check sees the change even before the notification arrives.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
-    const accountId = (request.params as { accountId?: string } | undefined)?.accountId;
-    const scope = request.routeOptions.config.scope;
-    if (accountId && scope && scope !== 'read') services.authorization.invalidate(accountId);
+    const { scope, hot } = request.routeOptions.config;
+    if (scope && scope !== 'read' && !hot) {
+      const accountId = (request.params as { accountId?: string } | undefined)?.accountId;
+      if (accountId) services.authorization.invalidate(accountId);
+      // Routes named by another id (a payment, a subscription): the accounts their answer names.
+      else if (typeof payload === 'string') for (const m of payload.matchAll(accountIdsInJson)) services.authorization.invalidate(m[1]!);
+    }
     done(null, payload);
   });
 

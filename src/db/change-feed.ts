@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { Logger } from '../lib/logger.js';
 import type { Database } from './client.js';
 
-/** What the database announced (migration 0014), or `reset`: forget everything cached. */
+/** What the database announced (migrations 0014, 0015), or `reset`: forget everything cached. */
 export type Change =
   | { kind: 'account'; accountId: string }
   | { kind: 'balance'; accountId: string }
@@ -16,6 +16,7 @@ export const CHANGES_CHANNEL = 'billing_changes';
 
 export function parseChange(payload: string): Change | null {
   if (payload === 'catalog') return { kind: 'catalog' };
+  if (payload === 'reset') return { kind: 'reset' };
   const colon = payload.indexOf(':');
   const kind = payload.slice(0, colon);
   const id = payload.slice(colon + 1);

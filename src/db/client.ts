@@ -51,6 +51,9 @@ export function openPostgres(url: string, poolSize: number, logger: Logger): Dat
   };
 }
 
+const HEARTBEAT_EVERY_MS = 10_000;
+const HEARTBEAT_TIMEOUT_MS = 5_000;
+
 /**
  * A dedicated connection (a pooled one would lose its LISTEN when returned) that reconnects
  * with a growing pause. Whenever it is down the listener hears live=false, so anything
@@ -61,21 +64,37 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
   let stopped = false;
   let pause = 100;
   let retry: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
 
   const down = (err?: Error) => {
     if (stopped) return;
     if (err) logger.warn({ err, channel }, 'change feed connection lost; caches are bypassed until it is back');
     listener.onLive(false);
+    clearInterval(heartbeat);
     client?.removeAllListeners();
     client?.end().catch(() => {});
     client = null;
     retry = setTimeout(connect, pause);
+    retry.unref();
     pause = Math.min(pause * 2, 5000);
+  };
+
+  // A half-open connection raises no error: ask it something now and then, and give up on
+  // it (caches bypassed, reconnect) when it does not answer in time.
+  const beat = (beating: pg.Client) => {
+    const timeout = setTimeout(() => client === beating && down(new Error('change feed heartbeat timed out')), HEARTBEAT_TIMEOUT_MS);
+    beating.query('select 1').then(
+      () => clearTimeout(timeout),
+      (err: Error) => {
+        clearTimeout(timeout);
+        if (client === beating) down(err);
+      },
+    );
   };
 
   async function connect() {
     if (stopped) return;
-    const next = new pg.Client({ connectionString: url, application_name: 'billing-service-changes', keepAlive: true });
+    const next = new pg.Client({ connectionString: url, application_name: 'billing-service-changes', keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
     client = next;
     next.on('error', (err) => (client === next ? down(err) : undefined));
     next.on('end', () => (client === next ? down(new Error('connection ended')) : undefined));
@@ -87,6 +106,8 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
       await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
       if (client !== next || stopped) return;
       pause = 100;
+      heartbeat = setInterval(() => beat(next), HEARTBEAT_EVERY_MS);
+      heartbeat.unref();
       listener.onLive(true);
     } catch (err) {
       if (client === next) down(err as Error);
@@ -97,6 +118,7 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
   return async () => {
     stopped = true;
     clearTimeout(retry);
+    clearInterval(heartbeat);
     listener.onLive(false);
     const last = client;
     client = null;

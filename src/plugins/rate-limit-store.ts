@@ -100,8 +100,10 @@ export class CoalescingRedisStore {
       this.run(fullKey, by, timeWindow, (err, result) => {
         const now = this.windows.get(fullKey);
         if (!now) return;
-        if (err) now.pending += by; // counted again with the next flush
-        else {
+        if (err) {
+          now.pending += by; // counted again with the next flush
+          this.scheduleFlush(fullKey, now, timeWindow);
+        } else {
           now.shared = result[0];
           now.syncedAt = Date.now();
           now.endsAt = now.syncedAt + result[1];

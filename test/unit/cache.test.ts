@@ -63,6 +63,7 @@ t.test('change payloads', async (t) => {
   t.same(parseChange('balance:acc_1'), { kind: 'balance', accountId: 'acc_1' });
   t.same(parseChange('key:key_1'), { kind: 'key', keyId: 'key_1' });
   t.same(parseChange('catalog'), { kind: 'catalog' });
+  t.same(parseChange('reset'), { kind: 'reset' });
   t.equal(parseChange('bogus:1'), null);
   t.equal(parseChange('account:'), null);
 });

@@ -34,22 +34,24 @@ const details: Record<string, string> = {
 export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDays: number; changes?: ChangeFeed; cacheSize?: number }) {
   const { db, clock, changes } = deps;
   const facts = new InvalidatedCache<AccountFacts>({ max: deps.cacheSize ?? 50_000, ttlMs: 5 * 60_000, trusted: () => changes?.live ?? false });
-  // One entitlements object per plan, however many accounts are cached.
-  const entitlementsByPlan = new Map<string, AccountFacts['entitlements']>();
+  // One object per distinct entitlements, however many accounts are cached. Keyed by content,
+  // not plan id, so a load that raced a catalog change can never lend its old object to others.
+  const sharedEntitlements = new Map<string, AccountFacts['entitlements']>();
   changes?.subscribe((change) => {
     if (change.kind === 'account' || change.kind === 'balance') facts.invalidate(change.accountId);
     else if (change.kind === 'catalog' || change.kind === 'reset') {
       facts.clear();
-      entitlementsByPlan.clear();
+      sharedEntitlements.clear();
     }
   });
 
   const load = async (accountId: string) => {
     const loaded = await loadFacts(db, accountId);
     if (!loaded) return null;
-    const shared = entitlementsByPlan.get(loaded.planId);
+    const key = JSON.stringify(loaded.entitlements);
+    const shared = sharedEntitlements.get(key);
     if (shared) loaded.entitlements = shared;
-    else entitlementsByPlan.set(loaded.planId, loaded.entitlements);
+    else if (sharedEntitlements.size < 1000) sharedEntitlements.set(key, loaded.entitlements);
     return loaded;
   };
 
@@ -89,7 +91,9 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
   /** A balance this process just wrote: drop the facts if the new balance could change an answer. */
   function noteBalance(accountId: string, balance: number) {
     const cached = facts.peek(accountId);
-    if (!cached || cached.balance === balance) return;
+    // Not cached: drop a load that may be running, which could have read the balance before.
+    if (!cached) return facts.invalidate(accountId);
+    if (cached.balance === balance) return;
     const unit = cached.rates ? Math.max(cached.rates.perPulseRate, cached.rates.perSmsRate) : 0;
     if (Math.min(cached.balance, balance) < unit) facts.invalidate(accountId);
   }

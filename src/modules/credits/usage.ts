@@ -117,15 +117,19 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
     }
   }
 
-  /** One transaction: lock the accounts in id order, find ids already rated, rate the rest, write it all set-based. */
+  /** One transaction: lock the accounts in id order, read them, find ids already rated, rate the rest, write it all set-based. */
   async function flush(events: UsageEvent[]): Promise<Flushed> {
     const accountIds = [...new Set(events.map((e) => e.accountId))].sort();
     stats.transactions++;
     stats.events += events.length;
     return db.transaction(async (tx) => {
+      // Lock first, read after: a statement that waits for a row lock re-reads the locked row
+      // but not the rows it joined, so a balance read with the lock could predate the holder's
+      // commit. The read below is a new statement, which sees everything committed before it.
+      await executePrepared(tx, 'usage_lock_accounts', sql`select id from accounts where id = any(${param(accountIds)}::text[]) order by id for update`);
       const locked = await executePrepared<LockedAccount>(
         tx,
-        'usage_lock_accounts',
+        'usage_read_accounts',
         sql`
           select a.id, a.status, a.currency, coalesce(b.balance, 0) as balance, c.frozen_time,
             pp.pulse_seconds, pp.per_pulse_rate, pp.per_sms_rate
@@ -133,9 +137,7 @@ export function createUsageCommitter(deps: { db: Db; clock: Clock; lanes?: numbe
           left join credit_balances b on b.account_id = a.id
           left join plan_prices pp on pp.plan_id = a.plan_id and pp.currency = a.currency
           left join test_clocks c on c.id = a.test_clock_id
-          where a.id = any(${param(accountIds)}::text[])
-          order by a.id
-          for update of a`,
+          where a.id = any(${param(accountIds)}::text[])`,
       );
       const accounts = new Map(
         locked.map((a) => {
