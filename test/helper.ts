@@ -112,7 +112,13 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     return { status: res.statusCode, body, headers: res.headers };
   };
 
-  const query = (text: string, params?: unknown[]) => sqlPool.query(text, params);
+  // Raw SQL is a write by "another process": wait until the api has heard of it (the change
+  // feed's barrier), so a test's next request never races the notification.
+  const query = async (text: string, params?: unknown[]) => {
+    const result = await sqlPool.query(text, params);
+    if (/^\s*(update|insert|delete|truncate|begin)\b/i.test(text)) await app.changes.sync();
+    return result;
+  };
   const allowLedgerViolations = () => {
     checkLedger = false;
   };

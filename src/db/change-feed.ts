@@ -38,6 +38,7 @@ export interface ChangeFeed {
   /**
    * Resolves once every change committed before the call has been heard: it sends a
    * notification of its own and waits for it, and Postgres delivers in commit order.
+   * While the feed is down it resolves at once: nothing is cached then.
    */
   sync(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -73,6 +74,7 @@ export async function openChangeFeed(database: Database, logger: Logger): Promis
     },
     subscribe: (handler) => void handlers.push(handler),
     async sync(timeoutMs = 5000) {
+      if (!live) return; // nothing is cached while the feed is down
       const token = randomUUID();
       const heard = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
