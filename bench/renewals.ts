@@ -12,8 +12,8 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { migratePostgres } from '../src/db/client.js';
+import { query } from './pg.js';
 import { isMainModule } from '../src/runtime.js';
 import { addMonthsClamped } from '../src/modules/subscriptions/periods.js';
 
@@ -21,15 +21,6 @@ const root = new URL('..', import.meta.url).pathname;
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DAY_MS = 86_400_000;
 
-async function query(url: string, text: string, params: unknown[] = []) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text, params);
-  } finally {
-    await client.end();
-  }
-}
 
 /**
  * Half the accounts in India (INR, Starter at 2,950.00 with GST; card or UPI, the pre-debit

@@ -13,6 +13,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { migratePostgres } from '../src/db/client.js';
 import { generateApiKey } from '../src/modules/auth/domain.js';
+import { query as sql } from './pg.js';
 import { renewalWave } from './renewals.js';
 
 const ACCOUNTS = 10_000;
@@ -37,15 +38,6 @@ const dbName = `billing_bench_${randomBytes(4).toString('hex')}`;
 const dbUrl = admin.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
 const children: ChildProcess[] = [];
 
-async function sql(url: string, text: string, params: unknown[] = []) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text, params);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Starts a server process and waits until `readyUrl` answers. */
 async function start(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
