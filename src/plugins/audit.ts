@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { recordAudit } from '../modules/audit/repo.js';
-import { hooksOf } from './auth.js';
+import { hooksOf } from './route-hooks.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

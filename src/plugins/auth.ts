@@ -16,9 +16,6 @@ declare module 'fastify' {
   }
 }
 
-/** A route's hooks of one kind as a list, to add a route-level hook to (onRoute). */
-export const hooksOf = <T>(hooks: T | T[] | undefined): T[] => (hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]);
-
 /** The authenticated caller; only call on routes behind the auth hook. */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new AppError('unauthenticated');

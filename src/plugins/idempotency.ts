@@ -7,7 +7,8 @@ import { AppError } from '../lib/errors.js';
 import { judge, requestFingerprint } from '../modules/idempotency/domain.js';
 import * as repo from '../modules/idempotency/repo.js';
 import type { IdempotencyHandle } from '../modules/idempotency/repo.js';
-import { hooksOf, principalOf } from './auth.js';
+import { principalOf } from './auth.js';
+import { hooksOf } from './route-hooks.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

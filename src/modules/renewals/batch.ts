@@ -3,7 +3,7 @@ import { billingCycles, plans } from '../../db/schema/index.js';
 import { newId } from '../../lib/ids.js';
 import { issueInvoices, type InvoiceEvent, type InvoiceToIssue } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
-import type { NewEvent } from '../events/repo.js';
+import { appendEvents, checkEvents, reserveOutboxIds, type NewEvent } from '../events/repo.js';
 import { chargeAllWithDeadline, chargeMethodOf } from '../payments/charging.js';
 import { mandateApplies, overCap } from '../payments/mandate.js';
 import type { ChargeRequest, ChargeResult } from '../payments/provider.js';
@@ -212,19 +212,23 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     }
     if (pending.length === 0) return step;
 
-    repo.checkEvents(pending.map((p) => ({ ...p.created, payload: { ...p.created.payload, number: 'INV-0000-00-000000' } })));
+    checkEvents(pending.map((p) => ({ ...p.created, payload: { ...p.created.payload, number: 'INV-0000-00-000000' } })));
     await paymentsRepo.insertPayments(tx, paymentRows);
     await repo.startNextPeriods(tx, periods, now);
     await repo.setAccountPlans(tx, periods.map((p, i) => ({ accountId: pending[i]!.accountId, planId: p.planId })), now);
-    const ids = await repo.reserveOutboxIds(tx, pending.reduce((n, p) => n + 1 + p.after.length, 0));
+    const ids = await reserveOutboxIds(tx, pending.reduce((n, p) => n + 1 + p.after.length, 0));
     let next = 0;
     const created: InvoiceEvent[] = [];
-    const after: repo.OutboxEvent[] = [];
+    const after: NewEvent[] = [];
+    const afterIds: number[] = [];
     for (const p of pending) {
       created.push({ outboxId: ids[next++]!, eventId: newId('evt', now), type: p.created.type, accountId: p.accountId, payload: p.created.payload, createdAt: now });
-      for (const e of p.after) after.push({ ...e, outboxId: ids[next++]!, eventId: newId('evt', now) });
+      for (const e of p.after) {
+        after.push(e);
+        afterIds.push(ids[next++]!);
+      }
     }
-    await repo.appendEventsMany(tx, now, after);
+    await appendEvents(tx, now, after, afterIds);
     // Last: the year's invoice counter stays locked from here to the commit, serialising batches.
     const numbered = await issueInvoices(tx, invoices, created);
     step.issued = pending.map(({ created: _c, after: _a, ...p }, i) => ({ ...p, number: numbered[i]!.number }));
@@ -304,8 +308,7 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
             { type: 'invoice.paid', accountId: p.accountId, payload: { ...ids, number: p.number, total: p.total } },
           ];
       });
-      const outboxIds = await repo.reserveOutboxIds(tx, events.length);
-      await repo.appendEventsMany(tx, now, events.map((e, i) => ({ ...e, outboxId: outboxIds[i]!, eventId: newId('evt', now) })));
+      await appendEvents(tx, now, events);
       return elsewhere;
     });
   }

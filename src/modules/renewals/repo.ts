@@ -1,7 +1,5 @@
 import { and, asc, eq, lte, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { eventSchemas } from '../events/catalogue.js';
-import type { NewEvent } from '../events/repo.js';
 import { accounts, invoices, paymentMethods, payments, subscriptions } from '../../db/schema/index.js';
 
 /**
@@ -170,38 +168,3 @@ export async function markPaidMany(tx: Db, rows: Array<{ paymentId: string; invo
     .where(anyOf(invoices.id, rows.map((r) => r.invoiceId)));
 }
 
-/**
- * Outbox ids taken ahead, in order: a batch writes its events in two statements (those that
- * need an invoice number come with the invoices), yet each account's events keep the order
- * the single renewal gives them.
- */
-export async function reserveOutboxIds(tx: Db, count: number): Promise<number[]> {
-  if (count === 0) return [];
-  const result = await tx.execute<{ id: string }>(sql`select nextval(pg_get_serial_sequence('outbox', 'id')) as id from generate_series(1, ${count})`);
-  return (result as unknown as { rows: Array<{ id: string }> }).rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-}
-
-export interface OutboxEvent extends NewEvent {
-  outboxId: number;
-  eventId: string;
-}
-
-/** Events the catalogue must accept: what appendEvents (events/repo.ts) checks before writing. */
-export function checkEvents(events: NewEvent[]): void {
-  for (const e of events) eventSchemas[e.type].parse(e.payload);
-}
-
-/**
- * appendEvents for a batch's hundreds of events, under reserved ids: one insert with a
- * column per array, which costs a few parameters instead of thousands.
- */
-export async function appendEventsMany(tx: Db, now: Date, events: OutboxEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  checkEvents(events);
-  await tx.execute(sql`
-    insert into outbox (id, event_id, type, account_id, payload, created_at)
-    select e.id, e.event_id, e.type, e.account_id, e.payload, ${now.toISOString()}::timestamptz
-    from unnest(${sql.param(events.map((e) => e.outboxId))}::bigint[], ${sql.param(events.map((e) => e.eventId))}::text[],
-      ${sql.param(events.map((e) => e.type))}::text[], ${sql.param(events.map((e) => e.accountId))}::text[],
-      ${sql.param(events.map((e) => JSON.stringify(e.payload)))}::jsonb[]) as e(id, event_id, type, account_id, payload)`);
-}
