@@ -3641,6 +3641,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getPlan: {
@@ -3714,6 +3723,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3841,6 +3859,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     createPlanVersion: {
@@ -3961,6 +3988,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listBillingCycles: {
@@ -4019,6 +4055,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4089,6 +4134,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4216,6 +4270,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getAccount: {
@@ -4289,6 +4352,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4407,6 +4479,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getEntitlements: {
@@ -4480,6 +4561,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4565,6 +4655,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4701,6 +4800,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     removeWhitelistedNumber: {
@@ -4777,6 +4885,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4888,6 +5005,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5039,6 +5165,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getPayment: {
@@ -5108,6 +5243,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5237,6 +5381,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getSubscription: {
@@ -5310,6 +5463,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5402,6 +5564,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getInvoice: {
@@ -5472,6 +5643,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5556,6 +5736,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getSubscriptionById: {
@@ -5625,6 +5814,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5748,6 +5946,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     withdrawPlanChange: {
@@ -5817,6 +6024,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5940,6 +6156,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     cancelSubscription: {
@@ -6025,6 +6250,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     resumeSubscription: {
@@ -6103,6 +6337,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6206,6 +6449,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getTestClock: {
@@ -6275,6 +6527,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6382,6 +6643,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6533,6 +6803,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     setAutoRecharge: {
@@ -6644,6 +6923,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getCredits: {
@@ -6717,6 +7005,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6802,6 +7099,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6935,6 +7241,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     rateUsage: {
@@ -7022,6 +7337,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     checkLedgerInvariants: {
@@ -7082,6 +7406,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7162,6 +7495,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7304,6 +7646,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     releaseExophone: {
@@ -7376,6 +7727,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7494,6 +7854,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     setDltRegistration: {
@@ -7596,6 +7965,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listWebhookEndpoints: {
@@ -7669,6 +8047,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7787,6 +8174,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     deleteWebhookEndpoint: {
@@ -7854,6 +8250,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7968,6 +8373,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     rotateWebhookSecret: {
@@ -8037,6 +8451,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8118,6 +8541,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8211,6 +8643,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listEvents: {
@@ -8293,6 +8734,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listAuditEvents: {
@@ -8357,6 +8807,15 @@ export interface operations {
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

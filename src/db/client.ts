@@ -7,6 +7,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
+import { isConnectionError } from './errors.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -36,9 +37,25 @@ export interface Database {
 }
 
 export function openPostgres(url: string, poolSize: number, logger: Logger): Database {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'billing-service' });
-  pool.on('error', (err) => logger.error({ err }, 'idle postgres client failed'));
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    application_name: 'billing-service',
+    // An unreachable server fails the request in seconds instead of queueing it forever.
+    connectionTimeoutMillis: 5_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  });
+  // The pool listens for errors only on idle clients. A client checked out for a transaction
+  // whose connection dies between two statements raises `error` with nobody listening, which
+  // kills the process: every client gets a listener of its own for its whole life. The query
+  // in flight fails on its own, and the pool discards the broken client when it comes back.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger.warn({ err }, 'postgres connection lost; the pool reconnects'));
+  });
+  pool.on('error', () => {}); // idle clients: already logged by their own listener
   const db = drizzlePg(pool, { schema }) as unknown as Db;
+  db.transaction = transactionOn(pool) as Db['transaction'];
   return {
     db,
     kind: 'postgres',
@@ -48,6 +65,33 @@ export function openPostgres(url: string, poolSize: number, logger: Logger): Dat
     migrate: () => migratePostgres(url),
     listen: (channel, listener, log) => listenPostgres(url, channel, listener, log),
     close: () => pool.end(),
+  };
+}
+
+/**
+ * `db.transaction` with the checkout in our hands. drizzle's own runs BEGIN before its
+ * try/finally, so a connection that dies at BEGIN is never released and the pool shrinks by
+ * one for good; here the client always goes back, and a broken one is discarded. A drizzle
+ * instance per client is kept for the client's life (they are few and long-lived).
+ */
+function transactionOn(pool: pg.Pool) {
+  const sessions = new WeakMap<pg.PoolClient, Db>();
+  return async function transaction<T>(run: (tx: Tx) => Promise<T>, config?: Parameters<Db['transaction']>[1]): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      let session = sessions.get(client);
+      if (!session) {
+        session = drizzlePg(client, { schema }) as unknown as Db;
+        sessions.set(client, session);
+      }
+      return await session.transaction(run, config);
+    } catch (err) {
+      if (isConnectionError(err)) broken = err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
   };
 }
 
@@ -71,7 +115,8 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
     if (err) logger.warn({ err, channel }, 'change feed connection lost; caches are bypassed until it is back');
     listener.onLive(false);
     clearInterval(heartbeat);
-    client?.removeAllListeners();
+    // Ended without listeners, a dying connection's late `error` would be uncaught.
+    client?.removeAllListeners().on('error', () => {});
     client?.end().catch(() => {});
     client = null;
     retry = setTimeout(connect, pause);
@@ -122,7 +167,7 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
     listener.onLive(false);
     const last = client;
     client = null;
-    last?.removeAllListeners();
+    last?.removeAllListeners().on('error', () => {});
     await last?.end().catch(() => {});
   };
 }
@@ -130,6 +175,7 @@ async function listenPostgres(url: string, channel: string, listener: Listener, 
 /** Applies migrations/ under an advisory lock, so two runs at once are safe. */
 export async function migratePostgres(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, application_name: 'billing-service-migrate' });
+  client.on('error', () => {}); // a lost connection fails the statement in flight, which is what reports it
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);

@@ -59,6 +59,7 @@ export const errorCodes = {
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal error' },
   service_unavailable: { status: 503, title: 'A dependency is unavailable' },
+  database_unavailable: { status: 503, title: 'The database is unavailable; retry shortly' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -45,9 +45,10 @@ const statusDescriptions: Record<number, string> = {
   422: 'The request is well formed but cannot be processed',
   429: 'Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers',
   500: 'Unexpected error; details are in the logs under the request id (`internal_error`)',
+  503: 'The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one)',
 };
 
-export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500;
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 
 const problemResponse = (status: ErrorStatus, description?: string) => ({
   description: description ?? statusDescriptions[status]!,
@@ -56,10 +57,10 @@ const problemResponse = (status: ErrorStatus, description?: string) => ({
 
 /**
  * The error responses of a route, declared once: every /v1 route can answer 400, 401, 403,
- * 429 and 500; routes add what they can answer besides, with a description naming the codes.
+ * 429, 500 and 503; routes add what they can answer besides, with a description naming the codes.
  */
 export function errorResponses(extra: Partial<Record<ErrorStatus, string | undefined>> = {}) {
-  const statuses: ErrorStatus[] = [400, 401, 403, 429, 500];
+  const statuses: ErrorStatus[] = [400, 401, 403, 429, 500, 503];
   const out: Record<number, ReturnType<typeof problemResponse>> = {};
   for (const status of statuses) out[status] = problemResponse(status);
   for (const [status, description] of Object.entries(extra)) {

@@ -2,7 +2,11 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
+import { isConnectionError } from '../db/errors.js';
 import { errorResponses, type Problem } from '../lib/problem.js';
+
+/** What a 503 asks the caller to wait: a failover or a reconnect takes about this long. */
+const RETRY_AFTER_SECONDS = 2;
 
 /** Fastify's own error codes mapped to ours; anything else under 500 is a malformed request. */
 const fastifyCodes: Record<string, ErrorCode> = {
@@ -51,6 +55,11 @@ export function toProblem(err: unknown, request: FastifyRequest): Problem {
     const code: ErrorCode = 'malformed_request';
     return { type: problemType(code), title: errorCodes[code].title, status: 400, detail: 'A value is not acceptable', code, ...base };
   }
+  if (isConnectionError(err)) {
+    request.log.warn({ err }, 'database connection lost during the request');
+    const code: ErrorCode = 'database_unavailable';
+    return { type: problemType(code), title: errorCodes[code].title, status: 503, detail: 'The database connection was lost; retry the request', code, ...base };
+  }
   const fastifyErr = err as Partial<FastifyError>;
   const status = fastifyErr.statusCode ?? 500;
   if (status < 500) {
@@ -85,7 +94,9 @@ export default fp(
 
     app.setErrorHandler((err, request, reply) => {
       const problem = toProblem(err, request);
-      if (problem.status >= 500) request.log.error({ err }, 'request failed');
+      // Nothing was half-written (the transaction rolled back): the same request may simply be sent again.
+      if (problem.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      if (problem.status >= 500 && problem.status !== 503) request.log.error({ err }, 'request failed');
       else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
       return sendProblem(reply, problem);
     });

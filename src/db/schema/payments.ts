@@ -32,6 +32,11 @@ export const payments = pgTable(
     offlineReference: text('offline_reference'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+    /**
+     * Wall-clock time of the last change, set by Postgres. `updatedAt` is on the account's
+     * clock, which a test clock freezes; how long a charge has been in flight is real time.
+     */
+    touchedAt: timestamp('touched_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     index('payments_account_idx').on(t.accountId, t.id),
