@@ -32,10 +32,50 @@ function serializeError(err: unknown): unknown {
   return out;
 }
 
+/**
+ * A URL as it may be logged: the path, and the querystring with every value redacted, since
+ * a caller may put a key or token there (`?api_key=...`). Parameter names stay when they
+ * are short and plain.
+ */
+export function redactUrl(url: string): string {
+  const start = url.indexOf('?');
+  if (start < 0) return url;
+  const query = url
+    .slice(start + 1)
+    .split('&')
+    .filter(Boolean)
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      const shown = /^[\w.[\]-]{1,32}$/.test(name) ? name : '[redacted]';
+      return eq < 0 ? shown : `${shown}=[redacted]`;
+    });
+  return `${url.slice(0, start)}?${query.join('&')}`;
+}
+
+/** Fastify's request serializer (the same fields), with the querystring redacted. */
+function serializeRequest(req: {
+  method?: string;
+  url?: string;
+  ip?: string;
+  host?: string;
+  headers?: Record<string, unknown>;
+  socket?: { remoteAddress?: string; remotePort?: number } | null;
+}): unknown {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
+    version: req.headers?.['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip ?? req.socket?.remoteAddress,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>): LoggerOptions {
   return {
     level: config.LOG_LEVEL,
-    serializers: { err: serializeError },
+    serializers: { err: serializeError, req: serializeRequest },
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service: 'billing-service' },
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -4,6 +4,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
 import { isConnectionError } from '../db/errors.js';
 import { errorResponses, type Problem } from '../lib/problem.js';
+import { describeTextProblem, findTextProblem } from '../lib/text-checks.js';
 
 /** What a 503 asks the caller to wait: a failover or a reconnect takes about this long. */
 const RETRY_AFTER_SECONDS = 2;
@@ -15,13 +16,19 @@ const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_request',
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_request',
   FST_ERR_RATE_LIMITED: 'rate_limited',
+  FST_ERR_BAD_URL: 'malformed_request',
 };
 
-function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
-  return false;
+/** The raw querystring decodes as percent-encoded UTF-8 (the parser keeps a value it cannot decode as it is). */
+function queryDecodes(url: string): boolean {
+  const start = url.indexOf('?');
+  if (start < 0 || !url.includes('%', start)) return true;
+  try {
+    decodeURIComponent(url.slice(start + 1));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** SQLSTATEs that mean the input, not the server, was at fault: a backstop for validation. */
@@ -75,6 +82,17 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
   return reply.status(problem.status).type('application/problem+json').send(problem);
 }
 
+/**
+ * Fastify's `frameworkErrors`: what the router refuses before any route or hook runs (a path
+ * that is not percent-encoded UTF-8, such as `%ED%A0%80` or `%E0%A4`) answers problem+json
+ * too, instead of fastify's own plain JSON.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const problem = toProblem(err, request);
+  request.log.info({ code: problem.code, status: problem.status }, 'request refused');
+  sendProblem(reply, problem);
+}
+
 export default fp(
   async function errorsPlugin(app: FastifyInstance) {
     // Declared once: any route with a body can answer 413 and 415.
@@ -84,10 +102,13 @@ export default fp(
       route.schema = { ...route.schema, response: { ...errorResponses({ 413: undefined, 415: undefined }), ...response } };
     });
 
-    // Postgres refuses NUL in text: refuse it here, as bad input, before any query sees it.
+    // Postgres refuses NUL and lone surrogates in text, and a deep body would overflow any
+    // recursive walk (validation, fingerprints): refuse both here, as bad input, first of all.
     app.addHook('preValidation', (request, _reply, done) => {
+      if (!queryDecodes(request.url)) return done(new AppError('malformed_request', 'The querystring is not valid percent-encoded UTF-8'));
       for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
-        if (containsNul(value)) return done(new AppError('malformed_request', `The ${where} contains a NUL character`));
+        const problem = findTextProblem(value);
+        if (problem) return done(new AppError('malformed_request', describeTextProblem(where, problem)));
       }
       done();
     });

@@ -1,0 +1,112 @@
+import t, { type Test } from 'tap';
+import { createAccount, paidAccount, setup, writeCounts, type TestContext } from './helper.js';
+
+type Res = Awaited<ReturnType<TestContext['call']>>;
+
+/** 400 problem+json malformed_request, naming where the problem is. */
+function assertMalformed(t: Test, res: Res, detail: RegExp) {
+  t.equal(res.status, 400, 'answers 400');
+  t.match(res.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
+  t.equal(res.body.code, 'malformed_request');
+  t.match(res.body.detail, detail);
+}
+
+/** Everything a refused request might have written: the money tables, the outbox, audit and idempotency records, accounts. */
+async function allCounts(ctx: TestContext) {
+  const counts = await writeCounts(ctx);
+  for (const table of ['accounts', 'audit_events', 'idempotency_keys']) counts[table] = (await ctx.query(`select count(*)::int as n from ${table}`)).rows[0].n;
+  return counts;
+}
+
+const deepObject = '{"a":'.repeat(20000) + '1' + '}'.repeat(20000);
+const deepArray = '['.repeat(20000) + '1' + ']'.repeat(20000);
+const json = { 'content-type': 'application/json' };
+
+t.test('V8 parses 20,000 levels of nesting: the refusal is ours, not a parser failure', async (t) => {
+  t.ok(deepObject.length > 100_000, 'about 100 KB, well under the body limit');
+  t.doesNotThrow(() => JSON.parse(deepObject));
+  t.doesNotThrow(() => JSON.parse(deepArray));
+});
+
+t.test('a body of objects nested 20,000 deep is 400, not a stack overflow', async (t) => {
+  const ctx = await setup(t);
+  const before = await allCounts(ctx);
+  const res = await ctx.call('POST', '/v1/accounts', { body: deepObject, headers: json });
+  assertMalformed(t, res, /^The body is nested more than 32 levels deep/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+});
+
+t.test('a body of arrays nested 20,000 deep is 400, not a stack overflow', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const before = await allCounts(ctx);
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: deepArray, headers: { ...json, 'idempotency-key': 'deep-array' } });
+  assertMalformed(t, res, /^The body is nested more than 32 levels deep/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+});
+
+t.test('a lone surrogate in a credit adjustment\'s reason is 400 and writes nothing', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const before = await allCounts(ctx);
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, {
+    body: { amount: 500, reason: 'abc\ud800def' },
+    headers: { 'idempotency-key': 'lone-surrogate' },
+  });
+  assertMalformed(t, res, /^Text in the body contains a lone UTF-16 surrogate.*body\.reason/);
+  t.same(await allCounts(ctx), before, 'no ledger entry, outbox event, audit or idempotency record');
+});
+
+t.test('a lone surrogate in a KYC rejection reason is 400 and leaves KYC as it was', async (t) => {
+  const ctx = await setup(t);
+  const account = await createAccount(ctx);
+  t.equal((await ctx.call('PUT', `/v1/accounts/${account.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'submitted' } })).status, 200);
+  const before = await allCounts(ctx);
+  const res = await ctx.call('PUT', `/v1/accounts/${account.id}/kyc`, { key: ctx.keys.kyc, body: { status: 'rejected', reason: 'blurry \udc00 scan' } });
+  assertMalformed(t, res, /^Text in the body contains a lone UTF-16 surrogate.*body\.reason/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}`)).body.kyc.status, 'submitted');
+});
+
+t.test('a lone surrogate in a key name is refused, although validation would drop the key', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const before = await allCounts(ctx);
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, {
+    body: { amount: 500, reason: 'goodwill credit', ['note\ud800']: 'x' },
+    headers: { 'idempotency-key': 'lone-surrogate-key' },
+  });
+  assertMalformed(t, res, /^Text in the body contains a lone UTF-16 surrogate/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+});
+
+t.test('a surrogate or broken UTF-8 percent-encoded in the querystring is 400', async (t) => {
+  const ctx = await setup(t);
+  // %ED%A0%80 is U+D800 encoded as UTF-8 would encode it: not UTF-8. The parser would keep it as raw text.
+  for (const query of ['type=%ED%A0%80', 'type=%E0%A4', 'type=100%']) {
+    assertMalformed(t, await ctx.call('GET', `/v1/plans?${query}`), /^The querystring is not valid percent-encoded UTF-8/);
+  }
+  // A well-formed pair, percent-encoded, is fine.
+  t.equal((await ctx.call('GET', '/v1/plans?x=%F0%9F%98%80')).status, 200);
+});
+
+t.test('a surrogate or broken UTF-8 percent-encoded in the path is 400 problem+json', async (t) => {
+  const ctx = await setup(t);
+  const account = await createAccount(ctx);
+  for (const url of [`/v1/accounts/${account.id}/whitelisted-numbers/%ED%A0%80`, `/v1/accounts/${account.id}/whitelisted-numbers/%E0%A4`]) {
+    const res = await ctx.call('DELETE', url);
+    assertMalformed(t, res, /is not a valid url component/);
+    t.ok(res.body.requestId, 'with a request id');
+  }
+});
+
+t.test('NUL is still refused, in the body, the querystring and the path', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const before = await allCounts(ctx);
+  const body = await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: { amount: 500, reason: 'a\u0000b' }, headers: { 'idempotency-key': 'nul' } });
+  assertMalformed(t, body, /^Text in the body contains a NUL character.*body\.reason/);
+  assertMalformed(t, await ctx.call('GET', '/v1/plans?accountId=%00'), /^Text in the querystring contains a NUL character.*querystring\.accountId/);
+  assertMalformed(t, await ctx.call('DELETE', `/v1/accounts/${account.id}/whitelisted-numbers/%00`), /^Text in the params contains a NUL character \(at params\.number\)/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+});
