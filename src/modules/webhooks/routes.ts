@@ -35,7 +35,9 @@ const endpointWithSecretSchema = z
   .object({ ...endpointShape, secret: z.string().meta({ description: 'whsec_...: shown once; verify signatures with it (Standard Webhooks)' }) })
   .meta({ id: 'WebhookEndpointWithSecret', examples: [{ ...endpointExample, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }] });
 const endpointParams = z.object({ endpointId: z.string().regex(/^we_[0-9a-z]{26}$/, 'not a webhook endpoint id') });
-const eventTypes = z.array(z.string().regex(/^[a-z_]+\.[a-z_]+$/)).max(100).default([]);
+// No default here: zod 4 applies a default even under .optional(), which would make a PATCH
+// without eventTypes reset the filter. Only the create route defaults it.
+const eventTypes = z.array(z.string().regex(/^[a-z_]+\.[a-z_]+$/)).max(100);
 const notFound = { 404: 'No such webhook endpoint, or not visible to this key (`webhook_endpoint_not_found`)' };
 const badUrl = { 422: 'Not https (in production), or resolving to a loopback, private or link-local address (`invalid_webhook_url`)' };
 
@@ -55,7 +57,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ webhooks: WebhookService }> 
           'at least three days and then parked for redelivery (guaranteed, Enterprise). The secret is shown once.',
         params: accountParamsSchema,
         body: z
-          .object({ url: z.string().max(2000), eventTypes, description: z.string().max(500).default('') })
+          .object({ url: z.string().max(2000), eventTypes: eventTypes.default([]), description: z.string().max(500).default('') })
           .meta({ id: 'CreateWebhookEndpoint', examples: [{ url: 'https://hooks.acme.example/billing', eventTypes: ['account.upgraded', 'invoice.paid'] }] }),
         response: { 201: endpointWithSecretSchema, ...errorResponses({ 404: 'No such account (`account_not_found`)', ...badUrl }) },
       },
