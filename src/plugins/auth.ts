@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
+import { FailureBudget } from '../lib/failure-budget.js';
 import { grants, parseBearer, type Scope } from '../modules/auth/domain.js';
 import type { AuthService, Principal } from '../modules/auth/service.js';
 
@@ -37,8 +39,9 @@ export function assertUnboundKey(principal: Principal): void {
 }
 
 export default fp(
-  async function authPlugin(app: FastifyInstance, opts: { auth: AuthService }) {
+  async function authPlugin(app: FastifyInstance, opts: { auth: AuthService; failuresPerMinute: number; clock: Clock }) {
     app.decorateRequest('principal', null);
+    const failures = new FailureBudget({ perWindow: opts.failuresPerMinute, now: () => opts.clock.now().getTime() });
 
     app.addHook('onRoute', (route) => {
       if (!route.url.startsWith('/v1')) return;
@@ -50,12 +53,22 @@ export default fp(
 
     // 401, then 404 for another account's id, then 403: a bound key learns nothing of
     // other accounts, whatever the route and whatever its scope.
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       const scope = request.routeOptions.config.scope;
       if (!scope) return;
       const key = parseBearer(request.headers.authorization);
+      // Unknown keys are never cached, so each guess costs a lookup: an address past its
+      // failures this minute is refused before it, unless its key is one this process knows.
+      const wait = failures.retryAfter(request.ip);
+      if (wait > 0 && !(key && opts.auth.isKnown(key))) {
+        reply.header('retry-after', String(wait));
+        throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${wait} s`);
+      }
       const principal = key ? await opts.auth.authenticate(key) : null;
-      if (!principal) throw new AppError('unauthenticated', 'Send a valid API key as `Authorization: Bearer <key>`');
+      if (!principal) {
+        failures.fail(request.ip);
+        throw new AppError('unauthenticated', 'Send a valid API key as `Authorization: Bearer <key>`');
+      }
       const params = request.params as { accountId?: string } | undefined;
       if (params?.accountId) assertAccountVisible(principal, params.accountId);
       if (!grants(principal.scopes, scope)) {
