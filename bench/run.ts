@@ -12,7 +12,8 @@ import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { migratePostgres } from '../src/db/client.js';
-import { generateApiKey } from '../src/modules/auth/domain.js';
+import { developmentKeyRing } from '../src/lib/secret-box.js';
+import { createKeyHasher, generateApiKey } from '../src/modules/auth/domain.js';
 import { query as sql } from './pg.js';
 import { renewalWave } from './renewals.js';
 
@@ -129,8 +130,10 @@ async function main() {
     );
     await sql(dbUrl, `insert into credit_balances select id, 'INR', 1000000, now() from accounts`);
     await sql(dbUrl, `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at) select id, 'adjustment', 1000000, 'INR', 1000000, 'bench:' || id, 'bench seed', now() from accounts`);
-    const { key, prefix, hash } = generateApiKey();
-    await sql(dbUrl, `insert into api_keys (id, name, prefix, hash, scopes, created_at) values ('key_bench', 'bench', $1, $2, '{ops}', now())`, [prefix, hash]);
+    const { key, prefix } = generateApiKey();
+    // The api runs without SECRETS_KEYS here: hashed as it will hash it, under the development key.
+    const { hash, hashKid } = createKeyHasher(developmentKeyRing).hash(key);
+    await sql(dbUrl, `insert into api_keys (id, name, prefix, hash, hash_kid, scopes, created_at) values ('key_bench', 'bench', $1, $2, $3, '{ops}', now())`, [prefix, hash, hashKid]);
     const accountIds = Array.from({ length: ACCOUNTS }, (_, i) => `acc_bench${String(i + 1).padStart(21, '0')}`);
     const pick = () => accountIds[Math.floor(Math.random() * ACCOUNTS)]!;
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { developmentKeyRing, parseKeyRing, type SecretKey } from './lib/secret-box.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0'])
@@ -27,6 +28,22 @@ export const configSchema = z.object({
   /** smtp://user:pass@host:port; unset in development logs emails instead of sending them. */
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   MAIL_FROM: z.string().min(3).default('Billing <billing@localhost>'),
+  /**
+   * Keys that encrypt secrets at rest (webhook signing secrets) and pepper API key hashes:
+   * `kid:base64key` pairs of 32-byte keys; the first seals, all open. Required in production;
+   * unset elsewhere, a public development key is used (and a warning logged).
+   */
+  SECRETS_KEYS: z
+    .string()
+    .transform((v, ctx) => {
+      const ring = parseKeyRing(v);
+      if (typeof ring === 'string') {
+        ctx.addIssue({ code: 'custom', message: ring });
+        return z.NEVER;
+      }
+      return Object.freeze(ring);
+    })
+    .optional(),
   /** Accepted as an ops key from the first start on (stored hashed like any other key). */
   BOOTSTRAP_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   TRIAL_WHITELIST_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
@@ -70,6 +87,14 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** The same for the hot paths the voice and SMS platform calls per call and message (authorize, usage). */
   RATE_LIMIT_HOT_PER_MINUTE: z.coerce.number().int().min(1).default(60_000),
+  /**
+   * Failed authentications (missing, malformed or unknown key) one client address may make a
+   * minute, counted in memory per api process; past it, any key this process has not already
+   * seen answers 429 without a database lookup.
+   */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  /** Behind a proxy or load balancer: the client address is taken from X-Forwarded-For. */
+  TRUST_PROXY: bool.default(false),
   /** Accounts whose authorization facts the api keeps in memory (about 1 KB each). */
   AUTHORIZE_CACHE_ACCOUNTS: z.coerce.number().int().min(0).max(1_000_000).default(50_000),
   /** Days a past_due account may still call and send while its renewal is retried. */
@@ -90,6 +115,9 @@ export const configSchema = z.object({
   if (env.NODE_ENV !== 'production') return;
   if (!env.DATABASE_URL) ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'is required when NODE_ENV=production' });
   if (!env.SMTP_URL) ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'is required when NODE_ENV=production' });
+  if (!env.SECRETS_KEYS) {
+    ctx.addIssue({ code: 'custom', path: ['SECRETS_KEYS'], message: 'is required when NODE_ENV=production (kid:base64key, a key from openssl rand -base64 32)' });
+  }
   if (env.TEST_CLOCKS_ENABLED) {
     ctx.addIssue({ code: 'custom', path: ['TEST_CLOCKS_ENABLED'], message: 'must not be on when NODE_ENV=production' });
   }
@@ -122,6 +150,9 @@ function redactValue(name: string, value: string): string {
 export const usesEmbeddedDatabase = (config: Config): boolean => config.DATABASE_URL === undefined;
 
 export const mailDirOf = (config: Config): string => config.MAIL_DIR ?? `${config.DATA_DIR}/mail`;
+
+/** The key ring for secrets at rest: SECRETS_KEYS, or the public development key when unset. */
+export const secretsKeysOf = (config: Config): readonly SecretKey[] => config.SECRETS_KEYS ?? developmentKeyRing;
 
 export const migratesOnStart = (config: Config): boolean =>
   config.MIGRATE_ON_START ?? usesEmbeddedDatabase(config);

@@ -1,10 +1,12 @@
-import type { Config } from './config.js';
+import { secretsKeysOf, type Config } from './config.js';
 import type { ChangeFeed } from './db/change-feed.js';
 import type { Database } from './db/client.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './lib/logger.js';
+import { createSecretBox } from './lib/secret-box.js';
 import * as accountsRepo from './modules/accounts/repo.js';
 import { createAccountsService } from './modules/accounts/service.js';
+import { createKeyHasher } from './modules/auth/domain.js';
 import { createAuthService } from './modules/auth/service.js';
 import { createAuthorizationService } from './modules/authorization/service.js';
 import { createPurchaseService } from './modules/credits/purchases.js';
@@ -31,6 +33,8 @@ export interface ServiceDeps {
   changes?: ChangeFeed;
 }
 
+let warnedOfDevelopmentKey = false;
+
 /** Wires the services once; api, worker and CLI share this wiring. */
 export function createServices(deps: ServiceDeps) {
   const { db } = deps.database;
@@ -38,6 +42,24 @@ export function createServices(deps: ServiceDeps) {
   const logger = deps.logger ?? createLogger({ LOG_LEVEL: 'silent' });
   const provider = deps.provider ?? createSandboxProvider({ db, clock });
   const mandate = { capInr: config.MANDATE_CAP_INR, noticeHours: config.PRE_DEBIT_NOTICE_HOURS };
+  const secretsKeys = secretsKeysOf(config);
+  if (!config.SECRETS_KEYS && !warnedOfDevelopmentKey) {
+    warnedOfDevelopmentKey = true;
+    logger.warn('SECRETS_KEYS is unset: webhook secrets and API key hashes use the public development key; set it before holding real data');
+  }
+  // Delivery pacing and signature timestamps are wall-clock matters (receivers check the
+  // timestamp against their own clock), so webhooks run on real time, not a billing clock.
+  const webhooks = createWebhookService({
+    db,
+    clock: systemClock,
+    logger,
+    production: config.NODE_ENV === 'production',
+    allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+    retryScale: config.WEBHOOK_RETRY_SCALE,
+    secretGraceHours: config.WEBHOOK_SECRET_GRACE_HOURS,
+    secrets: createSecretBox(secretsKeys),
+  });
+  const auth = createAuthService({ db, clock, hasher: createKeyHasher(secretsKeys), changes: deps.changes });
   const renewals = createRenewalService({
     db,
     clock,
@@ -61,20 +83,18 @@ export function createServices(deps: ServiceDeps) {
   return {
     renewals,
     purchases,
-    // Delivery pacing and signature timestamps are wall-clock matters (receivers check the
-    // timestamp against their own clock), so webhooks run on real time, not a billing clock.
-    webhooks: createWebhookService({
-      db,
-      clock: systemClock,
-      logger,
-      production: config.NODE_ENV === 'production',
-      allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
-      retryScale: config.WEBHOOK_RETRY_SCALE,
-      secretGraceHours: config.WEBHOOK_SECRET_GRACE_HOURS,
-    }),
+    webhooks,
+    /**
+     * Secrets at rest under the first SECRETS_KEYS key: webhook secrets (plain or under an
+     * older key) sealed again, legacy SHA-256 key hashes converted. Idempotent; run by
+     * `ops secrets:rotate` and at worker start.
+     */
+    secrets: {
+      rotate: async () => ({ webhooks: await webhooks.resealSecrets(), apiKeys: await auth.rehashLegacyKeys() }),
+    },
     subscriptions: createSubscriptionsService({ db, clock }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
-    auth: createAuthService({ db, clock, changes: deps.changes }),
+    auth,
     credits: createCreditsService({ db, clock }),
     exophones: createExophonesService({ db, clock }),
     authorization: createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS, changes: deps.changes, cacheSize: config.AUTHORIZE_CACHE_ACCOUNTS }),

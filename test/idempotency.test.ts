@@ -99,3 +99,23 @@ t.test('maintenance purges records past 24 hours and keeps the rest', async (t) 
   const { rows } = await ctx.query('select key from idempotency_keys');
   t.same(rows.map((r: any) => r.key), ['new']);
 });
+
+t.test('the stored fingerprint is keyed (a body with a card token or VPA cannot be guessed offline); records of the plain form still replay', async (t) => {
+  const { createFingerprinter, requestFingerprint } = await import('../src/modules/idempotency/domain.js');
+  const { secretsKeysOf } = await import('../src/config.js');
+  const ctx = await setup(t);
+  const first = await ctx.call('POST', '/v1/accounts', { body, headers: { 'idempotency-key': 'fp-1' } });
+  const { rows } = await ctx.query("select request_hash from idempotency_keys where key = 'fp-1'");
+  const plain = requestFingerprint('POST', '/v1/accounts', body);
+  t.not(rows[0].request_hash, plain, 'not a plain hash of the body');
+  t.equal(rows[0].request_hash, createFingerprinter(secretsKeysOf(ctx.config))('POST', '/v1/accounts', body).stored, 'an HMAC under the SECRETS_KEYS-derived key');
+
+  // A record written before (plain SHA-256) still replays within its 24 hours.
+  await ctx.query("update idempotency_keys set request_hash = $1 where key = 'fp-1'", [plain]);
+  const replay = await ctx.call('POST', '/v1/accounts', { body, headers: { 'idempotency-key': 'fp-1' } });
+  t.equal(replay.status, 201);
+  t.equal(replay.headers['idempotent-replayed'], 'true');
+  t.same(replay.body, first.body);
+  const other = await ctx.call('POST', '/v1/accounts', { body: { ...body, name: 'Other' }, headers: { 'idempotency-key': 'fp-1' } });
+  t.equal(other.status, 422, 'another body is still another request');
+});

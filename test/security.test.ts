@@ -78,7 +78,8 @@ t.test('keys are stored hashed: the database never holds the key', async (t) => 
   const { rows } = await ctx.query('select * from api_keys where id = $1', [created.id]);
   t.equal(rows.length, 1);
   t.notOk(JSON.stringify(rows).includes(created.key.slice(4)), 'no column holds the key');
-  t.match(rows[0].hash, /^[0-9a-f]{64}$/, 'SHA-256 hex');
+  t.match(rows[0].hash, /^[0-9a-f]{64}$/, 'an HMAC-SHA256, hex');
+  t.equal(rows[0].hash_kid, 'dev-insecure', 'under the pepper of the first SECRETS_KEYS key');
 });
 
 t.test('changing BOOTSTRAP_API_KEY rotates it: the old one stops working', async (t) => {

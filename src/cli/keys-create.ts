@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, secretsKeysOf } from '../config.js';
 import { DataDirInUseError } from '../db/client.js';
 import { openDatabase, StartupError } from '../infra.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
-import { scopeSchema } from '../modules/auth/domain.js';
+import { createKeyHasher, scopeSchema } from '../modules/auth/domain.js';
 import { createAuthService, InvalidKeyRequest } from '../modules/auth/service.js';
 
 const usage = 'usage: npm run keys:create -- --scopes read,write[,kyc,ops] [--account acc_...] [--name "..."] [--json]';
@@ -29,7 +29,7 @@ async function main(): Promise<number> {
   const logger = createLogger({ LOG_LEVEL: 'warn' });
   const database = await openDatabase(config, logger);
   try {
-    const auth = createAuthService({ db: database.db, clock: systemClock });
+    const auth = createAuthService({ db: database.db, clock: systemClock, hasher: createKeyHasher(secretsKeysOf(config)) });
     const key = await auth.createApiKey({ name: args.name ?? 'cli', scopes: scopes.data, accountId: args.account ?? null, actor: 'cli' });
     if (args.json) process.stdout.write(`${JSON.stringify(key)}\n`);
     else process.stdout.write(`${key.key}\n`);

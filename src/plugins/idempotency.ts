@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
-import { judge, requestFingerprint } from '../modules/idempotency/domain.js';
+import { retryOnConnectionError } from '../db/errors.js';
+import type { SecretKey } from '../lib/secret-box.js';
+import { createFingerprinter, judge } from '../modules/idempotency/domain.js';
 import * as repo from '../modules/idempotency/repo.js';
 import type { IdempotencyHandle } from '../modules/idempotency/repo.js';
 import { principalOf } from './auth.js';
@@ -41,8 +43,9 @@ const keySchema = z
  * transaction (handle.completed), so a crash after the commit cannot make a retry run twice.
  */
 export default fp(
-  async function idempotencyPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock }) {
+  async function idempotencyPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock; secretsKeys: readonly SecretKey[] }) {
     const { db, clock } = opts;
+    const fingerprint = createFingerprinter(opts.secretsKeys);
     app.decorateRequest('idempotency', null);
 
     // Only the routes that take an Idempotency-Key pay for these hooks (not the hot paths).
@@ -64,7 +67,7 @@ export default fp(
       }
       const id = { apiKeyId: principalOf(request).keyId, key };
       const path = request.url.split('?')[0]!;
-      const requestHash = requestFingerprint(request.method, path, request.body);
+      const { stored: requestHash, accepted } = fingerprint(request.method, path, request.body);
       const now = clock.now();
       const fresh = { requestHash, method: request.method, path, createdAt: now, lockedAt: now };
 
@@ -73,7 +76,7 @@ export default fp(
         return;
       }
       const existing = await repo.find(db, id);
-      const verdict = existing ? judge(existing, requestHash, now) : 'in_progress';
+      const verdict = existing ? judge(existing, accepted, now) : 'in_progress';
       switch (verdict) {
         case 'mismatch':
           throw new AppError('idempotency_key_reused', `Idempotency-Key ${key} was first used with another request`);
@@ -99,11 +102,15 @@ export default fp(
       if (!handle || handle.completed) return payload;
       request.idempotency = null;
       try {
-        // 202 ("not settled yet") and 409 (a conflict with the state of the moment): a retry must
-        // run again to learn the outcome, and the same key with another body stays a 422.
-        if (reply.statusCode === 202 || reply.statusCode === 409) await repo.unlock(db, handle);
-        else if (reply.statusCode >= 500) await repo.release(db, handle);
-        else await repo.complete(db, handle, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
+        // A 503 says "retry with the same key": a connection lost with the request must not
+        // leave the key locked, so this write gets a few tries of its own on a fresh connection.
+        await retryOnConnectionError(async () => {
+          // 202 ("not settled yet") and 409 (a conflict with the state of the moment): a retry must
+          // run again to learn the outcome, and the same key with another body stays a 422.
+          if (reply.statusCode === 202 || reply.statusCode === 409) await repo.unlock(db, handle);
+          else if (reply.statusCode >= 500) await repo.release(db, handle);
+          else await repo.complete(db, handle, reply.statusCode, typeof payload === 'string' && payload ? JSON.parse(payload) : null);
+        });
       } catch (err) {
         request.log.error({ err }, 'could not record the idempotent response');
       }

@@ -48,5 +48,5 @@ t.test('a password in a URL is not echoed', async (t) => {
 t.test('production needs Postgres and SMTP', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25' }), /^Invalid configuration: DATABASE_URL: is required when NODE_ENV=production/);
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b' }), /^Invalid configuration: SMTP_URL: is required/);
-  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25' }));
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25', SECRETS_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}` }));
 });

@@ -53,9 +53,12 @@ export const paymentMethods = pgTable('payment_methods', {
     .notNull()
     .references(() => accounts.id),
   type: paymentMethodType('type').notNull(),
-  /** card: provider token; upi: VPA; netbanking: bank code; offline: null. */
+  /**
+   * card, UPI, net banking: the provider's reusable reference to the saved method (never a
+   * card token or a full VPA); offline: null.
+   */
   reference: text('reference'),
-  /** card brand, or the UPI app. */
+  /** Safe to show: the card brand, the masked VPA (ra***@okhdfc), the bank code. */
   label: text('label'),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
 });

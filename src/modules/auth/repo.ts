@@ -1,16 +1,41 @@
-import { and, eq, isNull, ne } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { apiKeys } from '../../db/schema/index.js';
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
-export async function findActiveKeyByHash(db: Db, hash: string): Promise<ApiKeyRow | undefined> {
+/** The active key stored under any of these hashes (the forms one key may take): one index lookup. */
+export async function findActiveKeyByHash(db: Db, hashes: string[]): Promise<ApiKeyRow | undefined> {
   const [row] = await db
     .select()
     .from(apiKeys)
-    .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)))
+    .where(and(inArray(apiKeys.hash, hashes), isNull(apiKeys.revokedAt)))
     .limit(1);
   return row;
+}
+
+/** Replaces a key's hash with another form of it, unless another process did so first. */
+export async function rehashKey(db: Db, id: string, fromHash: string, to: { hash: string; hashKid: string }): Promise<boolean> {
+  const updated = await db.update(apiKeys).set(to).where(and(eq(apiKeys.id, id), eq(apiKeys.hash, fromHash))).returning({ id: apiKeys.id });
+  return updated.length > 0;
+}
+
+/** Keys still stored as plain SHA-256, in id order after `after`. */
+export async function listLegacyHashes(db: Db, after: string, limit: number): Promise<Array<{ id: string; hash: string }>> {
+  return db
+    .select({ id: apiKeys.id, hash: apiKeys.hash })
+    .from(apiKeys)
+    .where(and(isNull(apiKeys.hashKid), gt(apiKeys.id, after)))
+    .orderBy(asc(apiKeys.id))
+    .limit(limit);
+}
+
+/** How many keys each hash form holds (null: legacy SHA-256); revoked keys count too. */
+export async function countByHashKid(db: Db): Promise<Array<{ hashKid: string | null; keys: number }>> {
+  return db
+    .select({ hashKid: apiKeys.hashKid, keys: sql<number>`count(*)::int` })
+    .from(apiKeys)
+    .groupBy(apiKeys.hashKid);
 }
 
 export async function insertKey(db: Db, row: typeof apiKeys.$inferInsert): Promise<boolean> {

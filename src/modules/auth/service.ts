@@ -3,7 +3,7 @@ import type { ChangeFeed } from '../../db/change-feed.js';
 import { InvalidatedCache } from '../../lib/cache.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import { generateApiKey, hashApiKey, validateKeyScopes, type Scope } from './domain.js';
+import { generateApiKey, validateKeyScopes, type KeyHasher, type Scope } from './domain.js';
 import { recordAudit } from '../audit/repo.js';
 import * as repo from './repo.js';
 
@@ -22,9 +22,12 @@ const BOOTSTRAP_NAME = 'bootstrap';
  * API keys. With a change feed (the api), known keys are cached by hash: a revocation
  * notifies the feed in its own transaction, which drops the cache before the next request
  * is authenticated. Unknown keys are never cached, so guessing fills nothing.
+ * Keys are stored in the hasher's current form; a row in an older form (legacy SHA-256, or a
+ * pepper of a key rotated out of first place) is found by the same lookup and rewritten in the
+ * current form on its first use.
  */
-export function createAuthService(deps: { db: Db; clock: Clock; changes?: ChangeFeed }) {
-  const { db, clock, changes } = deps;
+export function createAuthService(deps: { db: Db; clock: Clock; hasher: KeyHasher; changes?: ChangeFeed }) {
+  const { db, clock, changes, hasher } = deps;
   const keys = new InvalidatedCache<Principal>({ max: 10_000, ttlMs: 60_000, trusted: () => changes?.live ?? false });
   changes?.subscribe((change) => {
     // Keys are few and change rarely: any key change (or a reset) drops them all.
@@ -32,11 +35,36 @@ export function createAuthService(deps: { db: Db; clock: Clock; changes?: Change
   });
 
   async function authenticate(key: string): Promise<Principal | null> {
-    const hash = hashApiKey(key);
-    return keys.get(hash, async () => {
-      const row = await repo.findActiveKeyByHash(db, hash);
-      return row ? { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId } : null;
+    const current = hasher.hash(key);
+    return keys.get(current.hash, async () => {
+      const forms = hasher.candidates(key);
+      const row = await repo.findActiveKeyByHash(db, forms.map((f) => f.hash));
+      if (!row) return null;
+      if (row.hash !== current.hash) await repo.rehashKey(db, row.id, row.hash, current);
+      return { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId };
     });
+  }
+
+  /**
+   * Rewrites every legacy SHA-256 row in the current form, which needs no key (the form hashes
+   * the SHA-256). Rows under an older pepper cannot be converted without their key: they are
+   * rewritten on first use, and counted here so an operator knows when an old key may go.
+   */
+  async function rehashLegacyKeys(batch = 500): Promise<{ rehashed: number; byHashKid: Record<string, number> }> {
+    let rehashed = 0;
+    for (let after = ''; ; ) {
+      const rows = await repo.listLegacyHashes(db, after, batch);
+      if (rows.length === 0) break;
+      for (const row of rows) if (await repo.rehashKey(db, row.id, row.hash, hasher.fromLegacy(row.hash))) rehashed++;
+      after = rows.at(-1)!.id;
+    }
+    const counts = await repo.countByHashKid(db);
+    return { rehashed, byHashKid: Object.fromEntries(counts.map((c) => [c.hashKid ?? 'legacy-sha256', c.keys])) };
+  }
+
+  /** Whether this process has the key cached as valid: answered without a lookup. */
+  function isKnown(key: string): boolean {
+    return keys.peek(hasher.hash(key).hash) !== undefined;
   }
 
   /** Makes a key and returns it once; only its hash is kept. The creation is audited. */
@@ -44,10 +72,10 @@ export function createAuthService(deps: { db: Db; clock: Clock; changes?: Change
     const accountId = input.accountId ?? null;
     const problem = validateKeyScopes(input.scopes, accountId);
     if (problem) throw new InvalidKeyRequest(problem);
-    const { key, prefix, hash } = generateApiKey();
+    const { key, prefix } = generateApiKey();
     const id = newId('key', clock.now());
     await db.transaction(async (tx) => {
-      await repo.insertKey(tx, { id, name: input.name, prefix, hash, scopes: input.scopes, accountId, createdAt: clock.now() });
+      await repo.insertKey(tx, { id, name: input.name, prefix, ...hasher.hash(key), scopes: input.scopes, accountId, createdAt: clock.now() });
       await recordAudit(tx, {
         at: clock.now(),
         actorKeyId: input.actor ?? 'system',
@@ -65,10 +93,11 @@ export function createAuthService(deps: { db: Db; clock: Clock; changes?: Change
   /**
    * Registers an operator-chosen key (BOOTSTRAP_API_KEY) as an ops key; a no-op when it is
    * already registered, so every start may call it. Changing the variable rotates the key:
-   * the previous bootstrap key stops working.
+   * the previous bootstrap key stops working. Hashed like every other key: a row of it in an
+   * older form is replaced by one in the current form.
    */
   async function registerBootstrapKey(key: string): Promise<boolean> {
-    const hash = hashApiKey(key);
+    const { hash, hashKid } = hasher.hash(key);
     const registered = await db.transaction(async (tx) => {
       await repo.revokeOthersNamed(tx, BOOTSTRAP_NAME, hash, clock.now());
       return repo.insertKey(tx, {
@@ -77,6 +106,7 @@ export function createAuthService(deps: { db: Db; clock: Clock; changes?: Change
         // An operator-chosen key may be short: keep only its first characters.
         prefix: `${key.slice(0, 4)}...`,
         hash,
+        hashKid,
         scopes: ['ops'],
         accountId: null,
         createdAt: clock.now(),
@@ -92,7 +122,7 @@ export function createAuthService(deps: { db: Db; clock: Clock; changes?: Change
     return createApiKey({ name: 'first ops key', scopes: ['ops'], actor: 'bootstrap' });
   }
 
-  return { authenticate, createApiKey, registerBootstrapKey, createFirstOpsKeyIfNone };
+  return { authenticate, isKnown, createApiKey, registerBootstrapKey, createFirstOpsKeyIfNone, rehashLegacyKeys };
 }
 
 export type AuthService = ReturnType<typeof createAuthService>;

@@ -15,9 +15,10 @@ import { appendEvents, type NewEvent } from '../events/repo.js';
 import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import { toPaymentDto } from '../payments/dto.js';
 import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
-import { cardBrandOf, chargeableUnattended } from '../payments/methods.js';
+import { chargeableUnattended } from '../payments/methods.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
+import { saveWithProvider, type StoredMethod } from '../payments/saving.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
 import { findLiveSubscription } from '../subscriptions/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
@@ -58,17 +59,37 @@ export function createPurchaseService(deps: PurchaseDeps) {
     return (await findLiveSubscription(tx, accountId))?.paymentMethodId ?? null;
   }
 
-  async function insertMethod(tx: Db, accountId: string, method: PaymentMethodInput, now: Date) {
+  /**
+   * Checks a method given with a purchase or auto-recharge settings and saves it with the
+   * gateway, before (never inside) the transaction that records it. The checks that would
+   * refuse the request come first, in the order the transaction makes them, so a refused
+   * request never reaches the gateway.
+   */
+  async function saveMethod(accountId: string, method: PaymentMethodInput, purpose: 'purchase' | 'auto_recharge'): Promise<StoredMethod & { id: string }> {
+    const account = await accountsRepo.findAccount(db, accountId);
+    if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
+    if (purpose === 'purchase') assertPaidPlan(account);
     if (method.type === 'wire_transfer' || method.type === 'cheque') {
       throw new AppError('payment_method_not_allowed', 'Credits are bought by card, UPI or net banking');
     }
-    if ((method.type === 'upi' || method.type === 'netbanking') && (await accountsRepo.findAccount(tx, accountId))!.country !== 'IN') {
+    if ((method.type === 'upi' || method.type === 'netbanking') && account.country !== 'IN') {
       throw new AppError('payment_method_not_allowed', `${method.type === 'upi' ? 'UPI' : 'Net banking'} is available to accounts in India only`);
     }
-    const reference = method.type === 'card' ? method.token : method.type === 'upi' ? method.vpa : method.bankCode;
-    const label = method.type === 'card' ? cardBrandOf(method.token) : method.type === 'upi' ? (method.app ?? 'upi') : method.bankCode;
-    return paymentsRepo.insertPaymentMethod(tx, { id: newId('pm', now), accountId, type: method.type, reference, label, createdAt: now });
+    if (purpose === 'auto_recharge' && !chargeableUnattended(method.type)) throw notUnattended();
+    const id = newId('pm', clock.now());
+    return { id, ...(await saveWithProvider(provider, method, id, logger)) };
   }
+
+  const insertMethod = (tx: Db, accountId: string, method: StoredMethod & { id: string }, now: Date) =>
+    paymentsRepo.insertPaymentMethod(tx, { ...method, accountId, createdAt: now });
+
+  function assertPaidPlan(account: accountsRepo.AccountRow) {
+    if (account.status !== 'active' && account.status !== 'past_due') {
+      throw new AppError('paid_plan_required', `Credits are bought on a paid plan; the account is ${account.status}`);
+    }
+  }
+
+  const notUnattended = () => new AppError('invalid_auto_recharge', 'Auto-recharge needs a card or UPI method, which can be charged unattended');
 
   /**
    * A top-up: charges the given or the saved method, credits only after the money arrived.
@@ -79,21 +100,19 @@ export function createPurchaseService(deps: PurchaseDeps) {
     const mine = idempotency ? await paymentsRepo.findPaymentByIdempotency(db, accountId, idempotency) : undefined;
     if (mine) {
       const method = (await paymentsRepo.findPaymentMethod(db, mine.paymentMethodId))!;
-      const account = (await accountsRepo.findAccount(db, accountId))!;
       const result =
         mine.status === 'processing' || mine.status === 'unknown'
-          ? await resolveUnknownCharge(provider, mine, method, await nowForAccount(db, account, clock), logger)
+          ? await resolveUnknownCharge(provider, mine, method, logger)
           : ({ status: 'unknown' } as const); // already final: settle only reads it back
       return declinedOr(await settle(mine.id, result, idempotency));
     }
+    const saved = input.paymentMethod ? await saveMethod(accountId, input.paymentMethod, 'purchase') : null;
     const payment = await db.transaction(async (tx) => {
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
       if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
-      if (account.status !== 'active' && account.status !== 'past_due') {
-        throw new AppError('paid_plan_required', `Credits are bought on a paid plan; the account is ${account.status}`);
-      }
+      assertPaidPlan(account);
       const now = await nowForAccount(tx, account, clock);
-      const methodId = input.paymentMethod ? (await insertMethod(tx, accountId, input.paymentMethod, now)).id : await savedMethodId(tx, accountId);
+      const methodId = saved ? (await insertMethod(tx, accountId, saved, now)).id : await savedMethodId(tx, accountId);
       const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
       if (!method || !['card', 'upi', 'netbanking'].includes(method.type)) {
         throw new AppError('payment_method_not_allowed', 'Credits are bought by card, UPI or net banking: give a method');
@@ -337,15 +356,14 @@ export function createPurchaseService(deps: PurchaseDeps) {
     return false;
   }
 
-  /** Purchases and recharges whose answer was lost, settled on their account's clock. */
+  /** Purchases and recharges whose answer was lost (for 30 s of real time), settled. */
   async function reconcileStale(limit = 50): Promise<number> {
     let settled = 0;
     for (const purpose of ['purchase', 'recharge'] as const) {
-      for (const payment of await paymentsRepo.listUnresolvedPayments(db, purpose, clock.now(), 30_000, limit)) {
+      for (const payment of await paymentsRepo.listUnresolvedPayments(db, purpose, 30_000, limit)) {
         try {
           const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-          const account = (await accountsRepo.findAccount(db, payment.accountId))!;
-          await settle(payment.id, await resolveUnknownCharge(provider, payment, method, await nowForAccount(db, account, clock), logger));
+          await settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger));
           settled++;
         } catch (err) {
           logger.error({ err, paymentId: payment.id }, 'could not reconcile credits payment');
@@ -358,15 +376,14 @@ export function createPurchaseService(deps: PurchaseDeps) {
   /** Auto-recharge settings; the method must be chargeable unattended (card, UPI). */
   async function setAutoRecharge(accountId: string, input: { enabled: boolean; threshold: number; amount: number; paymentMethod?: PaymentMethodInput }) {
     if (input.threshold >= input.amount) throw new AppError('invalid_auto_recharge', 'The recharge amount must be larger than the threshold');
+    const saved = input.paymentMethod ? await saveMethod(accountId, input.paymentMethod, 'auto_recharge') : null;
     return db.transaction(async (tx) => {
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
       if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
       const now = await nowForAccount(tx, account, clock);
-      const methodId = input.paymentMethod ? (await insertMethod(tx, accountId, input.paymentMethod, now)).id : await savedMethodId(tx, accountId);
+      const methodId = saved ? (await insertMethod(tx, accountId, saved, now)).id : await savedMethodId(tx, accountId);
       const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
-      if (!method || !chargeableUnattended(method.type)) {
-        throw new AppError('invalid_auto_recharge', 'Auto-recharge needs a card or UPI method, which can be charged unattended');
-      }
+      if (!method || !chargeableUnattended(method.type)) throw notUnattended();
       if (mandateApplies(account.currency, method.type) && overCap(deps.mandate, price(input.amount, account.country).total)) {
         throw new AppError('invalid_auto_recharge', `An unattended charge in India may take at most ${deps.mandate.capInr} paise (e-mandate cap), tax included`);
       }

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { deriveKey, type SecretKey } from '../../lib/secret-box.js';
 
 export const RETENTION_MS = 24 * 3600 * 1000;
 /** An in-progress record older than this belongs to a request that died; a retry may take it over. */
@@ -16,8 +17,24 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
+/** The first form (kept until the records of the day before this one expired): a plain SHA-256. */
 export const requestFingerprint = (method: string, path: string, body: unknown): string =>
   createHash('sha256').update(`${method} ${path}\n${canonicalJson(body)}`).digest('hex');
+
+/**
+ * Fingerprints of a request: the body may carry a card token or a VPA, so what is stored is
+ * an HMAC under a key derived from SECRETS_KEYS (a guessable VPA cannot be tested offline
+ * against a stolen record). `stored` is the current form; `accepted` every form a record of
+ * the last 24 h may hold (under each key of the ring, and the plain SHA-256 of before).
+ */
+export function createFingerprinter(ring: readonly SecretKey[]) {
+  const keys = ring.map((k) => deriveKey(k, 'idempotency-fingerprint'));
+  return (method: string, path: string, body: unknown): { stored: string; accepted: string[] } => {
+    const text = `${method} ${path}\n${canonicalJson(body)}`;
+    const forms = keys.map((key) => createHmac('sha256', key).update(text).digest('hex'));
+    return { stored: forms[0]!, accepted: [...forms, createHash('sha256').update(text).digest('hex')] };
+  };
+}
 
 export type Verdict = 'proceed' | 'replay' | 'mismatch' | 'in_progress' | 'take_over';
 
@@ -29,9 +46,9 @@ export interface StoredRecord {
 }
 
 /** What to do with a request whose key already has a record. */
-export function judge(record: StoredRecord, requestHash: string, now: Date): Verdict {
+export function judge(record: StoredRecord, requestHash: string | readonly string[], now: Date): Verdict {
   if (now.getTime() - record.createdAt.getTime() > RETENTION_MS) return 'take_over';
-  if (record.requestHash !== requestHash) return 'mismatch';
+  if (!(typeof requestHash === 'string' ? [requestHash] : requestHash).includes(record.requestHash)) return 'mismatch';
   if (record.state === 'completed') return 'replay';
   return now.getTime() - record.lockedAt.getTime() >= LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
 }

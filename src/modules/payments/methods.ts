@@ -16,3 +16,10 @@ export const isOffline = (type: PaymentMethodType): boolean => type === 'wire_tr
 const cardBrands: Record<string, string> = { tok_visa: 'visa', tok_mastercard: 'mastercard', tok_rupay: 'rupay' };
 
 export const cardBrandOf = (token: string): string => cardBrands[token] ?? 'card';
+
+/** A VPA fit to show: at most two characters of the name (never half of it) and the handle, `ra***@okhdfc`. */
+export function maskVpa(vpa: string): string {
+  const at = vpa.lastIndexOf('@');
+  const name = vpa.slice(0, Math.max(at, 0));
+  return `${name.slice(0, Math.min(2, Math.floor(name.length / 2)))}***${at >= 0 ? vpa.slice(at) : ''}`;
+}

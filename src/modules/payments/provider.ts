@@ -1,9 +1,28 @@
 import type { Currency } from '../../lib/money.js';
 
-export type ChargeMethod =
+/** A payment instrument as the customer gives it: a one-time card token, a VPA, a bank code. */
+export type InstrumentMethod =
   | { type: 'card'; token: string }
   | { type: 'upi'; vpa: string }
   | { type: 'netbanking'; bankCode: string };
+
+/** What a charge is made with: an instrument, or a method saved with the provider (by its reference). */
+export type ChargeMethod = InstrumentMethod | { type: 'saved'; reference: string };
+
+export interface SaveMethodRequest {
+  /** Our payment method id: saving it again returns the first answer. */
+  idempotencyKey: string;
+  method: InstrumentMethod;
+}
+
+/**
+ * A method the provider keeps for later charges (Stripe's pm_..., Razorpay's token_...):
+ * the reusable reference is all we store, with a label safe to show (card brand, masked VPA).
+ */
+export interface SavedMethod {
+  reference: string;
+  label: string;
+}
 
 export interface ChargeRequest {
   /** Our payment id: the provider answers a repeated key with the first charge's result. */
@@ -37,4 +56,9 @@ export interface PaymentProvider {
   chargeMany?(requests: ChargeRequest[]): Promise<ChargeResult[]>;
   /** What the provider knows of a charge by our idempotency key; `not_found`: never charged. */
   lookup(idempotencyKey: string): Promise<LookupResult>;
+  /**
+   * Keeps a card, UPI or net-banking method on the provider's side for renewals and
+   * auto-recharge; charges of the method then go by `{ type: 'saved', reference }`.
+   */
+  saveMethod(request: SaveMethodRequest): Promise<SavedMethod>;
 }

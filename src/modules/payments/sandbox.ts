@@ -1,9 +1,10 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { sandboxCharges } from '../../db/schema/index.js';
+import { sandboxCharges, sandboxPaymentMethods } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import type { ChargeMethod, ChargeRequest, ChargeResult, LookupResult, PaymentProvider } from './provider.js';
+import { cardBrandOf, maskVpa } from './methods.js';
+import type { ChargeMethod, ChargeRequest, ChargeResult, InstrumentMethod, LookupResult, PaymentProvider, SavedMethod } from './provider.js';
 
 type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; message: string };
 
@@ -13,8 +14,9 @@ type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; mes
  * tok_timeout charges but the answer is lost (unknown; lookup finds it succeeded);
  * tok_chargeCustomerFail pays the upgrade, then declines every unattended charge (renewals).
  * UPI: success@upi succeeds, failure@upi fails. Net banking: every bank code but FAIL succeeds.
+ * A saved method answers as the instrument it was saved from.
  */
-export function sandboxOutcome(method: ChargeMethod, unattended = false): Outcome & { answerLost: boolean } {
+export function sandboxOutcome(method: InstrumentMethod, unattended = false): Outcome & { answerLost: boolean } {
   const ok = { outcome: 'succeeded' as const, answerLost: false };
   const fail = (code: string, message: string) => ({ outcome: 'failed' as const, code, message, answerLost: false });
   switch (method.type) {
@@ -35,13 +37,34 @@ export function sandboxOutcome(method: ChargeMethod, unattended = false): Outcom
   }
 }
 
+type VaultRow = typeof sandboxPaymentMethods.$inferSelect;
+
+const instrumentOf = (row: Pick<VaultRow, 'type' | 'instrument'>): InstrumentMethod =>
+  row.type === 'card' ? { type: 'card', token: row.instrument } : row.type === 'upi' ? { type: 'upi', vpa: row.instrument } : { type: 'netbanking', bankCode: row.instrument };
+
+const labelOf = (method: InstrumentMethod): string =>
+  method.type === 'card' ? cardBrandOf(method.token) : method.type === 'upi' ? maskVpa(method.vpa) : method.bankCode;
+
+const unknownSaved = { outcome: 'failed' as const, code: 'payment_method_not_found', message: 'No such saved payment method.', answerLost: false };
+
 /**
  * The sandbox gateway. It keeps its charges in a table of its own, as a real gateway keeps
  * them on its side, keyed by our idempotency key: a repeated charge returns the first result
- * and moves no money twice.
+ * and moves no money twice. Saved methods live in its vault (sandbox_payment_methods), and a
+ * charge by their reference answers as the instrument would.
  */
 export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentProvider {
   const { db, clock } = deps;
+
+  /** Each method as an instrument (a saved one from the vault, in one query), or null when unknown. */
+  async function instrumentsOf(methods: ChargeMethod[]): Promise<Array<InstrumentMethod | null>> {
+    const references = methods.flatMap((m) => (m.type === 'saved' ? [m.reference] : []));
+    const vault = references.length ? await db.select().from(sandboxPaymentMethods).where(inArray(sandboxPaymentMethods.reference, [...new Set(references)])) : [];
+    const byReference = new Map(vault.map((row) => [row.reference, instrumentOf(row)]));
+    return methods.map((m) => (m.type === 'saved' ? (byReference.get(m.reference) ?? null) : m));
+  }
+
+  const decide = (method: InstrumentMethod | null, unattended?: boolean) => (method ? sandboxOutcome(method, unattended) : unknownSaved);
 
   const toResult = (row: typeof sandboxCharges.$inferSelect): LookupResult =>
     row.outcome === 'succeeded'
@@ -53,12 +76,12 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
     return row ? toResult(row) : { status: 'not_found' };
   }
 
-  const chargeRow = (request: ChargeRequest, decided: Outcome) => ({
+  const chargeRow = (request: ChargeRequest, decided: Outcome, method: InstrumentMethod | null) => ({
     idempotencyKey: request.idempotencyKey,
     id: newId('ch', clock.now()),
     amount: request.amount,
     currency: request.currency,
-    method: request.method.type,
+    method: method?.type ?? request.method.type,
     outcome: decided.outcome,
     failureCode: decided.outcome === 'failed' ? decided.code : null,
     createdAt: clock.now(),
@@ -66,16 +89,18 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
 
   return {
     async charge(request): Promise<ChargeResult> {
-      const decided = sandboxOutcome(request.method, request.unattended);
-      const inserted = await db.insert(sandboxCharges).values(chargeRow(request, decided)).onConflictDoNothing().returning();
+      const method = (await instrumentsOf([request.method]))[0] ?? null;
+      const decided = decide(method, request.unattended);
+      const inserted = await db.insert(sandboxCharges).values(chargeRow(request, decided, method)).onConflictDoNothing().returning();
       if (inserted.length > 0 && decided.answerLost) return { status: 'unknown' };
       return (await lookup(request.idempotencyKey)) as ChargeResult;
     },
     /** One insert for all: a key charged before keeps its first row, and its first result is answered. */
     async chargeMany(requests): Promise<ChargeResult[]> {
       if (requests.length === 0) return [];
-      const decided = requests.map((r) => sandboxOutcome(r.method, r.unattended));
-      const rows = requests.map((r, i) => chargeRow(r, decided[i]!));
+      const methods = await instrumentsOf(requests.map((r) => r.method));
+      const decided = requests.map((r, i) => decide(methods[i] ?? null, r.unattended));
+      const rows = requests.map((r, i) => chargeRow(r, decided[i]!, methods[i] ?? null));
       const col = <T>(values: T[]) => sql.param(values);
       // A column per array (unnest): a batch of charges is one small statement to build.
       const inserted = await db.execute<{ idempotency_key: string }>(sql`
@@ -97,6 +122,14 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
       });
     },
     lookup,
+    async saveMethod(request): Promise<SavedMethod> {
+      const { method } = request;
+      const instrument = method.type === 'card' ? method.token : method.type === 'upi' ? method.vpa : method.bankCode;
+      const row = { reference: newId('spm', clock.now()), idempotencyKey: request.idempotencyKey, type: method.type, instrument, createdAt: clock.now() };
+      await db.insert(sandboxPaymentMethods).values(row).onConflictDoNothing({ target: sandboxPaymentMethods.idempotencyKey });
+      const [saved] = await db.select().from(sandboxPaymentMethods).where(eq(sandboxPaymentMethods.idempotencyKey, request.idempotencyKey));
+      return { reference: saved!.reference, label: labelOf(instrumentOf(saved!)) };
+    },
   };
 }
 
@@ -107,6 +140,7 @@ const messages: Record<string, string> = {
   upi_vpa_not_found: 'The sandbox knows only success@upi and failure@upi.',
   bank_declined: 'The bank declined the payment.',
   invalid_card_token: 'No such card token.',
+  payment_method_not_found: 'No such saved payment method.',
 };
 
 const failureMessage = (code: string | null) => messages[code ?? ''] ?? 'The payment failed.';

@@ -12,7 +12,10 @@ export const subscriptionSchema = z
     whatsappAddon: z.boolean(),
     anchorAt: z.date().meta({ description: 'Periods are anchored to this instant (the upgrade)' }),
     currentPeriod: periodSchema,
-    paymentMethod: z.object({ type: paymentMethodTypeSchema, label: z.string().nullable() }),
+    paymentMethod: z.object({
+      type: paymentMethodTypeSchema,
+      label: z.string().nullable().meta({ description: 'Safe to show: the card brand, the masked VPA (`ra***@okhdfc`) or the bank code' }),
+    }),
     scheduledChange: z
       .object({
         planId: z.string().nullable(),

@@ -16,10 +16,11 @@ import * as creditsRepo from '../credits/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { toPaymentDto } from '../payments/dto.js';
-import { cardBrandOf, isOffline } from '../payments/methods.js';
+import { isOffline } from '../payments/methods.js';
 import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
+import { saveWithProvider } from '../payments/saving.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
 import { toSubscriptionDto } from '../subscriptions/dto.js';
 import { nowForAccount } from '../test-clocks/time.js';
@@ -121,20 +122,14 @@ export function createUpgradeService(deps: UpgradeDeps) {
     }
 
     const method = request.paymentMethod;
+    // The method is saved with the gateway before the transaction (never inside one), and only
+    // for a request that would be admitted: the same checks run unlocked first.
+    if (!isOffline(method.type)) await admit(db, accountId, request, false);
+    const methodId = newId('pm', clock.now());
+    const stored = await saveWithProvider(provider, method, methodId, logger);
     const prepared = await db.transaction(async (tx) => {
-      const ctx = await loadContext(tx, accountId, request.planId, request.billingCycle, true);
-      const now = await nowForAccount(tx, ctx.account, clock);
-      const evaluation = evaluate(ctx, choiceOf(request, method.type), now);
-      if (evaluation.blockers.length) throw refusalError(evaluation.blockers[0]!);
-      const pending = await paymentsRepo.findOpenUpgradePayment(tx, accountId);
-      if (pending) throw new AppError('upgrade_in_progress', `Payment ${pending.id} is already in progress`, { paymentId: pending.id });
-
-      const paymentMethod = await paymentsRepo.insertPaymentMethod(tx, {
-        id: newId('pm', now),
-        accountId,
-        ...storedMethod(method),
-        createdAt: now,
-      });
+      const { ctx, now, evaluation } = await admit(tx, accountId, request, true);
+      const paymentMethod = await paymentsRepo.insertPaymentMethod(tx, { id: methodId, accountId, ...stored, createdAt: now });
       const snapshot: UpgradeSnapshot = {
         planId: ctx.plan.id,
         billingCycle: ctx.cycle.code,
@@ -200,13 +195,25 @@ export function createUpgradeService(deps: UpgradeDeps) {
     });
     if (prepared.kind === 'done') return prepared.result;
 
+    // The first charge goes by the saved method's reference too: one way to charge a method.
     const payment = prepared.payment;
     const result = await chargeWithDeadline(
       provider,
-      { idempotencyKey: payment.id, amount: payment.amount, currency: payment.currency, method: chargeMethodOf(storedMethod(method)), description: `Upgrade of ${accountId}` },
+      { idempotencyKey: payment.id, amount: payment.amount, currency: payment.currency, method: chargeMethodOf(stored), description: `Upgrade of ${accountId}` },
       logger,
     );
     return settle(payment.id, result, idempotency);
+  }
+
+  /** Everything that may refuse an upgrade: unlocked before the gateway is asked anything, and again under the account's lock. */
+  async function admit(tx: Db, accountId: string, request: UpgradeRequest, lock: boolean) {
+    const ctx = await loadContext(tx, accountId, request.planId, request.billingCycle, lock);
+    const now = await nowForAccount(tx, ctx.account, clock);
+    const evaluation = evaluate(ctx, choiceOf(request, request.paymentMethod.type), now);
+    if (evaluation.blockers.length) throw refusalError(evaluation.blockers[0]!);
+    const pending = await paymentsRepo.findOpenUpgradePayment(tx, accountId);
+    if (pending) throw new AppError('upgrade_in_progress', `Payment ${pending.id} is already in progress`, { paymentId: pending.id });
+    return { ctx, now, evaluation };
   }
 
   /** Applies a provider's answer to a payment; safe to call twice with the same answer. */
@@ -265,14 +272,12 @@ export function createUpgradeService(deps: UpgradeDeps) {
   /** Asks the provider what became of a payment and settles it; a decline throws payment_declined. */
   async function reconcile(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
     const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-    const account = (await accountsRepo.findAccount(db, payment.accountId))!;
-    const now = await nowForAccount(db, account, clock);
-    return settle(payment.id, await resolveUnknownCharge(provider, payment, method, now, logger), idempotency);
+    return settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger), idempotency);
   }
 
   /** The worker's sweep: settle payments left unknown or stuck in processing. */
   async function reconcileStalePayments(limit = 50): Promise<{ checked: number; succeeded: number; failed: number }> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', clock.now(), 30_000, limit);
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', 30_000, limit);
     const counts = { checked: stale.length, succeeded: 0, failed: 0 };
     for (const payment of stale) {
       try {
@@ -442,20 +447,6 @@ function choiceOf(request: QuoteRequest | UpgradeRequest, paymentMethodType: Pay
 const refusalError = (refusal: Refusal) => new AppError(refusal.code, refusal.detail, refusal.extra);
 
 const snapshotOf = (payment: paymentsRepo.PaymentRow) => payment.request as unknown as UpgradeSnapshot;
-
-/** The card token, VPA or bank code is kept for renewals; it never reaches a log or a response. */
-function storedMethod(method: PaymentMethodInput): { type: PaymentMethodInput['type']; reference: string | null; label: string | null } {
-  switch (method.type) {
-    case 'card':
-      return { type: 'card', reference: method.token, label: cardBrandOf(method.token) };
-    case 'upi':
-      return { type: 'upi', reference: method.vpa, label: method.app ?? 'upi' };
-    case 'netbanking':
-      return { type: 'netbanking', reference: method.bankCode, label: method.bankCode };
-    default:
-      return { type: method.type, reference: null, label: null };
-  }
-}
 
 /** Writes the idempotent response in the same transaction as the change it reports. */
 async function recordIdempotent(tx: Db, handle: IdempotencyHandle | null, status: number, body: unknown): Promise<void> {

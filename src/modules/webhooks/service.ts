@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, inArray, isNull, lt, lte, ne, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, notLike, or } from 'drizzle-orm';
 import { Webhook } from 'standardwebhooks';
 import type { Db } from '../../db/client.js';
 import { outbox, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js';
@@ -8,6 +8,7 @@ import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import { page } from '../../lib/pagination.js';
+import { SecretBoxError, type SecretBox } from '../../lib/secret-box.js';
 import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type OutboxRow } from '../events/repo.js';
@@ -23,6 +24,8 @@ export interface WebhookDeps {
   allowedHosts: string[];
   retryScale: number;
   secretGraceHours: number;
+  /** Seals signing secrets at rest (SECRETS_KEYS); each bound to its endpoint's id. */
+  secrets: SecretBox;
 }
 
 type Viewer = { accountId: string | null };
@@ -70,9 +73,10 @@ export function createWebhookService(deps: WebhookDeps) {
     await assertDeliverable(input.url, deps);
     const now = clock.now();
     const secret = newSecret();
+    const id = newId('we', now);
     const [row] = await db
       .insert(webhookEndpoints)
-      .values({ id: newId('we', now), accountId, url: input.url, description: input.description, eventTypes: input.eventTypes, status: 'enabled', secret, createdAt: now, updatedAt: now })
+      .values({ id, accountId, url: input.url, description: input.description, eventTypes: input.eventTypes, status: 'enabled', secret: deps.secrets.seal(secret, id), createdAt: now, updatedAt: now })
       .returning();
     // The secret is shown this once.
     return { ...toDto(row!), secret };
@@ -119,9 +123,15 @@ export function createWebhookService(deps: WebhookDeps) {
     const secret = newSecret();
     await db
       .update(webhookEndpoints)
-      .set({ secret, previousSecret: current.secret, previousSecretExpiresAt: new Date(now.getTime() + deps.secretGraceHours * 3_600_000), updatedAt: now })
+      .set({
+        secret: deps.secrets.seal(secret, id),
+        // A legacy plain secret is sealed on its way out too.
+        previousSecret: deps.secrets.reseal(current.secret, id),
+        previousSecretExpiresAt: new Date(now.getTime() + deps.secretGraceHours * 3_600_000),
+        updatedAt: now,
+      })
       .where(eq(webhookEndpoints.id, id));
-    return { ...toDto({ ...current, secret, updatedAt: now }), secret };
+    return { ...toDto({ ...current, updatedAt: now }), secret };
   }
 
   /**
@@ -237,9 +247,24 @@ export function createWebhookService(deps: WebhookDeps) {
     return finish(delivery, attempt, outcome, 'retry');
   }
 
+  /** The endpoint's signing secrets in clear, for this one signature. */
+  function readSecrets(endpoint: EndpointRow, at: Date): string[] {
+    try {
+      const secrets = [deps.secrets.reveal(endpoint.secret, endpoint.id)];
+      if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > at) {
+        secrets.push(deps.secrets.reveal(endpoint.previousSecret, endpoint.id));
+      }
+      return secrets;
+    } catch (err) {
+      if (!(err instanceof SecretBoxError)) throw err;
+      // The receiver sees a failed attempt; which key is missing is for the operator's eyes.
+      deps.logger.error({ err, endpointId: endpoint.id }, 'cannot read a webhook signing secret: is its key still in SECRETS_KEYS?');
+      throw new Error('the signing secret could not be read');
+    }
+  }
+
   function signatureHeaders(endpoint: EndpointRow, msgId: string, timestamp: Date, body: string) {
-    const secrets = [endpoint.secret];
-    if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > timestamp) secrets.push(endpoint.previousSecret);
+    const secrets = readSecrets(endpoint, timestamp);
     return {
       'webhook-id': msgId,
       'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
@@ -352,7 +377,46 @@ export function createWebhookService(deps: WebhookDeps) {
     };
   }
 
-  return { create, list, update, remove, rotateSecret, fanOut, findDue, deliver, listDeliveries, redeliver, listEvents };
+  /**
+   * Seals every signing secret with the current key: plain (legacy) ones and those under an
+   * older key. Idempotent; a row rotated meanwhile keeps its new value. Secrets whose key is
+   * gone from SECRETS_KEYS are listed, not fatal.
+   */
+  async function resealSecrets(batch = 500): Promise<{ resealed: number; unreadable: string[] }> {
+    const current = `enc:v1:${deps.secrets.currentKeyId.replace(/[\\_%]/g, '\\$&')}:%`;
+    const stale = or(notLike(webhookEndpoints.secret, current), and(isNotNull(webhookEndpoints.previousSecret), notLike(webhookEndpoints.previousSecret, current)));
+    let resealed = 0;
+    const unreadable: string[] = [];
+    for (let after = ''; ; ) {
+      const rows = await db
+        .select({ id: webhookEndpoints.id, secret: webhookEndpoints.secret, previousSecret: webhookEndpoints.previousSecret })
+        .from(webhookEndpoints)
+        .where(and(gt(webhookEndpoints.id, after), stale))
+        .orderBy(asc(webhookEndpoints.id))
+        .limit(batch);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        let set: { secret: string; previousSecret: string | null };
+        try {
+          set = { secret: deps.secrets.reseal(row.secret, row.id), previousSecret: row.previousSecret && deps.secrets.reseal(row.previousSecret, row.id) };
+        } catch (err) {
+          if (!(err instanceof SecretBoxError)) throw err;
+          unreadable.push(row.id);
+          continue;
+        }
+        const unchanged = and(
+          eq(webhookEndpoints.id, row.id),
+          eq(webhookEndpoints.secret, row.secret),
+          row.previousSecret === null ? isNull(webhookEndpoints.previousSecret) : eq(webhookEndpoints.previousSecret, row.previousSecret),
+        );
+        resealed += (await db.update(webhookEndpoints).set(set).where(unchanged).returning({ id: webhookEndpoints.id })).length;
+      }
+      after = rows.at(-1)!.id;
+    }
+    return { resealed, unreadable };
+  }
+
+  return { create, list, update, remove, rotateSecret, fanOut, findDue, deliver, listDeliveries, redeliver, listEvents, resealSecrets };
 }
 
 export type WebhookService = ReturnType<typeof createWebhookService>;
