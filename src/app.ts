@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { Config } from './config.js';
+import { secretsKeysOf, type Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
@@ -20,7 +20,7 @@ import { exophonesRoutes } from './modules/exophones/routes.js';
 import { authorizationRoutes } from './modules/authorization/routes.js';
 import { webhookRoutes } from './modules/webhooks/routes.js';
 import authPlugin from './plugins/auth.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { frameworkErrorHandler } from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import auditPlugin from './plugins/audit.js';
@@ -68,6 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
+    trustProxy: deps.config.TRUST_PROXY,
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -105,14 +107,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     cacheLive: () => changes.live,
   });
   await app.register(openapiPlugin, { version });
-  await app.register(authPlugin, { auth: services.auth });
+  await app.register(authPlugin, { auth: services.auth, failuresPerMinute: deps.config.AUTH_FAILURES_PER_MINUTE, clock: deps.clock });
   await app.register(rateLimitPlugin, {
     redis: deps.redis,
     prefix: deps.config.QUEUE_PREFIX,
     perMinute: deps.config.RATE_LIMIT_PER_MINUTE,
     hotPerMinute: deps.config.RATE_LIMIT_HOT_PER_MINUTE,
   });
-  await app.register(idempotencyPlugin, { db: deps.database.db, clock: deps.clock });
+  await app.register(idempotencyPlugin, { db: deps.database.db, clock: deps.clock, secretsKeys: secretsKeysOf(deps.config) });
   await app.register(auditPlugin, { db: deps.database.db, clock: deps.clock });
 
   app.get(
@@ -135,17 +137,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       schema: {
         tags: ['Operations'],
         operationId: 'readyz',
-        summary: 'Readiness: Postgres and Redis answer',
+        summary: 'Readiness: Postgres answers (Redis reported, not required)',
+        description:
+          'Ready (200) while Postgres answers: everything the api serves needs only Postgres. Without Redis the answer is ' +
+          '200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres.',
         security: [],
         response: {
-          200: z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
+          200: z.object({ status: z.enum(['ready', 'degraded']), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
           503: errorResponses()[500]!,
         },
       },
     },
     async (request, reply) => {
       const checks = await readiness(deps);
-      if (Object.values(checks).every((c) => c === 'ok')) return { status: 'ready' as const, checks };
+      if (checks.postgres === 'ok') {
+        if (checks.redis === 'ok') return { status: 'ready' as const, checks };
+        request.log.warn({ checks }, 'degraded: Redis does not answer');
+        return { status: 'degraded' as const, checks };
+      }
       request.log.warn({ checks }, 'not ready');
       return reply
         .status(503)

@@ -24,11 +24,21 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
 }
 
 /**
- * One connection shared by the api (readiness, enqueueing) and BullMQ. Start-up fails with
- * one line when no Redis answers, rather than retrying forever in silence.
+ * The connection for everything but BullMQ's workers: enqueueing, rate limits, job
+ * statistics, readiness. It fails fast while Redis is away (no offline queue, one retry, a
+ * command timeout) so nothing that can do without Redis waits for it; it reconnects by
+ * itself. Workers take a blocking duplicate (workerConnection). Start-up fails with one line
+ * when no Redis answers, rather than retrying forever in silence.
  */
 export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null, connectTimeout: 3000 });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
   redis.on('error', () => {}); // connection errors surface through commands and readiness
   try {
     await redis.connect();
@@ -41,6 +51,13 @@ export async function connectRedis(url: string): Promise<Redis> {
     );
   }
 }
+
+/**
+ * BullMQ workers need a connection that waits for Redis instead of failing (they block on
+ * it and retry by themselves): the same server, with the offline queue and no timeouts.
+ */
+export const workerConnection = (redis: Redis): Redis =>
+  redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
 
 const redactUrl = (url: string) => url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { pino } from 'pino';
@@ -59,11 +60,27 @@ t.test('health and readiness', async (t) => {
   const ready = await ctx.call('GET', '/readyz', { key: null });
   t.equal(ready.status, 200);
   t.same(ready.body.checks, { postgres: 'ok', redis: 'ok' });
-  await ctx.redis.disconnect();
-  const notReady = await ctx.call('GET', '/readyz', { key: null });
-  t.equal(notReady.status, 503);
-  t.equal(notReady.body.code, 'service_unavailable');
+  // Without Redis the api still serves everything it serves: ready, and says it is degraded.
+  const ended = once(ctx.redis, 'end');
+  ctx.redis.disconnect();
+  await ended;
+  const degraded = await ctx.call('GET', '/readyz', { key: null });
+  t.equal(degraded.status, 200);
+  t.same(degraded.body, { status: 'degraded', checks: { postgres: 'ok', redis: 'failed' } });
   await ctx.redis.connect();
+
+  // Without Postgres it is not ready.
+  const { buildApp } = await import('../src/app.js');
+  const { openPostgres } = await import('../src/db/client.js');
+  const nowhere = openPostgres('postgres://postgres@127.0.0.1:1/none', 1, ctx.app.log as never);
+  const app = await buildApp({ config: ctx.config, logger: ctx.app.log as never, database: nowhere, redis: ctx.redis, clock: ctx.clock });
+  t.teardown(async () => {
+    await app.close();
+    await nowhere.close();
+  });
+  const notReady = await app.inject({ method: 'GET', url: '/readyz' });
+  t.equal(notReady.statusCode, 503);
+  t.equal(notReady.json().code, 'service_unavailable');
 });
 
 t.test('NUL characters are bad input (400), never a 500', async (t) => {
@@ -117,4 +134,23 @@ t.test('database errors are logged without their query parameters', async (t) =>
   logger.error({ err: new DrizzleQueryError('insert into payment_methods values ($1, $2)', ['pm_1', 'tok_secretcard'], new Error('boom')) }, 'failed');
   t.match(text(), /insert into payment_methods/);
   t.notMatch(text(), /tok_secretcard/);
+});
+
+t.test('request logs carry the path and the query names, never a query value', async (t) => {
+  const { buildApp } = await import('../src/app.js');
+  const ctx = await setup(t);
+  const { logger, text } = captureLogs('info');
+  const app = await buildApp({ config: ctx.config, logger, database: ctx.database, redis: ctx.redis, clock: ctx.clock });
+  t.teardown(() => app.close());
+  const headers = { authorization: `Bearer ${ctx.keys.read}` };
+  t.equal((await app.inject({ method: 'GET', url: '/v1/plans?api_key=bsk_secretvalue123&x=1', headers })).statusCode, 200);
+  await app.inject({ method: 'GET', url: '/v1/nothing-here?token=tok_secretvalue456', headers });
+  const requests = text()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((entry) => entry.req);
+  t.ok(requests.length >= 2, 'the requests were logged');
+  t.notMatch(text(), /secretvalue/, 'no query value anywhere in the log');
+  t.ok(requests.some((entry) => entry.req.url === '/v1/plans?api_key=[redacted]&x=[redacted]'), 'the path and the parameter names are kept');
 });

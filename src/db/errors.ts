@@ -28,3 +28,19 @@ export function isConnectionError(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Runs a short write again when its connection was lost (the pool hands out a fresh one):
+ * for bookkeeping that must not be lost with the request it follows (an idempotency record,
+ * an audit event, an email marked sent). Other errors, and the last attempt's, are thrown.
+ */
+export async function retryOnConnectionError<T>(write: () => Promise<T>, pausesMs: readonly number[] = [50, 250, 1000]): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= pausesMs.length || !isConnectionError(err)) throw err;
+      await new Promise((r) => setTimeout(r, pausesMs[attempt]));
+    }
+  }
+}

@@ -55,7 +55,7 @@ export type Queues = { [K in QueueKey]: Queue<JobPayload<K>> };
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
   // Deliveries live in Postgres; a job is only the nudge to attempt one now.
   const webhookJobs = { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: true };
-  return {
+  const queues: Queues = {
     webhooks: new Queue(queueDefinitions.webhooks.name, { connection, prefix, defaultJobOptions: webhookJobs }),
     webhooksPriority: new Queue(queueDefinitions.webhooksPriority.name, { connection, prefix, defaultJobOptions: webhookJobs }),
     // Postgres is the record of due work: a finished or failed job must not keep its id, or
@@ -76,6 +76,10 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
       },
     }),
   };
+  // A queue re-emits its connection's errors; while Redis is away every add fails on its
+  // own (and is retried from Postgres), so the events add nothing but noise.
+  for (const queue of Object.values(queues)) queue.on('error', () => {});
+  return queues;
 }
 
 export async function closeQueues(queues: Queues): Promise<void> {

@@ -43,7 +43,7 @@ const statusDescriptions: Record<number, string> = {
   413: 'Body too large (`payload_too_large`)',
   415: 'Unsupported content type (`unsupported_media_type`)',
   422: 'The request is well formed but cannot be processed',
-  429: 'Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers',
+  429: 'Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers',
   500: 'Unexpected error; details are in the logs under the request id (`internal_error`)',
   503: 'The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one)',
 };

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/client.js';
+import { retryOnConnectionError } from '../db/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { recordAudit } from '../modules/audit/repo.js';
 import { hooksOf } from './route-hooks.js';
@@ -48,19 +49,20 @@ export default fp(
       } catch {
         response = undefined;
       }
+      const actorKeyId = request.principal.keyId;
       const params = request.params as Json;
       const body = request.body as Json;
       try {
-        await recordAudit(opts.db, {
+        await retryOnConnectionError(() => recordAudit(opts.db, {
           at: opts.clock.now(),
-          actorKeyId: request.principal.keyId,
+          actorKeyId,
           action,
           accountId: accountOf(params, body, response),
           target: typeof response?.id === 'string' ? response.id : (Object.values(params ?? {}).find((v) => typeof v === 'string') as string | undefined) ?? null,
           requestId: String(request.id),
           status: reply.statusCode,
           details: { params: params ?? {}, body: body ?? {} },
-        });
+        }));
       } catch (err) {
         request.log.error({ err, action }, 'could not write the audit event');
       }

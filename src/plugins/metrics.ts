@@ -48,10 +48,12 @@ export default fp(
       registers: [registry],
       async collect() {
         if (!queues) return;
-        for (const queue of Object.values(queues)) {
-          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
-          for (const [state, n] of Object.entries(counts)) this.set({ queue: queue.name, state }, n);
-        }
+        // Without Redis the scrape still answers: these series are left out (see billing_redis_up).
+        const all = await Promise.all(Object.values(queues).map((q) => q.getJobCounts('waiting', 'active', 'delayed', 'failed'))).catch(() => null);
+        this.reset();
+        Object.values(queues).forEach((queue, i) => {
+          for (const [state, n] of Object.entries(all?.[i] ?? {})) this.set({ queue: queue.name, state }, n);
+        });
       },
     });
     const jobStat = (name: string, help: string, field: string) =>
@@ -61,7 +63,7 @@ export default fp(
         labelNames: ['queue'],
         registers: [registry],
         async collect() {
-          const stats = await redis.hgetall(jobStatsKey(prefix));
+          const stats = await redis.hgetall(jobStatsKey(prefix)).catch(() => ({}) as Record<string, string>);
           for (const [key, value] of Object.entries(stats)) {
             const [queue, kind] = key.split(':');
             if (kind === field) this.set({ queue: queue! }, Number(value));
@@ -79,7 +81,8 @@ export default fp(
         labelNames,
         registers: [registry],
         async collect() {
-          const rows = ((await db.execute(query)) as unknown as { rows: Array<Record<string, string | null>> }).rows;
+          // Without Postgres the scrape still answers, without these series.
+          const rows = ((await db.execute(query).catch(() => ({ rows: [] }))) as unknown as { rows: Array<Record<string, string | null>> }).rows;
           this.reset();
           for (const row of rows) {
             const l = Object.fromEntries(labelNames.map((n) => [n, String(row[n])]));
@@ -108,6 +111,23 @@ export default fp(
       new Gauge({ name: 'billing_usage_transactions_total', help: 'Usage transactions committed by this process', registers: [registry], collect() { this.set(usageStats().transactions); } });
       new Gauge({ name: 'billing_usage_events_total', help: 'Usage events rated by this process', registers: [registry], collect() { this.set(usageStats().events); } });
     }
+    new Gauge({
+      name: 'billing_redis_up',
+      help: '1 while Redis answers this process; 0 while it does not (authorize, usage and reads go on without it)',
+      registers: [registry],
+      async collect() {
+        const up = await Promise.race([redis.ping().then(() => 1), new Promise<number>((r) => setTimeout(r, 1000, 0).unref())]).catch(() => 0);
+        this.set(up);
+      },
+    });
+    new Gauge({
+      name: 'billing_rate_limit_degraded',
+      help: '1 while rate limits are counted per process because Redis does not answer',
+      registers: [registry],
+      collect() {
+        this.set(app.hasDecorator('rateLimitDegraded') && app.rateLimitDegraded() ? 1 : 0);
+      },
+    });
     if (cacheLive) {
       new Gauge({ name: 'billing_change_feed_live', help: '1 while the change feed listens (caches in use), 0 while caches are bypassed', registers: [registry], collect() { this.set(cacheLive() ? 1 : 0); } });
     }

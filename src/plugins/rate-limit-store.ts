@@ -1,120 +1,210 @@
 import type { Redis } from 'ioredis';
 
-/** INCRBY a window's counter, starting the window if it is new; the count and what is left of it. */
-const incrementBy = `
-  local current = redis.call('INCRBY', KEYS[1], ARGV[1])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    ttl = tonumber(ARGV[2])
-  end
-  return {current, ttl}
+/**
+ * Leases up to ARGV[2] requests of a window's budget (ARGV[1]), never past it: at most an
+ * eighth of what is left, at least one while anything is left. Answers {granted, count}.
+ */
+const lease = `
+  local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+  local left = tonumber(ARGV[1]) - count
+  if left <= 0 then return {0, count} end
+  local grant = math.min(tonumber(ARGV[2]), math.max(1, math.floor(left / 8)))
+  count = redis.call('INCRBY', KEYS[1], grant)
+  if count == grant then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  return {grant, count}
+`;
+
+/** Gives back what a lease did not use, to the window it came from (gone with it when it ended). */
+const giveBack = `
+  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECRBY', KEYS[1], ARGV[1]) end
+  return 0
 `;
 
 type Callback = (err: Error | null, result?: { current: number; ttl: number }) => void;
-type RateLimitBy = (key: string, by: number, windowMs: number, cb: (err: Error | null, r: [number, number]) => void) => void;
+type Scripts = {
+  rateLimitLease(key: string, max: number, want: number, ttlMs: number): Promise<[number, number]>;
+  rateLimitGiveBack(key: string, n: number): Promise<number>;
+};
 
 interface Window {
-  /** The count Redis last reported for the window (all processes). */
-  shared: number;
-  /** Requests counted here and not yet added in Redis. */
-  pending: number;
+  /** The key in Redis: prefix, the limiter's key, the window's index. */
+  key: string;
+  /** The same without the prefix, for counting per process when Redis is away. */
+  localKey: string;
   endsAt: number;
-  /** When Redis last told this process the shared count. */
-  syncedAt: number;
-  flushing: boolean;
+  /** Leased from Redis and not used yet. */
+  tokens: number;
+  /** The window's count in Redis when last asked (every process's leases). */
+  shared: number;
+  /** Used from the current lease: sizes the next one. */
+  usedOfLease: number;
+  leasing: boolean;
+  waiting: Array<{ max: number; cb: Callback }>;
+  giveBackTimer?: NodeJS.Timeout;
+  exhausted: boolean;
+}
+
+export interface StoreHealth {
+  /** True while Redis does not answer and each process counts on its own. */
+  degraded: boolean;
 }
 
 /**
- * A Redis store for @fastify/rate-limit that does not cost a Redis round trip per request
- * on a budget far from exhausted. The first request of a window, and every request once the
- * count is within `margin` of the limit, is counted in Redis at once (exact, like the
- * plugin's own store); in between, requests are counted here and added to Redis every
- * `flushMs`. So the hot paths (tens of thousands a minute) pay one round trip per key and
- * `flushMs`, and a budget is still exact where it matters, at its end. Processes see each
- * other's far-from-limit requests up to `flushMs` late, and a count not refreshed from Redis
- * within two flushes is not trusted: the next request goes to Redis.
+ * A Redis store for @fastify/rate-limit that is exact at the budget's end across processes
+ * and costs no Redis round trip for most requests. Each process leases part of what is left
+ * of a key's window (an eighth at most, sized to its own recent use) and admits requests
+ * from its lease in memory; near the end leases shrink to one request, and a lease's unused
+ * part goes back after `leaseMs`. Every admitted request was leased from the shared count,
+ * so all processes together never admit more than the budget; a lease held by a process that
+ * stopped needing it keeps others waiting at most `leaseMs`.
+ *
+ * Windows are aligned to the clock (minute n is the same key everywhere). When Redis does
+ * not answer, the store counts per process (each process allows the whole budget) until
+ * Redis answers again, and says so through `onDegraded`.
  */
-export class CoalescingRedisStore {
+export class LeasedRedisStore {
   private readonly windows = new Map<string, Window>();
+  private readonly local = new Map<string, { endsAt: number; count: number }>();
+  private degradedUntil = 0;
+  private degraded = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly flushMs = 100,
+    private readonly opts: { leaseMs?: number; timeoutMs?: number; retryMs?: number; onDegraded?: (degraded: boolean, err?: Error) => void } = {},
   ) {
-    if (!('rateLimitBy' in redis)) redis.defineCommand('rateLimitBy', { numberOfKeys: 1, lua: incrementBy });
+    if (!('rateLimitLease' in redis)) {
+      redis.defineCommand('rateLimitLease', { numberOfKeys: 1, lua: lease });
+      redis.defineCommand('rateLimitGiveBack', { numberOfKeys: 1, lua: giveBack });
+    }
   }
 
-  private run(key: string, by: number, windowMs: number, cb: (err: Error | null, r: [number, number]) => void) {
-    (this.redis as unknown as { rateLimitBy: RateLimitBy }).rateLimitBy(key, by, windowMs, cb);
+  private get scripts(): Scripts {
+    return this.redis as unknown as Scripts;
   }
 
-  /** The margin below the limit from which every request goes to Redis: 10%, at least 100. */
-  static margin(max: number): number {
-    return Math.max(100, Math.ceil(max / 10));
+  get health(): StoreHealth {
+    return { degraded: this.degraded };
   }
 
   incr(key: string, cb: Callback, timeWindow: number, max: number): void {
-    const fullKey = this.prefix + key;
     const now = Date.now();
-    const window = this.windows.get(fullKey);
-    // Local only while the shared count is recent (other processes count too) and far from the limit.
-    const fresh = window && window.endsAt > now && now - window.syncedAt <= 2 * this.flushMs;
-    if (window && fresh && window.shared + window.pending + 1 < max - CoalescingRedisStore.margin(max)) {
-      window.pending++;
-      this.scheduleFlush(fullKey, window, timeWindow);
-      cb(null, { current: window.shared + window.pending, ttl: window.endsAt - now });
+    const index = Math.floor(now / timeWindow);
+    const endsAt = (index + 1) * timeWindow;
+    const localKey = `${key}:${index}`;
+    if (now < this.degradedUntil) return this.countLocally(localKey, endsAt, max, cb);
+
+    const fullKey = this.prefix + localKey;
+    let window = this.windows.get(key);
+    if (!window || window.endsAt <= now || window.key !== fullKey) {
+      if (window) clearTimeout(window.giveBackTimer);
+      window = { key: fullKey, localKey, endsAt, tokens: 0, shared: 0, usedOfLease: 0, leasing: false, waiting: [], exhausted: false };
+      this.windows.set(key, window);
+      this.evictEnded(now);
+    }
+    if (window.tokens > 0) {
+      window.tokens--;
+      window.usedOfLease++;
+      cb(null, { current: Math.min(max, window.shared - window.tokens), ttl: endsAt - now });
       return;
     }
-    this.exact(fullKey, 1, timeWindow, cb);
+    window.waiting.push({ max, cb });
+    if (!window.leasing) this.lease(window, timeWindow);
   }
 
-  child(): CoalescingRedisStore {
+  child(): this {
     return this;
   }
 
-  private exact(fullKey: string, by: number, timeWindow: number, cb: Callback) {
-    this.run(fullKey, by, timeWindow, (err, result) => {
-      if (err) return cb(err);
-      const [current, ttl] = result;
-      const window = this.windows.get(fullKey);
-      const pending = window && window.endsAt > Date.now() ? window.pending : 0;
-      const now = Date.now();
-      this.windows.set(fullKey, { shared: current, pending, endsAt: now + ttl, syncedAt: now, flushing: window?.flushing ?? false });
-      this.evictEnded();
-      cb(null, { current: current + pending, ttl });
-    });
-  }
-
-  private scheduleFlush(fullKey: string, window: Window, timeWindow: number) {
-    if (window.flushing) return;
-    window.flushing = true;
-    setTimeout(() => {
-      const current = this.windows.get(fullKey);
-      if (!current) return;
-      const by = current.pending;
-      current.pending = 0;
-      current.flushing = false;
-      if (by === 0) return;
-      this.run(fullKey, by, timeWindow, (err, result) => {
-        const now = this.windows.get(fullKey);
-        if (!now) return;
-        if (err) {
-          now.pending += by; // counted again with the next flush
-          this.scheduleFlush(fullKey, now, timeWindow);
-        } else {
-          now.shared = result[0];
-          now.syncedAt = Date.now();
-          now.endsAt = now.syncedAt + result[1];
+  /** Asks Redis for a lease for everyone waiting; admits them from it, and asks again if it is short. */
+  private lease(window: Window, timeWindow: number) {
+    window.leasing = true;
+    const max = window.waiting[0]!.max;
+    const want = Math.max(window.waiting.length, 2 * window.usedOfLease, 1);
+    this.withTimeout(this.scripts.rateLimitLease(window.key, max, want, timeWindow * 2)).then(
+      ([granted, count]) => {
+        window.leasing = false;
+        this.recovered();
+        window.shared = count;
+        window.tokens += granted;
+        window.usedOfLease = 0;
+        window.exhausted = granted === 0;
+        const ttl = Math.max(0, window.endsAt - Date.now());
+        while (window.waiting.length > 0 && (window.tokens > 0 || window.exhausted)) {
+          const waiter = window.waiting.shift()!;
+          if (window.tokens > 0) {
+            window.tokens--;
+            window.usedOfLease++;
+            waiter.cb(null, { current: Math.min(waiter.max, window.shared - window.tokens), ttl });
+          } else {
+            waiter.cb(null, { current: waiter.max + 1, ttl }); // the budget is spent, in every process
+          }
         }
-      });
-    }, this.flushMs).unref();
+        if (window.waiting.length > 0) this.lease(window, timeWindow);
+        else if (window.tokens > 0) this.scheduleGiveBack(window);
+      },
+      (err: Error) => {
+        window.leasing = false;
+        this.degrade(err);
+        for (const w of window.waiting.splice(0)) this.countLocally(window.localKey, window.endsAt, w.max, w.cb);
+      },
+    );
   }
 
-  private evictEnded() {
-    if (this.windows.size < 10_000) return;
+  private scheduleGiveBack(window: Window) {
+    clearTimeout(window.giveBackTimer);
+    window.giveBackTimer = setTimeout(() => {
+      const unused = window.tokens;
+      if (unused <= 0 || window.leasing) return;
+      window.tokens = 0;
+      window.usedOfLease = 0;
+      this.scripts.rateLimitGiveBack(window.key, unused).catch(() => {}); // lost with Redis: the window only admits fewer
+    }, this.opts.leaseMs ?? 250);
+    window.giveBackTimer.unref();
+  }
+
+  private countLocally(key: string, endsAt: number, _max: number, cb: Callback) {
     const now = Date.now();
-    for (const [key, w] of this.windows) if (w.endsAt <= now && w.pending === 0) this.windows.delete(key);
+    let entry = this.local.get(key);
+    if (!entry || entry.endsAt <= now) {
+      entry = { endsAt, count: 0 };
+      this.local.set(key, entry);
+      if (this.local.size > 10_000) for (const [k, e] of this.local) if (e.endsAt <= now) this.local.delete(k);
+    }
+    entry.count++;
+    cb(null, { current: entry.count, ttl: endsAt - now });
+  }
+
+  private degrade(err: Error) {
+    this.degradedUntil = Date.now() + (this.opts.retryMs ?? 2000);
+    if (!this.degraded) {
+      this.degraded = true;
+      this.opts.onDegraded?.(true, err);
+    }
+  }
+
+  private recovered() {
+    if (!this.degraded) return;
+    this.degraded = false;
+    this.local.clear();
+    this.opts.onDegraded?.(false);
+  }
+
+  private withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('rate limit store: Redis did not answer in time')), this.opts.timeoutMs ?? 1000);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private evictEnded(now: number) {
+    if (this.windows.size < 10_000) return;
+    for (const [key, w] of this.windows) {
+      if (w.endsAt <= now && w.waiting.length === 0) {
+        clearTimeout(w.giveBackTimer);
+        this.windows.delete(key);
+      }
+    }
   }
 }
