@@ -7,6 +7,8 @@ import { queueDefinitions } from './jobs/registry.js';
 import { mailDirOf } from './config.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
 import { createNotificationsService } from './modules/notifications/service.js';
+import { workerConnection } from './infra.js';
+import { throttledFailures } from './lib/log-throttle.js';
 import { isMainModule, runProcess, type Runtime } from './runtime.js';
 import { createServices } from './services.js';
 import { recordJob } from './jobs/job-stats.js';
@@ -14,24 +16,38 @@ import { recordJob } from './jobs/job-stats.js';
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
 export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
   const { config, logger, database, redis, queues, clock } = runtime;
+  // Workers wait for Redis to come back; everything else on `redis` fails fast meanwhile.
+  const connection = workerConnection(redis);
+  connection.on('error', () => {}); // reconnects by itself; workers report their own errors
   const mailer =
     opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
   const notifications = createNotificationsService({ db: database.db, clock, mailer });
 
-  const { upgrades, renewals, purchases, webhooks } = createServices(runtime);
+  const { upgrades, renewals, purchases, webhooks, secrets } = createServices(runtime);
+  // Secrets at rest under the current SECRETS_KEYS key (legacy or rotated-out forms sealed
+  // again); in the background: a failure is logged and `ops secrets:rotate` does the same.
+  void secrets
+    .rotate()
+    .then((done) => {
+      if (done.webhooks.unreadable.length) logger.error({ endpoints: done.webhooks.unreadable }, 'webhook secrets no SECRETS_KEYS key can read');
+      else if (done.webhooks.resealed || done.apiKeys.rehashed) logger.info(done, 'secrets sealed under the current key');
+    })
+    .catch((err) => logger.error({ err }, 'could not seal secrets under the current key; run `ops secrets:rotate`'));
   const services = { upgrades, renewals, purchases, webhooks };
   const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
-    connection: redis,
+    connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
   });
   eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
-  eventsWorker.on('error', (err) => logger.error({ err }, 'events worker error'));
+  // While Redis is away every worker reports each reconnect attempt: a line per outage, not per attempt.
+  const workerErrors = throttledFailures();
+  const onWorkerError = (name: string) => (err: Error) => workerErrors.failed(name, (suppressed) => logger.error({ err, suppressed }, `${name} worker error`));
+  eventsWorker.on('error', onWorkerError('events'));
 
   const relay = createOutboxRelay({
     db: database.db,
     queues,
-    clock,
     logger,
     pollMs: config.OUTBOX_POLL_MS,
     onRelay: async (tx, rows) => {
@@ -43,21 +59,21 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   relay.start();
   let closing = false;
   const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases, stopping: () => closing }), {
-    connection: redis,
+    connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
   });
   renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
-  renewalsWorker.on('error', (err) => logger.error({ err }, 'renewals worker error'));
+  renewalsWorker.on('error', onWorkerError('renewals'));
   const deliver = async (job: { data: unknown }) => {
     const { deliveryId, attempt } = queueDefinitions.webhooks.payload.parse(job.data);
     return { outcome: await webhooks.deliver(deliveryId, attempt) };
   };
   const webhookWorkers = [
-    new Worker(queueDefinitions.webhooks.name, deliver, { connection: redis, prefix: config.QUEUE_PREFIX, concurrency: 20 }),
-    new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection: redis, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
+    new Worker(queueDefinitions.webhooks.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 20 }),
+    new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
   ];
-  for (const w of webhookWorkers) w.on('error', (err) => logger.error({ err }, 'webhook worker error'));
+  for (const w of webhookWorkers) w.on('error', onWorkerError(w.name));
   // Job counts and durations for /metrics, kept in Redis so any api process can report them.
   for (const w of [eventsWorker, renewalsWorker, ...webhookWorkers]) {
     w.on('completed', (job) => {
@@ -81,6 +97,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       await periodic.stop();
       await relay.stop();
       await Promise.all([eventsWorker.close(), renewalsWorker.close(), ...webhookWorkers.map((w) => w.close())]);
+      await connection.quit().catch(() => connection.disconnect());
       mailer.close();
     },
   };

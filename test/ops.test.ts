@@ -1,7 +1,7 @@
 import t from 'tap';
 import { StartupError, checkRedisPolicy } from '../src/infra.js';
 import { createLogger } from '../src/lib/logger.js';
-import { setup } from './helper.js';
+import { approveKyc, setup } from './helper.js';
 
 t.test('the queue board lists every queue for an ops key, and refuses anyone else', async (t) => {
   const ctx = await setup(t);
@@ -64,7 +64,8 @@ t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook
   t.teardown(() => workers.close());
   await ctx.call('GET', '/v1/plans');
   await ctx.call('GET', '/v1/plans/plan_nope_v1');
-  await ctx.call('POST', '/v1/accounts', { body: { name: 'M', email: 'm@example.com', country: 'IN' } });
+  const created = await ctx.call('POST', '/v1/accounts', { body: { name: 'M', email: 'm@example.com', country: 'IN' } });
+  await approveKyc(ctx, created.body.id); // the approval emails: a job on the events queue
   const read = async () => (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body;
   const deadline = Date.now() + 10_000;
   let text = await read();

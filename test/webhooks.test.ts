@@ -225,7 +225,6 @@ t.test('Redis flushed right after the relay: the deliveries were already in Post
   const relay = createOutboxRelay({
     db: ctx.database.db,
     queues: ctx.queues,
-    clock: ctx.clock,
     logger: createLogger({ LOG_LEVEL: 'silent' }),
     pollMs: 1000,
     onRelay: async (tx, rows) => {
@@ -285,4 +284,26 @@ t.test('the connection itself refuses private addresses (no DNS rebinding), and 
   const busy = await ctx.call('POST', `/v1/webhook-endpoints/${id}/deliveries/${delivery.id}/redeliver`);
   t.equal(busy.status, 409, 'not while an attempt holds the lease');
   t.equal(busy.body.code, 'webhook_delivery_in_flight');
+});
+
+t.test('PATCH changes only the fields it is given: the event filter stays', async (t) => {
+  const ctx = await setup(t, { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+  const account = await readyAccount(ctx);
+  const created = await endpoint(ctx, account.id, 'http://127.0.0.1:9/hooks', ['invoice.paid']);
+  const read = async () => {
+    const res = await ctx.call('GET', `/v1/accounts/${account.id}/webhook-endpoints`, { key: ctx.keys.read });
+    const { url, description, eventTypes, status } = res.body.data.find((e: { id: string }) => e.id === created.id);
+    return { url, description, eventTypes, status };
+  };
+  t.same(await read(), { url: 'http://127.0.0.1:9/hooks', description: '', eventTypes: ['invoice.paid'], status: 'enabled' });
+
+  const patch = (body: Record<string, unknown>) => ctx.call('PATCH', `/v1/webhook-endpoints/${created.id}`, { key: ctx.keys.write, body });
+  t.equal((await patch({ description: 'to the CRM' })).status, 200);
+  t.same(await read(), { url: 'http://127.0.0.1:9/hooks', description: 'to the CRM', eventTypes: ['invoice.paid'], status: 'enabled' }, 'only description changed');
+  t.equal((await patch({ enabled: false })).status, 200);
+  t.same(await read(), { url: 'http://127.0.0.1:9/hooks', description: 'to the CRM', eventTypes: ['invoice.paid'], status: 'disabled' }, 'only the status changed');
+  t.equal((await patch({ url: 'http://127.0.0.1:9/other' })).status, 200);
+  t.same(await read(), { url: 'http://127.0.0.1:9/other', description: 'to the CRM', eventTypes: ['invoice.paid'], status: 'disabled' }, 'only url changed');
+  t.equal((await patch({ eventTypes: [] })).status, 200);
+  t.same((await read()).eventTypes, [], 'an explicit empty filter still means every event');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createEventDispatcher } from '../src/jobs/dispatch-event.js';
-import { createOutboxRelay } from '../src/jobs/outbox-relay.js';
+import { createEventRequeuer, createOutboxRelay } from '../src/jobs/outbox-relay.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { createNotificationsService } from '../src/modules/notifications/service.js';
@@ -12,15 +12,51 @@ t.test('relay moves each committed outbox row to the queue once, under its event
   const ctx = await setup(t);
   const a = await createAccount(ctx);
   await approveKyc(ctx, a.id);
-  const relay = createOutboxRelay({ db: ctx.database.db, queues: ctx.queues, clock: ctx.clock, logger: createLogger({ LOG_LEVEL: 'silent' }), pollMs: 50 });
+  const relay = createOutboxRelay({ db: ctx.database.db, queues: ctx.queues, logger: createLogger({ LOG_LEVEL: 'silent' }), pollMs: 50 });
   t.equal(await relay.drain(), 3, 'account.created and two KYC changes');
   t.equal(await relay.drain(), 0, 'nothing twice');
   const jobs = await ctx.queues.events.getJobs(['waiting', 'delayed', 'active']);
-  t.equal(jobs.length, 3);
-  const { rows } = await ctx.query('select event_id from outbox order by id');
+  t.equal(jobs.length, 2, 'a job for each event that may email: the KYC changes');
+  const { rows } = await ctx.query("select event_id from outbox where type = 'kyc.status_changed' order by id");
   t.same(jobs.map((j) => j.id).sort(), rows.map((r: any) => r.event_id).sort(), 'job id = event id');
   const unrelayed = await ctx.query('select count(*)::int as n from outbox where relayed_at is null');
   t.equal(unrelayed.rows[0].n, 0);
+  const handled = await ctx.query('select type, handled_at is not null as handled from outbox order by id');
+  t.same(
+    handled.rows.map((r: any) => [r.type, r.handled]),
+    [['account.created', true], ['kyc.status_changed', false], ['kyc.status_changed', false]],
+    'an event with no job is done once relayed; the others wait for their job',
+  );
+});
+
+t.test('a relayed event whose job Redis lost is queued again and emails once', async (t) => {
+  const smtp = await smtpReceiver(t);
+  const ctx = await setup(t);
+  const a = await createAccount(ctx, { email: 'lost@acme.example' });
+  await approveKyc(ctx, a.id);
+  const logger = createLogger({ LOG_LEVEL: 'silent' });
+  const relay = createOutboxRelay({ db: ctx.database.db, queues: ctx.queues, logger, pollMs: 50 });
+  await relay.drain();
+  const requeue = createEventRequeuer({ db: ctx.database.db, queues: ctx.queues, graceMs: 30_000 });
+
+  t.equal(await requeue(), 0, 'a job younger than the grace is left to the queue');
+  // Redis loses everything (FLUSHALL, a restart without persistence) and time passes.
+  await ctx.queues.events.obliterate({ force: true });
+  t.equal((await ctx.queues.events.getJobs(['waiting', 'delayed', 'active'])).length, 0);
+  await ctx.query("update outbox set relayed_at = relayed_at - interval '1 minute'");
+
+  t.equal(await requeue(), 2, 'both KYC events are found in Postgres');
+  t.equal(await requeue(), 2, 'a second sweep finds them again (not handled yet)...');
+  const jobs = await ctx.queues.events.getJobs(['waiting', 'delayed', 'active']);
+  t.equal(jobs.length, 2, '...and adds no second job while the first is in Redis');
+
+  const mailer = createSmtpMailer(smtp.url, 'Billing <billing@test.example>');
+  t.teardown(() => mailer.close());
+  const dispatch = createEventDispatcher({ db: ctx.database.db, notifications: createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer }) });
+  for (const job of jobs) await dispatch(job as any);
+  t.equal(smtp.received.length, 1, 'the approval emailed once (the submission sends nothing)');
+  t.equal((await ctx.query('select count(*)::int as n from outbox where handled_at is null')).rows[0].n, 0, 'every event handled');
+  t.equal(await requeue(), 0, 'nothing left to find');
 });
 
 t.test('KYC approval emails the account once, through a real SMTP server, even when the job runs twice', async (t) => {

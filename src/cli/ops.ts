@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { and, asc, eq, gte, isNull } from 'drizzle-orm';
+import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config.js';
 import { DataDirInUseError } from '../db/client.js';
 import { accounts, apiKeys, invoices, outbox, payments } from '../db/schema/index.js';
@@ -8,7 +9,7 @@ import { createOutboxRelay } from '../jobs/outbox-relay.js';
 import { closeQueues, createQueues } from '../jobs/registry.js';
 import { systemClock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
-import { createLogger } from '../lib/logger.js';
+import { loggerOptions } from '../lib/logger.js';
 import { recordAudit } from '../modules/audit/repo.js';
 import { scopeSchema } from '../modules/auth/domain.js';
 import { InvalidKeyRequest } from '../modules/auth/service.js';
@@ -23,6 +24,7 @@ const usage = `usage: npm run ops -- <command> [options] [--json]
   ledger:check [--account <account id>]        exit 1 when an invariant is broken
   outbox:requeue [--since <ISO time>]          relay unrelayed rows now; --since also re-relays rows relayed since then
   account:show <account id>
+  secrets:rotate                               seal every secret at rest with the first SECRETS_KEYS key (idempotent)
 
 exit codes: 0 done, 1 failed (or invariants broken), 2 bad arguments, 3 not found`;
 
@@ -59,7 +61,8 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const config = loadConfig();
-  const logger = createLogger({ LOG_LEVEL: 'warn' });
+  // Logs go to stderr: stdout carries the command's answer (--json) alone.
+  const logger = pino(loggerOptions({ LOG_LEVEL: 'warn' }), pino.destination(2));
   const database = await openDatabase(config, logger);
   const services = createServices({ config, database, clock: systemClock, logger });
   const db = database.db;
@@ -125,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
         if (opts.since) {
           const since = new Date(opts.since);
           if (Number.isNaN(since.getTime())) throw new UsageError('--since must be an ISO time');
-          reset = (await db.update(outbox).set({ relayedAt: null }).where(gte(outbox.relayedAt, since)).returning({ id: outbox.id })).length;
+          reset = (await db.update(outbox).set({ relayedAt: null, handledAt: null }).where(gte(outbox.relayedAt, since)).returning({ id: outbox.id })).length;
         }
         const redis = await connectRedis(config.REDIS_URL);
         const queues = createQueues(redis, config.QUEUE_PREFIX);
@@ -133,7 +136,6 @@ async function main(argv: string[]): Promise<number> {
           const relay = createOutboxRelay({
             db,
             queues,
-            clock: systemClock,
             logger,
             pollMs: 1000,
             onRelay: async (tx, rows) => {
@@ -168,6 +170,22 @@ async function main(argv: string[]): Promise<number> {
           state,
         );
         return 0;
+      }
+      case 'secrets:rotate': {
+        const result = await services.secrets.rotate();
+        const { webhooks, apiKeys: keyHashes } = result;
+        await audit('secrets.rotate', null, 'secrets', { webhookSecretsResealed: webhooks.resealed, unreadable: webhooks.unreadable, apiKeysRehashed: keyHashes.rehashed });
+        const forms = Object.entries(keyHashes.byHashKid).map(([kid, n]) => `${kid} ${n}`).join(', ') || 'none';
+        print(
+          [
+            `webhook secrets sealed again: ${webhooks.resealed}`,
+            ...(webhooks.unreadable.length ? [`unreadable (their key is no longer in SECRETS_KEYS): ${webhooks.unreadable.join(', ')}`] : []),
+            `API key hashes converted from SHA-256: ${keyHashes.rehashed}; keys by hash key: ${forms}`,
+            'keys under an older key id move to the first key on their next use; remove an old key once none remain under it',
+          ].join('\n'),
+          result,
+        );
+        return webhooks.unreadable.length ? 1 : 0;
       }
       default:
         throw new UsageError(`unknown command ${command}\n\n${usage}`);

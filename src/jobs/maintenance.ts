@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
+import { throttledFailures } from '../lib/log-throttle.js';
 import type { Logger } from '../lib/logger.js';
 import { RETENTION_MS } from '../modules/idempotency/domain.js';
 import { purgeOlderThan } from '../modules/idempotency/repo.js';
@@ -7,6 +8,7 @@ import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import type { UpgradeService } from '../modules/upgrade/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
+import { createEventRequeuer } from './outbox-relay.js';
 import type { Queues } from './registry.js';
 import { scheduleDueWork } from './scheduler.js';
 
@@ -37,6 +39,12 @@ export function maintenanceTasks(deps: {
       run: () => scheduleDueWork(deps),
     },
     {
+      // Grace: six scheduler passes (30 s by default) before a job counts as possibly lost.
+      name: 'queue again relayed events whose job Redis lost',
+      everyMs: deps.schedulerIntervalMs,
+      run: createEventRequeuer({ db: deps.db, queues: deps.queues, graceMs: 6 * deps.schedulerIntervalMs }),
+    },
+    {
       name: 'reconcile unknown renewal payments',
       everyMs: 15_000,
       run: () => deps.renewals.reconcileStalePayments(),
@@ -63,6 +71,7 @@ export function maintenanceTasks(deps: {
 export function runPeriodically(tasks: PeriodicTask[], logger: Logger) {
   const timers: NodeJS.Timeout[] = [];
   const running = new Set<Promise<unknown>>();
+  const failures = throttledFailures();
   let stopped = false;
   for (const task of tasks) {
     let busy = false;
@@ -71,7 +80,8 @@ export function runPeriodically(tasks: PeriodicTask[], logger: Logger) {
       busy = true;
       const run = task
         .run()
-        .catch((err) => logger.error({ err, task: task.name }, 'periodic task failed'))
+        .then(() => failures.recovered(task.name, () => logger.info({ task: task.name }, 'periodic task succeeds again')))
+        .catch((err) => failures.failed(task.name, (suppressed) => logger.error({ err, task: task.name, suppressed }, 'periodic task failed')))
         .finally(() => {
           busy = false;
           running.delete(run);

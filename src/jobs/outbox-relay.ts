@@ -1,9 +1,10 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { webhookEndpoints } from '../db/schema/index.js';
-import type { Clock } from '../lib/clock.js';
+import { throttledFailures } from '../lib/log-throttle.js';
 import type { Logger } from '../lib/logger.js';
-import { claimUnrelayed, markRelayed, type OutboxRow } from '../modules/events/repo.js';
+import { claimUnrelayed, listUnhandled, markRelayed, type OutboxRow } from '../modules/events/repo.js';
+import { emailingEventTypes } from '../modules/notifications/templates.js';
 import type { Queues } from './registry.js';
 
 const BATCH = 200;
@@ -11,18 +12,19 @@ const BATCH = 200;
 /**
  * Moves committed outbox rows to the events queue. Rows are claimed with SKIP LOCKED and
  * marked in the same transaction as the enqueue: if the commit fails after the enqueue, the
- * next pass enqueues again under the same job id, and the handlers are idempotent.
+ * next pass enqueues again under the same job id, and the handlers are idempotent. Only
+ * events that may email get a job; the others are handled once relayed (their webhook
+ * deliveries are rows written here). A job Redis loses is queued again by requeueLostEvents.
  */
 export function createOutboxRelay(deps: {
   db: Db;
   queues: Queues;
-  clock: Clock;
   logger: Logger;
   pollMs: number;
   /** Work that must exist before an event counts as relayed (webhook deliveries), in the same transaction. */
   onRelay?: (tx: Db, rows: OutboxRow[]) => Promise<void>;
 }) {
-  const { db, queues, clock, logger } = deps;
+  const { db, queues, logger } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let stopped = true;
@@ -32,18 +34,13 @@ export function createOutboxRelay(deps: {
     return db.transaction(async (tx) => {
       const rows = await claimUnrelayed(tx, BATCH);
       if (rows.length === 0) return 0;
-      await queues.events.addBulk(
-        rows.map((row) => ({
-          name: row.type,
-          data: { outboxId: row.id, eventId: row.eventId, type: row.type },
-          opts: { jobId: row.eventId },
-        })),
-      );
+      const jobs = rows.filter((row) => emailingEventTypes.has(row.type));
+      if (jobs.length) await queues.events.addBulk(jobs.map(eventJob));
       await deps.onRelay?.(tx, rows);
       await markRelayed(
         tx,
         rows.map((r) => r.id),
-        clock.now(),
+        rows.filter((row) => !emailingEventTypes.has(row.type)).map((r) => r.id),
       );
       return rows.length;
     });
@@ -56,9 +53,11 @@ export function createOutboxRelay(deps: {
     return total;
   }
 
+  const failures = throttledFailures();
   function tick() {
     running = drain()
-      .catch((err) => logger.error({ err }, 'outbox relay pass failed'))
+      .then(() => failures.recovered('relay', () => logger.info('outbox relay passes succeed again')))
+      .catch((err) => failures.failed('relay', (suppressed) => logger.error({ err, suppressed }, 'outbox relay pass failed; retrying every pass')))
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, deps.pollMs);
       });
@@ -82,6 +81,33 @@ export function createOutboxRelay(deps: {
 }
 
 export type OutboxRelay = ReturnType<typeof createOutboxRelay>;
+
+const eventJob = (row: Pick<OutboxRow, 'id' | 'eventId' | 'type'>) => ({
+  name: row.type,
+  data: { outboxId: row.id, eventId: row.eventId, type: row.type },
+  opts: { jobId: row.eventId },
+});
+
+/** A relayed event whose job has not finished in this long is looked for in Redis again. */
+export const EVENT_JOB_GRACE_MS = 30_000;
+const REQUEUE_PAGE = 2000;
+
+/**
+ * Finds relayed events whose job has not finished and queues them again under their job id.
+ * A job still in Redis (waiting in a backlog, running, retrying, or failed for good) keeps
+ * its id, so BullMQ ignores the add; a job Redis lost (a FLUSHALL, a restart without
+ * persistence) is queued anew, and sends at most once (the email's own record). Walks the
+ * rows a page per call from where the last call stopped, so a large backlog is covered.
+ */
+export function createEventRequeuer(deps: { db: Db; queues: Queues; graceMs?: number; pageSize?: number }) {
+  let afterId = 0;
+  return async function requeueLostEvents(): Promise<number> {
+    const rows = await listUnhandled(deps.db, deps.graceMs ?? EVENT_JOB_GRACE_MS, afterId, deps.pageSize ?? REQUEUE_PAGE);
+    afterId = rows.length === (deps.pageSize ?? REQUEUE_PAGE) ? rows.at(-1)!.id : 0;
+    if (rows.length) await deps.queues.events.addBulk(rows.map(eventJob));
+    return rows.length;
+  };
+}
 
 /**
  * The accounts among `accountIds` with an enabled webhook endpoint: one query per relay pass,

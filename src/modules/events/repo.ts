@@ -55,9 +55,41 @@ export async function claimUnrelayed(db: Db, limit: number): Promise<OutboxRow[]
     .for('update', { skipLocked: true });
 }
 
-export async function markRelayed(db: Db, ids: number[], at: Date): Promise<void> {
+/**
+ * Marks rows relayed, on the database's clock (how long a job has been out is real time, even
+ * for accounts on a test clock). `handled`: those among them with no job to wait for.
+ */
+export async function markRelayed(db: Db, ids: number[], handled: number[] = []): Promise<void> {
   if (ids.length === 0) return;
-  await db.update(outbox).set({ relayedAt: at }).where(and(inArray(outbox.id, ids), isNull(outbox.relayedAt)));
+  const done = handled.length ? sql`case when ${outbox.id} = any(${sql.param(handled)}::bigint[]) then now() end` : sql`null`;
+  await db
+    .update(outbox)
+    .set({ relayedAt: sql`now()`, handledAt: done })
+    .where(and(inArray(outbox.id, ids), isNull(outbox.relayedAt)));
+}
+
+/** The event's job finished: nothing is owed for it any more. */
+export async function markHandled(db: Db, id: number): Promise<void> {
+  await db.update(outbox).set({ handledAt: sql`now()` }).where(and(sql`${outbox.id} = ${id}`, isNull(outbox.handledAt)));
+}
+
+/**
+ * Relayed rows whose job has not finished after `olderThanMs`, oldest first from `afterId`:
+ * their job may be waiting in a backlog, or lost with Redis's data.
+ */
+export async function listUnhandled(db: Db, olderThanMs: number, afterId: number, limit: number): Promise<Array<Pick<OutboxRow, 'id' | 'eventId' | 'type'>>> {
+  return db
+    .select({ id: outbox.id, eventId: outbox.eventId, type: outbox.type })
+    .from(outbox)
+    .where(
+      and(
+        sql`${outbox.relayedAt} is not null and ${outbox.handledAt} is null`,
+        sql`${outbox.relayedAt} < now() - ${`${olderThanMs} milliseconds`}::interval`,
+        sql`${outbox.id} > ${afterId}`,
+      ),
+    )
+    .orderBy(asc(outbox.id))
+    .limit(limit);
 }
 
 export async function listEventsOfAccount(db: Db, accountId: string): Promise<OutboxRow[]> {

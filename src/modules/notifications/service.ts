@@ -1,5 +1,6 @@
 import { and, eq, isNull, lt, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { retryOnConnectionError } from '../../db/errors.js';
 import { emailDeliveries } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
@@ -73,10 +74,14 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
       await db.update(emailDeliveries).set({ claimedAt: null }).where(and(eq(emailDeliveries.id, delivery.id), eq(emailDeliveries.claimedAt, claimedAt)));
       throw err;
     }
-    await db
-      .update(emailDeliveries)
-      .set({ sentAt: clock.now(), messageId })
-      .where(and(eq(emailDeliveries.id, delivery.id), isNull(emailDeliveries.sentAt)));
+    // The email is out: losing this write to a dropped connection would send it again once
+    // the lease runs out, so it is tried again on a fresh connection first.
+    await retryOnConnectionError(() =>
+      db
+        .update(emailDeliveries)
+        .set({ sentAt: clock.now(), messageId })
+        .where(and(eq(emailDeliveries.id, delivery.id), isNull(emailDeliveries.sentAt))),
+    );
     return 'sent';
   }
 

@@ -91,6 +91,12 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
   }),
 };
 
+/**
+ * The event types that may email the account (renderEmail, and the upgrade confirmation):
+ * the relay queues a job only for these, and Postgres remembers until each job has finished.
+ */
+export const emailingEventTypes: ReadonlySet<string> = new Set([...Object.keys(lifecycle), 'kyc.status_changed', 'account.upgraded']);
+
 export function renderEmail(event: EventForEmail, account: AccountForEmail): RenderedEmail | null {
   const transition = lifecycle[event.type];
   if (transition) {
