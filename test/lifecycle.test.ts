@@ -175,7 +175,8 @@ t.test('a declined renewal that later succeeds restores active', async (t) => {
   const { account } = await w.subscribe('plan_starter_v1', 'monthly', 'tok_chargeCustomerFail');
   await w.advance('2026-08-01T00:00:00Z');
   t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'past_due');
-  await w.ctx.query("update payment_methods set reference = 'tok_visa' where account_id = $1", [account.id]);
+  // The customer fixed the card: on the gateway's side, behind the same saved reference.
+  await w.ctx.query("update sandbox_payment_methods set instrument = 'tok_visa' where reference in (select reference from payment_methods where account_id = $1)", [account.id]);
   await w.advance('2026-08-02T00:00:00Z');
   t.equal((await w.ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'active');
   const [, renewal] = await invoicesOf(w.ctx, account.id);
@@ -344,7 +345,7 @@ t.test('changes after the period end wait for the renewal; payment rules hold fo
   t.equal((await ctx.call('POST', `/v1/subscriptions/${cardSub}/cancel`)).status, 200, 'after the renewal, changes apply to the next period');
 });
 
-t.test('a renewal whose answer was lost is reconciled on its account\'s clock, even a clock in the future', async (t) => {
+t.test('a renewal whose answer was lost is reconciled after 30 s of real time, even on a test clock that stands still', async (t) => {
   const ctx = await setup(t, env);
   const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'future', frozenTime: '2027-01-01T00:00:00Z' } })).body;
   const id = await readyAccountOn(ctx, clock.id);
@@ -352,15 +353,16 @@ t.test('a renewal whose answer was lost is reconciled on its account\'s clock, e
     body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' } },
     headers: { 'idempotency-key': 'f' },
   })).body.subscription;
-  await ctx.query("update payment_methods set reference = 'tok_timeout' where account_id = $1", [id]);
+  await ctx.query("update sandbox_payment_methods set instrument = 'tok_timeout' where reference in (select reference from payment_methods where account_id = $1)", [id]);
   await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2027-02-01T00:00:00Z', clock.id]);
   t.equal(await ctx.services.renewals.renew(sub.id, new Date('2027-02-01T00:00:00Z')), 'renewed');
   const payment = await ctx.query("select status from payments where purpose = 'renewal'");
   t.equal(payment.rows[0].status, 'unknown');
   t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'advancing', 'an unknown payment is pending work');
-  t.equal(await ctx.services.renewals.reconcileStalePayments(), 0, 'not stale yet on its clock');
-  await ctx.query('update test_clocks set frozen_time = $1 where id = $2', ['2027-02-01T00:01:00Z', clock.id]);
-  t.equal(await ctx.services.renewals.reconcileStalePayments(), 1);
+  t.equal(await ctx.services.renewals.reconcileStalePayments(), 0, 'not stale yet');
+  // The clock stands still; 40 s of real time pass (a worker crashed mid-charge, say).
+  await ctx.query("update payments set touched_at = touched_at - interval '40 seconds' where purpose = 'renewal'");
+  t.equal(await ctx.services.renewals.reconcileStalePayments(), 1, 'stale in real time, whatever the test clock says');
   const invoice = await ctx.query("select status from invoices where kind = 'renewal'");
   t.equal(invoice.rows[0].status, 'paid', 'the gateway had taken the money');
   t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'ready');

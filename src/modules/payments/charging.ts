@@ -53,35 +53,29 @@ export async function chargeAllWithDeadline(provider: PaymentProvider, requests:
   }
 }
 
+/** A saved card, UPI or net-banking method is charged by the provider's reference to it, the only thing of it we keep. */
 export function chargeMethodOf(method: Pick<PaymentMethodRow, 'type' | 'reference'>): ChargeMethod {
-  switch (method.type) {
-    case 'card':
-      return { type: 'card', token: method.reference! };
-    case 'upi':
-      return { type: 'upi', vpa: method.reference! };
-    case 'netbanking':
-      return { type: 'netbanking', bankCode: method.reference! };
-    default:
-      throw new Error(`${method.type} is not charged online`);
-  }
+  if ((method.type === 'card' || method.type === 'upi' || method.type === 'netbanking') && method.reference) return { type: 'saved', reference: method.reference };
+  throw new Error(`${method.type} is not charged online`);
 }
 
 /**
  * What became of a payment whose answer was lost. The gateway's record decides; when it has
  * none and the payment is past the in-flight window, the charge is asked again under the
  * same idempotency key, which the gateway answers with the first charge if there was one.
- * A payment is never declared "not charged" while its charge might still land.
+ * A payment is never declared "not charged" while its charge might still land. The window is
+ * real time since the payment last changed (a test clock's frozen time says nothing of how
+ * long a request to the gateway has been out).
  */
 export async function resolveUnknownCharge(
   provider: PaymentProvider,
-  payment: Pick<PaymentRow, 'id' | 'amount' | 'currency' | 'createdAt' | 'purpose'>,
+  payment: Pick<PaymentRow, 'id' | 'amount' | 'currency' | 'touchedAt' | 'purpose'>,
   method: Pick<PaymentMethodRow, 'type' | 'reference'>,
-  now: Date,
   logger: Logger,
 ): Promise<ChargeResult> {
   const found = await provider.lookup(payment.id);
   if (found.status !== 'not_found') return found;
-  if (now.getTime() - payment.createdAt.getTime() < IN_FLIGHT_WINDOW_MS) return { status: 'unknown' };
+  if (Date.now() - payment.touchedAt.getTime() < IN_FLIGHT_WINDOW_MS) return { status: 'unknown' };
   return chargeWithDeadline(
     provider,
     {

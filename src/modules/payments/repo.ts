@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, paymentMethods, payments, testClocks } from '../../db/schema/index.js';
+import { paymentMethods, payments } from '../../db/schema/index.js';
 
 export type PaymentRow = typeof payments.$inferSelect;
 export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
@@ -42,7 +42,11 @@ export async function findPayment(db: Db, id: string, opts: { forUpdate?: boolea
 }
 
 export async function updatePayment(db: Db, id: string, set: Partial<typeof payments.$inferInsert>): Promise<PaymentRow> {
-  const [row] = await db.update(payments).set(set).where(eq(payments.id, id)).returning();
+  const [row] = await db
+    .update(payments)
+    .set({ ...set, touchedAt: sql`now()` })
+    .where(eq(payments.id, id))
+    .returning();
   return row!;
 }
 
@@ -61,28 +65,24 @@ export async function findOpenUpgradePayment(db: Db, accountId: string): Promise
   return row;
 }
 
-/** Payments whose result nobody knows: a crashed request or a lost provider answer. */
 /**
  * Payments whose result nobody knows (a crashed request or a lost provider answer) and that
- * have been so for `staleMs` on their account's clock (a test clock's, or `now`).
+ * have been so for `staleMs` of real time. Real time, not the account's clock: a charge cut
+ * off by a crash on a test clock that stands still must still be settled.
  */
-export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], now: Date, staleMs: number, limit: number): Promise<PaymentRow[]> {
-  const accountNow = sql`coalesce(${testClocks.frozenTime}, ${now.toISOString()}::timestamptz)`;
-  const rows = await db
-    .select({ payment: payments })
+export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], staleMs: number, limit: number): Promise<PaymentRow[]> {
+  return db
+    .select()
     .from(payments)
-    .innerJoin(accounts, eq(accounts.id, payments.accountId))
-    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
     .where(
       and(
         eq(payments.purpose, purpose),
         inArray(payments.status, ['processing', 'unknown']),
-        lt(payments.updatedAt, sql`${accountNow} - ${`${staleMs} milliseconds`}::interval`),
+        lt(payments.touchedAt, sql`now() - ${`${staleMs} milliseconds`}::interval`),
       ),
     )
-    .orderBy(asc(payments.updatedAt))
+    .orderBy(asc(payments.touchedAt))
     .limit(limit);
-  return rows.map((r) => r.payment);
 }
 
 /** The payment an upgrade request with this Idempotency-Key created, if any. */

@@ -159,7 +159,7 @@ export async function lockPaymentsForSettle(tx: Db, paymentIds: string[], accoun
 export async function markPaidMany(tx: Db, rows: Array<{ paymentId: string; invoiceId: string; reference: string }>, now: Date): Promise<void> {
   if (rows.length === 0) return;
   await tx.execute(sql`
-    update payments p set status = 'succeeded', provider_reference = v.reference, offline_reference = null, updated_at = ${now.toISOString()}::timestamptz
+    update payments p set status = 'succeeded', provider_reference = v.reference, offline_reference = null, updated_at = ${now.toISOString()}::timestamptz, touched_at = now()
     from unnest(${sql.param(rows.map((r) => r.paymentId))}::text[], ${sql.param(rows.map((r) => r.reference))}::text[]) as v(id, reference)
     where p.id = v.id`);
   await tx

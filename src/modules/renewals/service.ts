@@ -301,7 +301,7 @@ export function createRenewalService(deps: RenewalDeps) {
     await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
     await tx
       .update(payments)
-      .set({ status: 'failed', failureCode: 'invoice_overdue', failureMessage: 'The invoice was not paid', updatedAt: now })
+      .set({ status: 'failed', failureCode: 'invoice_overdue', failureMessage: 'The invoice was not paid', updatedAt: now, touchedAt: sql`now()` })
       .where(and(eq(payments.invoiceId, invoice.id), eq(payments.status, 'awaiting_confirmation')));
     await endSubscription(tx, sub, account, 'dunning_exhausted', now);
   }
@@ -440,12 +440,11 @@ export function createRenewalService(deps: RenewalDeps) {
 
   /** Settles renewal payments left unknown; the worker's sweep. 500 a pass: a wave cut short by a crash leaves up to 2,000 in flight. */
   async function reconcileStalePayments(limit = 500): Promise<number> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', clock.now(), 30_000, limit);
+    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', 30_000, limit);
     for (const payment of stale) {
       try {
         const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-        const account = (await accountsRepo.findAccount(db, payment.accountId))!;
-        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, await nowForAccount(db, account, clock), logger));
+        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger));
       } catch (err) {
         logger.error({ err, paymentId: payment.id }, 'could not reconcile renewal payment');
       }
