@@ -65,3 +65,17 @@ export const sandboxCharges = pgTable('sandbox_charges', {
   failureCode: text('failure_code'),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
 });
+
+/**
+ * The sandbox provider's vault of saved methods: what a real gateway keeps on its side. Our
+ * payment_methods hold only its reference; the card token, VPA or bank code stays here.
+ */
+export const sandboxPaymentMethods = pgTable('sandbox_payment_methods', {
+  reference: text('reference').primaryKey(),
+  /** Our payment method id: a repeated save returns the first reference. */
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  type: text('type', { enum: ['card', 'upi', 'netbanking'] }).notNull(),
+  /** The card token, VPA or bank code as given. */
+  instrument: text('instrument').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});
