@@ -24,7 +24,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: Postgres and Redis answer */
+        /**
+         * Readiness: Postgres answers (Redis reported, not required)
+         * @description Ready (200) while Postgres answers: everything the api serves needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres.
+         */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -2114,8 +2117,7 @@ export interface components {
          */
         UpdateWebhookEndpointInput: {
             url?: string;
-            /** @default [] */
-            eventTypes: string[];
+            eventTypes?: string[];
             description?: string;
             enabled?: boolean;
         };
@@ -2565,6 +2567,7 @@ export interface components {
             paymentMethod: {
                 /** @enum {string} */
                 type: "card" | "upi" | "netbanking" | "wire_transfer" | "cheque";
+                /** @description Safe to show: the card brand, the masked VPA (`ra***@okhdfc`) or the bank code */
                 label: string | null;
             };
             scheduledChange: {
@@ -3546,7 +3549,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "ready";
+                        status: "ready" | "degraded";
                         checks: {
                             [key: string]: "ok" | "failed";
                         };
@@ -3623,7 +3626,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3712,7 +3715,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3841,7 +3844,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3970,7 +3973,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4044,7 +4047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4123,7 +4126,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4252,7 +4255,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4341,7 +4344,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4461,7 +4464,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4550,7 +4553,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4644,7 +4647,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4782,7 +4785,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4874,7 +4877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4994,7 +4997,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5147,7 +5150,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5232,7 +5235,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5363,7 +5366,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5452,7 +5455,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5546,7 +5549,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5632,7 +5635,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5718,7 +5721,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5803,7 +5806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5928,7 +5931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6013,7 +6016,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6138,7 +6141,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6232,7 +6235,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6326,7 +6329,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6431,7 +6434,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6516,7 +6519,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6632,7 +6635,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6785,7 +6788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6905,7 +6908,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6994,7 +6997,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7088,7 +7091,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7223,7 +7226,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7319,7 +7322,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7395,7 +7398,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7484,7 +7487,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7628,7 +7631,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7716,7 +7719,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7836,7 +7839,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7947,7 +7950,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8036,7 +8039,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8156,7 +8159,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8239,7 +8242,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8355,7 +8358,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8440,7 +8443,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8530,7 +8533,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8625,7 +8628,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8716,7 +8719,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8796,7 +8799,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the rate limit of this API key (`rate_limited`); see the `Retry-After` and `RateLimit-*` headers */
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
