@@ -183,7 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authorizationRoutes, { authorization: services.authorization });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
   await app.register(auditRoutes, { db: deps.database.db });
-  if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth });
+  if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth, redis: deps.redis });
 
   return app;
 }

@@ -51,6 +51,11 @@ t.test('without Redis the api answers authorize, usage, reads and an upgrade at 
   for (let i = 0; i < 7; i++) statuses.push((await ctx.call('GET', '/v1/plans', { key: reader })).status);
   t.same(statuses, [200, 200, 200, 200, 200, 429, 429], 'per-process limits while Redis is away');
 
+  const board = await ctx.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: { authorization: `Bearer ${ctx.keys.ops}` } });
+  t.equal(board.statusCode, 503, 'the queue board says Redis is away');
+  t.match(board.headers['content-type'], /^application\/problem\+json/);
+  t.equal(board.json().code, 'service_unavailable');
+
   const metrics = await ctx.app.inject({ method: 'GET', url: '/metrics' });
   t.equal(metrics.statusCode, 200, '/metrics answers without Redis');
   t.match(metrics.body, /^billing_rate_limit_degraded 1$/m);
