@@ -64,9 +64,34 @@ t.test('a record left in progress by a dead request is taken over after the lock
   const headers = { 'idempotency-key': 'orphan' };
   t.equal((await ctx.call('POST', '/v1/accounts', { body, headers })).status, 201);
   await ctx.query("update idempotency_keys set state = 'in_progress', response_status = null, response_body = null");
-  t.equal((await ctx.call('POST', '/v1/accounts', { body, headers })).status, 409, 'still locked');
-  ctx.clock.advance(61_000);
-  t.equal((await ctx.call('POST', '/v1/accounts', { body, headers })).status, 201, 'taken over');
+  const locked = await ctx.call('POST', '/v1/accounts', { body, headers });
+  t.equal(locked.status, 409, 'still locked');
+  t.equal(locked.headers['retry-after'], '10', 'Retry-After: when the lock runs out');
+  ctx.clock.advance(4_000);
+  t.equal((await ctx.call('POST', '/v1/accounts', { body, headers })).headers['retry-after'], '6');
+
+  // A holder that is alive renews its record: no take-over while it does.
+  await ctx.query('update idempotency_keys set heartbeat_at = $1', [ctx.clock.now()]);
+  ctx.clock.advance(8_000);
+  const renewed = await ctx.call('POST', '/v1/accounts', { body, headers });
+  t.equal(renewed.status, 409, '12 s after the lock, but renewed 8 s ago');
+  t.equal(renewed.headers['retry-after'], '2');
+  ctx.clock.advance(2_000);
+  t.equal((await ctx.call('POST', '/v1/accounts', { body, headers })).status, 201, 'taken over 10 s after the last renewal, not 60');
+});
+
+t.test('a running request renews its record, so a retry is told to wait while the first one runs', async (t) => {
+  const { HEARTBEAT_MS } = await import('../src/modules/idempotency/domain.js');
+  const { heartbeat, claim, find } = await import('../src/modules/idempotency/repo.js');
+  const ctx = await setup(t);
+  const at = ctx.clock.now();
+  const handle = { apiKeyId: 'key_x', key: 'k', lockedAt: at, completed: false };
+  t.ok(await claim(ctx.database.db, { ...handle, requestHash: 'h', method: 'POST', path: '/v1/x', createdAt: at, state: 'in_progress' }));
+  ctx.clock.advance(HEARTBEAT_MS);
+  await heartbeat(ctx.database.db, handle, ctx.clock.now());
+  const row = await find(ctx.database.db, handle);
+  t.same(row?.heartbeatAt, ctx.clock.now(), 'renewed');
+  t.same(row?.lockedAt, at, 'the ownership token is untouched: the holder can still record its response');
 });
 
 t.test('a failed request is replayed as it failed; validation failures are not recorded', async (t) => {

@@ -6,7 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
 import { retryOnConnectionError } from '../db/errors.js';
 import type { SecretKey } from '../lib/secret-box.js';
-import { createFingerprinter, judge } from '../modules/idempotency/domain.js';
+import { createFingerprinter, HEARTBEAT_MS, judge, secondsUntilTakeOver } from '../modules/idempotency/domain.js';
 import * as repo from '../modules/idempotency/repo.js';
 import type { IdempotencyHandle } from '../modules/idempotency/repo.js';
 import { principalOf } from './auth.js';
@@ -31,7 +31,8 @@ const keySchema = z
     description:
       'Makes the request safe to retry: the same key and body within 24 h replays the first response ' +
       '(with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; ' +
-      'a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.',
+      'a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that ' +
+      'died, with its process or its database connection, frees its key within 10 s). Keys are per API key.',
     examples: ['0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11'],
   });
 
@@ -46,6 +47,7 @@ export default fp(
   async function idempotencyPlugin(app: FastifyInstance, opts: { db: Db; clock: Clock; secretsKeys: readonly SecretKey[] }) {
     const { db, clock } = opts;
     const fingerprint = createFingerprinter(opts.secretsKeys);
+    const heartbeats = new WeakMap<FastifyRequest, NodeJS.Timeout>();
     app.decorateRequest('idempotency', null);
 
     // Only the routes that take an Idempotency-Key pay for these hooks (not the hot paths).
@@ -56,6 +58,9 @@ export default fp(
       route.schema = { ...route.schema, headers: z.looseObject({ 'idempotency-key': header }) };
       route.preHandler = [...hooksOf(route.preHandler), claimKey];
       route.onSend = [...hooksOf(route.onSend), recordResponse];
+      // A request that never reaches onSend (the client went away) stops renewing all the same.
+      route.onResponse = [...hooksOf(route.onResponse), async (request: FastifyRequest) => letGo(request)];
+      route.onRequestAbort = [...hooksOf(route.onRequestAbort), async (request: FastifyRequest) => letGo(request)];
     });
 
     async function claimKey(request: FastifyRequest, reply: FastifyReply) {
@@ -72,7 +77,7 @@ export default fp(
       const fresh = { requestHash, method: request.method, path, createdAt: now, lockedAt: now };
 
       if (await repo.claim(db, { ...id, ...fresh, state: 'in_progress' })) {
-        request.idempotency = { ...id, lockedAt: now, completed: false };
+        hold(request, { ...id, lockedAt: now, completed: false });
         return;
       }
       const existing = await repo.find(db, id);
@@ -87,17 +92,36 @@ export default fp(
             .type(existing!.responseStatus! >= 400 ? 'application/problem+json' : 'application/json')
             .send(existing!.responseBody === null ? undefined : JSON.stringify(existing!.responseBody));
         case 'take_over':
-          if (await repo.takeOver(db, id, existing!.lockedAt, fresh)) {
-            request.idempotency = { ...id, lockedAt: now, completed: false };
+          if (await repo.takeOver(db, id, existing!, fresh)) {
+            hold(request, { ...id, lockedAt: now, completed: false });
             return;
           }
+          reply.header('retry-after', '1');
           throw new AppError('idempotency_request_in_progress');
         default:
+          // The holder renews its record while it runs; if it died, the record is free this many seconds from now.
+          reply.header('retry-after', String(existing ? secondsUntilTakeOver(existing, now) : 1));
           throw new AppError('idempotency_request_in_progress', `A request with Idempotency-Key ${key} is still running; retry later`);
       }
     }
 
+    /** This request holds the key: renew the record while it runs, so a retry waits for it, not for a timeout. */
+    function hold(request: FastifyRequest, handle: IdempotencyHandle) {
+      request.idempotency = handle;
+      const timer = setInterval(() => {
+        repo.heartbeat(db, handle, clock.now()).catch((err) => request.log.warn({ err }, 'could not renew the idempotency record'));
+      }, HEARTBEAT_MS);
+      timer.unref();
+      heartbeats.set(request, timer);
+    }
+
+    function letGo(request: FastifyRequest) {
+      clearInterval(heartbeats.get(request));
+      heartbeats.delete(request);
+    }
+
     async function recordResponse(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+      letGo(request);
       const handle = request.idempotency;
       if (!handle || handle.completed) return payload;
       request.idempotency = null;

@@ -16,7 +16,10 @@ export const idempotencyKeys = pgTable(
     responseStatus: integer('response_status'),
     responseBody: jsonb('response_body'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** The holder's ownership token: who took the record, and when. */
     lockedAt: timestamp('locked_at', { withTimezone: true }).notNull(),
+    /** Renewed by a running request; a record whose holder stopped renewing it is taken over. */
+    heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.apiKeyId, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
 );

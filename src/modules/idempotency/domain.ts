@@ -2,8 +2,13 @@ import { createHash, createHmac } from 'node:crypto';
 import { deriveKey, type SecretKey } from '../../lib/secret-box.js';
 
 export const RETENTION_MS = 24 * 3600 * 1000;
-/** An in-progress record older than this belongs to a request that died; a retry may take it over. */
-export const LOCK_TIMEOUT_MS = 60 * 1000;
+/**
+ * A running request renews its record every HEARTBEAT_MS; an in-progress record not renewed
+ * for LOCK_TIMEOUT_MS belongs to a request that died (a killed process, a connection lost
+ * before the record could be released) and a retry may take it over.
+ */
+export const HEARTBEAT_MS = 3 * 1000;
+export const LOCK_TIMEOUT_MS = 10 * 1000;
 
 /** JSON with sorted keys, so a retry that orders fields differently is the same request. */
 export function canonicalJson(value: unknown): string {
@@ -43,12 +48,20 @@ export interface StoredRecord {
   state: 'in_progress' | 'completed';
   createdAt: Date;
   lockedAt: Date;
+  heartbeatAt?: Date | null;
 }
+
+/** When the holder of an in-progress record last showed it was alive. */
+const lastSignOf = (record: StoredRecord): number => Math.max(record.lockedAt.getTime(), record.heartbeatAt?.getTime() ?? 0);
+
+/** Whole seconds (at least 1) until an in-progress record may be taken over, for a 409's Retry-After. */
+export const secondsUntilTakeOver = (record: StoredRecord, now: Date): number =>
+  Math.max(1, Math.ceil((lastSignOf(record) + LOCK_TIMEOUT_MS - now.getTime()) / 1000));
 
 /** What to do with a request whose key already has a record. */
 export function judge(record: StoredRecord, requestHash: string | readonly string[], now: Date): Verdict {
   if (now.getTime() - record.createdAt.getTime() > RETENTION_MS) return 'take_over';
   if (!(typeof requestHash === 'string' ? [requestHash] : requestHash).includes(record.requestHash)) return 'mismatch';
   if (record.state === 'completed') return 'replay';
-  return now.getTime() - record.lockedAt.getTime() >= LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
+  return now.getTime() - lastSignOf(record) >= LOCK_TIMEOUT_MS ? 'take_over' : 'in_progress';
 }

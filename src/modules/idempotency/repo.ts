@@ -1,4 +1,4 @@
-import { and, eq, lt } from 'drizzle-orm';
+import { and, eq, isNull, lt } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { idempotencyKeys } from '../../db/schema/index.js';
 
@@ -28,13 +28,28 @@ export async function find(db: Db, id: Id): Promise<IdempotencyRow | undefined> 
 }
 
 /** Takes over a stale or expired record; only one of several racing retries wins. */
-export async function takeOver(db: Db, id: Id, seenLockedAt: Date, row: Pick<IdempotencyRow, 'requestHash' | 'method' | 'path' | 'createdAt' | 'lockedAt'>): Promise<boolean> {
+export async function takeOver(
+  db: Db,
+  id: Id,
+  seen: Pick<IdempotencyRow, 'lockedAt' | 'heartbeatAt'>,
+  row: Pick<IdempotencyRow, 'requestHash' | 'method' | 'path' | 'createdAt' | 'lockedAt'>,
+): Promise<boolean> {
+  // As seen: neither taken by another retry nor renewed by a holder that turned out alive.
+  const unchanged = and(
+    eq(idempotencyKeys.lockedAt, seen.lockedAt),
+    seen.heartbeatAt ? eq(idempotencyKeys.heartbeatAt, seen.heartbeatAt) : isNull(idempotencyKeys.heartbeatAt),
+  );
   const updated = await db
     .update(idempotencyKeys)
-    .set({ ...row, state: 'in_progress', responseStatus: null, responseBody: null })
-    .where(and(byId(id), eq(idempotencyKeys.lockedAt, seenLockedAt)))
+    .set({ ...row, state: 'in_progress', responseStatus: null, responseBody: null, heartbeatAt: null })
+    .where(and(byId(id), unchanged))
     .returning({ key: idempotencyKeys.key });
   return updated.length > 0;
+}
+
+/** The holder is still running: renews the record without touching its ownership token. */
+export async function heartbeat(db: Db, handle: IdempotencyHandle, at: Date): Promise<void> {
+  await db.update(idempotencyKeys).set({ heartbeatAt: at }).where(and(held(handle), eq(idempotencyKeys.state, 'in_progress')));
 }
 
 export async function complete(db: Db, handle: IdempotencyHandle, status: number, body: unknown): Promise<void> {
@@ -52,5 +67,5 @@ export async function purgeOlderThan(db: Db, before: Date): Promise<number> {
 
 /** Keeps the record (and its fingerprint) but lets the next retry with the same body take it at once. */
 export async function unlock(db: Db, handle: IdempotencyHandle): Promise<void> {
-  await db.update(idempotencyKeys).set({ lockedAt: new Date(0) }).where(held(handle));
+  await db.update(idempotencyKeys).set({ lockedAt: new Date(0), heartbeatAt: null }).where(held(handle));
 }
