@@ -30,7 +30,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
  * itself. Workers take a blocking duplicate (workerConnection). Start-up fails with one line
  * when no Redis answers, rather than retrying forever in silence.
  */
-export async function connectRedis(url: string): Promise<Redis> {
+export async function connectRedis(url: string, opts: { orStartWithout?: Logger } = {}): Promise<Redis> {
   const redis = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 3000,
@@ -45,10 +45,14 @@ export async function connectRedis(url: string): Promise<Redis> {
     await redis.ping();
     return redis;
   } catch {
-    redis.disconnect();
-    throw new StartupError(
-      `Redis does not answer at ${redactUrl(url)}: start one (e.g. \`redis-server\`) or set REDIS_URL to a reachable Redis`,
-    );
+    const message = `Redis does not answer at ${redactUrl(url)}: start one (e.g. \`redis-server\`) or set REDIS_URL to a reachable Redis`;
+    if (!opts.orStartWithout) {
+      redis.disconnect();
+      throw new StartupError(message);
+    }
+    // A process (re)started during an outage still serves: the client keeps reconnecting.
+    opts.orStartWithout.warn(`${message}. Starting without it: the api answers from Postgres; jobs wait until Redis answers`);
+    return redis;
   }
 }
 

@@ -21,11 +21,14 @@ export interface Runtime {
 }
 
 export async function openRuntime(config: Config, logger: Logger): Promise<Runtime & { close(): Promise<void> }> {
-  // Redis first: it is cheap to check, and a failure there should not leave PGlite locked.
-  const redis = await connectRedis(config.REDIS_URL);
+  // Redis first: it is cheap to check. Without it the process starts all the same (an api
+  // restarted during a Redis outage must still serve), and checks its policy once it answers.
+  const redis = await connectRedis(config.REDIS_URL, { orStartWithout: logger });
   let database: Database;
   try {
-    await checkRedisPolicy(redis, config.NODE_ENV === 'production', logger);
+    const production = config.NODE_ENV === 'production';
+    if (redis.status === 'ready') await checkRedisPolicy(redis, production, logger);
+    else redis.once('ready', () => void checkRedisPolicy(redis, false, logger).catch(() => {}));
     database = await openDatabase(config, logger);
   } catch (err) {
     redis.disconnect();

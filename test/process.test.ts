@@ -15,6 +15,7 @@ const root = new URL('..', import.meta.url).pathname;
 interface Running {
   child: ChildProcess;
   stderr: () => string;
+  stdout: () => string;
   exit: Promise<number | null>;
 }
 
@@ -26,13 +27,14 @@ function run(t: Test, entry: string, env: Record<string, string>, args: string[]
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
+  let out = '';
   child.stderr!.on('data', (c) => (err += c));
-  child.stdout!.resume();
+  child.stdout!.on('data', (c) => (out += c));
   const exit = once(child, 'exit').then(([code]) => code as number | null);
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  return { child, stderr: () => err, exit };
+  return { child, stderr: () => err, stdout: () => out, exit };
 }
 
 async function freePort(): Promise<number> {
@@ -110,10 +112,16 @@ t.test('a bad configuration stops the process with one line naming the variable'
   t.match(proc.stderr().trim(), /^Invalid configuration: PORT: [^\n]*$/);
 });
 
-t.test('no Redis: one line that says how to provide one', async (t) => {
-  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: mkdtempSync(join(tmpdir(), 'billing-nr-')) });
-  t.equal(await proc.exit, 1);
-  t.match(proc.stderr().trim(), /^Redis does not answer at redis:\/\/127\.0\.0\.1:1: start one .* or set REDIS_URL[^\n]*$/);
+t.test('no Redis: the api starts all the same (a restart during an outage still serves), with one line that says how to provide one', async (t) => {
+  const port = await freePort();
+  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: mkdtempSync(join(tmpdir(), 'billing-nr-')), PORT: String(port), QUEUE_PREFIX: `bt-nr-${port}` });
+  await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 'the api without Redis');
+  t.match(proc.stdout(), /Redis does not answer at redis:\/\/127\.0\.0\.1:1: start one .* or set REDIS_URL.*Starting without it/, 'logged');
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  t.equal(ready.status, 200);
+  t.same(await ready.json(), { status: 'degraded', checks: { postgres: 'ok', redis: 'failed' } });
+  proc.child.kill('SIGTERM');
+  t.equal(await proc.exit, 0, 'and closes cleanly');
 });
 
 t.test('two migrations at once are safe', async (t) => {

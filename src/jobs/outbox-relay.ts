@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { webhookEndpoints } from '../db/schema/index.js';
+import { QUEUE_ADD_DEADLINE_MS, withDeadline } from '../lib/deadline.js';
 import { throttledFailures } from '../lib/log-throttle.js';
 import type { Logger } from '../lib/logger.js';
 import { claimUnrelayed, listUnhandled, markRelayed, type OutboxRow } from '../modules/events/repo.js';
@@ -35,7 +36,7 @@ export function createOutboxRelay(deps: {
       const rows = await claimUnrelayed(tx, BATCH);
       if (rows.length === 0) return 0;
       const jobs = rows.filter((row) => emailingEventTypes.has(row.type));
-      if (jobs.length) await queues.events.addBulk(jobs.map(eventJob));
+      if (jobs.length) await withDeadline(queues.events.addBulk(jobs.map(eventJob)), QUEUE_ADD_DEADLINE_MS, 'queueing events');
       await deps.onRelay?.(tx, rows);
       await markRelayed(
         tx,
@@ -104,7 +105,7 @@ export function createEventRequeuer(deps: { db: Db; queues: Queues; graceMs?: nu
   return async function requeueLostEvents(): Promise<number> {
     const rows = await listUnhandled(deps.db, deps.graceMs ?? EVENT_JOB_GRACE_MS, afterId, deps.pageSize ?? REQUEUE_PAGE);
     afterId = rows.length === (deps.pageSize ?? REQUEUE_PAGE) ? rows.at(-1)!.id : 0;
-    if (rows.length) await deps.queues.events.addBulk(rows.map(eventJob));
+    if (rows.length) await withDeadline(deps.queues.events.addBulk(rows.map(eventJob)), QUEUE_ADD_DEADLINE_MS, 'queueing events again');
     return rows.length;
   };
 }

@@ -1,3 +1,4 @@
+import { QUEUE_ADD_DEADLINE_MS, withDeadline } from '../lib/deadline.js';
 import type { Logger } from '../lib/logger.js';
 import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
@@ -29,8 +30,8 @@ export async function scheduleDueWork(deps: {
   };
   // A failure here must not keep renewals from being scheduled: the leases expire and the rows come back.
   try {
-    if (standard.length) await deps.queues.webhooks.addBulk(standard.map(toJob));
-    if (priority.length) await deps.queues.webhooksPriority.addBulk(priority.map(toJob));
+    if (standard.length) await withDeadline(deps.queues.webhooks.addBulk(standard.map(toJob)), QUEUE_ADD_DEADLINE_MS, 'queueing webhook deliveries');
+    if (priority.length) await withDeadline(deps.queues.webhooksPriority.addBulk(priority.map(toJob)), QUEUE_ADD_DEADLINE_MS, 'queueing webhook deliveries');
   } catch (err) {
     deps.logger?.error({ err }, 'could not queue webhook deliveries');
   }
@@ -50,6 +51,10 @@ export async function scheduleDueWork(deps: {
     ...recharges.map((r): JobPayload<'renewals'> => ({ kind: 'recharge', accountId: r.accountId, dueAt: r.dueAt.toISOString() })),
   ];
   if (jobs.length === 0) return deliveries.length;
-  await deps.queues.renewals.addBulk(jobs.map((data) => ({ name: data.kind, data, opts: { jobId: renewalJobId(data) } })));
+  await withDeadline(
+    deps.queues.renewals.addBulk(jobs.map((data) => ({ name: data.kind, data, opts: { jobId: renewalJobId(data) } }))),
+    QUEUE_ADD_DEADLINE_MS,
+    'queueing due work',
+  );
   return jobs.length + deliveries.length;
 }

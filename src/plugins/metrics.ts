@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { withDeadline } from '../lib/deadline.js';
 import { jobStatsKey } from '../jobs/job-stats.js';
 import type { Queues } from '../jobs/registry.js';
 
@@ -49,7 +50,9 @@ export default fp(
       async collect() {
         if (!queues) return;
         // Without Redis the scrape still answers: these series are left out (see billing_redis_up).
-        const all = await Promise.all(Object.values(queues).map((q) => q.getJobCounts('waiting', 'active', 'delayed', 'failed'))).catch(() => null);
+        // A queue that never reached Redis waits for it: bounded, so the scrape answers.
+        const counts = Promise.all(Object.values(queues).map((q) => q.getJobCounts('waiting', 'active', 'delayed', 'failed')));
+        const all = await withDeadline(counts, 1000, 'reading queue depths').catch(() => null);
         this.reset();
         Object.values(queues).forEach((queue, i) => {
           for (const [state, n] of Object.entries(all?.[i] ?? {})) this.set({ queue: queue.name, state }, n);
