@@ -2020,7 +2020,8 @@ export interface components {
          */
         CreateTestClockInput: {
             name: string;
-            frozenTime: unknown;
+            /** Format: date-time */
+            frozenTime: string;
         };
         /**
          * @example {
@@ -2028,7 +2029,8 @@ export interface components {
          *     }
          */
         AdvanceTestClockInput: {
-            frozenTime: unknown;
+            /** Format: date-time */
+            frozenTime: string;
         };
         /**
          * @example {
@@ -2105,8 +2107,11 @@ export interface components {
          */
         CreateWebhookEndpointInput: {
             url: string;
-            /** @default [] */
-            eventTypes: string[];
+            /**
+             * @description The event types to receive (see the `webhooks` section); empty: every event
+             * @default []
+             */
+            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             /** @default  */
             description: string;
         };
@@ -2117,7 +2122,8 @@ export interface components {
          */
         UpdateWebhookEndpointInput: {
             url?: string;
-            eventTypes?: string[];
+            /** @description The event types to receive (see the `webhooks` section); empty: every event */
+            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             description?: string;
             enabled?: boolean;
         };
@@ -3644,7 +3650,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3733,7 +3739,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3749,7 +3755,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key"?: string;
@@ -3862,7 +3868,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3991,7 +3997,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4065,7 +4071,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4144,7 +4150,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4160,7 +4166,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key"?: string;
@@ -4273,7 +4279,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4362,7 +4368,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4482,7 +4488,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4571,7 +4577,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4665,7 +4671,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4803,7 +4809,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4895,7 +4901,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5015,7 +5021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5031,7 +5037,7 @@ export interface operations {
             query?: never;
             header: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key": string;
@@ -5168,7 +5174,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5253,7 +5259,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5269,7 +5275,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key"?: string;
@@ -5384,7 +5390,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5473,7 +5479,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5567,7 +5573,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5653,7 +5659,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5739,7 +5745,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5824,7 +5830,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5949,7 +5955,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6034,7 +6040,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6159,7 +6165,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6253,7 +6259,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6347,7 +6353,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6452,7 +6458,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6537,7 +6543,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6653,7 +6659,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6669,7 +6675,7 @@ export interface operations {
             query?: never;
             header: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key": string;
@@ -6806,7 +6812,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6926,7 +6932,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7015,7 +7021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7109,7 +7115,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7125,7 +7131,7 @@ export interface operations {
             query?: never;
             header: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key": string;
@@ -7244,7 +7250,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7340,7 +7346,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7416,7 +7422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7505,7 +7511,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7521,7 +7527,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress`. Keys are per API key.
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
                  * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
                  */
                 "idempotency-key"?: string;
@@ -7649,7 +7655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7737,7 +7743,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7857,7 +7863,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7968,7 +7974,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8057,7 +8063,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8177,7 +8183,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8260,7 +8266,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8376,7 +8382,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8461,7 +8467,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8551,7 +8557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8646,7 +8652,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8737,7 +8743,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8817,7 +8823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one) */
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
             503: {
                 headers: {
                     [name: string]: unknown;

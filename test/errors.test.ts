@@ -154,3 +154,14 @@ t.test('request logs carry the path and the query names, never a query value', a
   t.notMatch(text(), /secretvalue/, 'no query value anywhere in the log');
   t.ok(requests.some((entry) => entry.req.url === '/v1/plans?api_key=[redacted]&x=[redacted]'), 'the path and the parameter names are kept');
 });
+
+t.test('an API key pasted into a path is redacted in the log too', async (t) => {
+  const { buildApp } = await import('../src/app.js');
+  const ctx = await setup(t);
+  const { logger, text } = captureLogs('info');
+  const app = await buildApp({ config: ctx.config, logger, database: ctx.database, redis: ctx.redis, clock: ctx.clock });
+  t.teardown(() => app.close());
+  await app.inject({ method: 'GET', url: `/v1/accounts/${ctx.keys.read}`, headers: { authorization: `Bearer ${ctx.keys.read}` } });
+  t.notMatch(text(), new RegExp(ctx.keys.read.slice(4)), 'the key is nowhere in the log');
+  t.match(text(), /"url":"\/v1\/accounts\/\[redacted\]"/);
+});

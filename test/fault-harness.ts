@@ -480,8 +480,16 @@ export const describeAnswer = (a: Answer) =>
   `${a.status === 500 || (a.status !== null && a.status >= 400 && !a.code) ? ` ${JSON.stringify(a.body).slice(0, 200)}` : ''}`;
 
 /** The contract for a request the database could not serve: 503 problem+json `database_unavailable` with Retry-After. */
+/**
+ * The 503 contract: problem+json with Retry-After, and a documented code: `database_unavailable`
+ * (the connection was lost), or `service_unavailable` (a dependency behind it was: the sandbox
+ * gateway keeps its vault in the same database, so saving a method can lose its connection too).
+ */
 export const isDatabaseUnavailable = (a: Answer) =>
-  a.status === 503 && (a.contentType ?? '').startsWith('application/problem+json') && a.code === 'database_unavailable' && !!a.retryAfter;
+  a.status === 503 &&
+  (a.contentType ?? '').startsWith('application/problem+json') &&
+  (a.code === 'database_unavailable' || a.code === 'service_unavailable') &&
+  !!a.retryAfter;
 
 export const ok = (a: Answer) => a.status !== null && a.status >= 200 && a.status < 300;
 

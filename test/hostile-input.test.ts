@@ -110,3 +110,55 @@ t.test('NUL is still refused, in the body, the querystring and the path', async 
   assertMalformed(t, await ctx.call('DELETE', `/v1/accounts/${account.id}/whitelisted-numbers/%00`), /^Text in the params contains a NUL character \(at params\.number\)/);
   t.same(await allCounts(ctx), before, 'nothing written');
 });
+
+t.test('a body that is not valid UTF-8 is 400, not stored with replacement characters', async (t) => {
+  const ctx = await setup(t);
+  const before = await allCounts(ctx);
+  const bytes = Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc3, 0x28]), Buffer.from(' Pvt Ltd","email":"a@example.com","country":"IN"}')]);
+  const res = await ctx.call('POST', '/v1/accounts', { body: bytes, headers: json });
+  assertMalformed(t, res, /^The body is not valid UTF-8/);
+  t.same(await allCounts(ctx), before, 'nothing written');
+  const ok = await ctx.call('POST', '/v1/accounts', { body: Buffer.from(JSON.stringify({ name: 'नमस्ते टेलीकॉम', email: 'a@example.com', country: 'IN' })), headers: json });
+  t.equal(ok.status, 201, 'valid UTF-8 (Devanagari) is fine');
+  t.equal(ok.body.name, 'नमस्ते टेलीकॉम');
+});
+
+t.test('a webhook filter naming an event type the service never sends is refused', async (t) => {
+  const ctx = await setup(t, { WEBHOOK_ALLOWED_HOSTS: 'hooks.acme.example' });
+  const account = await createAccount(ctx);
+  const res = await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url: 'https://hooks.acme.example/b', eventTypes: ['invoice.payed'] } });
+  t.equal(res.status, 400);
+  t.equal(res.body.code, 'validation_failed');
+  t.match(res.body.detail, /eventTypes/);
+  t.equal((await ctx.query('select count(*)::int as n from webhook_endpoints')).rows[0].n, 0);
+});
+
+t.test('what the HTTP parser refuses answers problem+json too: headers too large, malformed framing', async (t) => {
+  const { connect } = await import('node:net');
+  const ctx = await setup(t);
+  await ctx.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = ctx.app.server.address() as { port: number };
+  const raw = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      let answer = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write(request));
+      socket.on('data', (c) => (answer += c));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', (err) => (answer ? resolve(answer) : reject(err)));
+    });
+  const parse = (answer: string) => {
+    const [head, body] = answer.split('\r\n\r\n');
+    return { status: Number(head!.split(' ')[1]), head: head!, body: JSON.parse(body!) };
+  };
+
+  const big = parse(await raw(`GET /v1/plans HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+  t.equal(big.status, 431);
+  t.match(big.head, /Content-Type: application\/problem\+json/i);
+  t.equal(big.body.code, 'headers_too_large');
+  t.ok(big.body.requestId, 'with an id to quote');
+
+  const framing = parse(await raw('POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'));
+  t.equal(framing.status, 400);
+  t.equal(framing.body.code, 'malformed_request');
+  t.equal(framing.body.type, 'urn:billing-service:problem:malformed_request');
+});

@@ -85,7 +85,7 @@ t.test('a legacy plain secret keeps signing; secrets:rotate seals it, moves seal
   const hook = await receiver(t);
   const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'L', email: 'l@example.com', country: 'IN' } })).body;
   const legacy = (await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url: hook.url, eventTypes: [] } })).body;
-  const sealed = (await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url: `${hook.url}?b`, eventTypes: ['nothing.ever'] } })).body;
+  const sealed = (await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url: `${hook.url}?b`, eventTypes: ['plan.version_created'] } })).body;
   await ctx.query('update webhook_endpoints set secret = $2 where id = $1', [legacy.id, legacy.secret]);
 
   const before = await deliverLatest(t, ctx, ctx.services, account.id, hook);

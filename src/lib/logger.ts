@@ -39,7 +39,7 @@ function serializeError(err: unknown): unknown {
  */
 export function redactUrl(url: string): string {
   const start = url.indexOf('?');
-  if (start < 0) return url;
+  if (start < 0) return redactKeysInPath(url);
   const query = url
     .slice(start + 1)
     .split('&')
@@ -50,8 +50,11 @@ export function redactUrl(url: string): string {
       const shown = /^[\w.[\]-]{1,32}$/.test(name) ? name : '[redacted]';
       return eq < 0 ? shown : `${shown}=[redacted]`;
     });
-  return `${url.slice(0, start)}?${query.join('&')}`;
+  return `${redactKeysInPath(url.slice(0, start))}?${query.join('&')}`;
 }
+
+/** An API key pasted into a path (`/v1/accounts/bsk_...`) is a key all the same. */
+const redactKeysInPath = (path: string): string => path.replace(/(^|\/)bsk_[^/?#]*/gi, '$1[redacted]');
 
 /** Fastify's request serializer (the same fields), with the querystring redacted. */
 function serializeRequest(req: {

@@ -45,7 +45,7 @@ const statusDescriptions: Record<number, string> = {
   422: 'The request is well formed but cannot be processed',
   429: 'Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers',
   500: 'Unexpected error; details are in the logs under the request id (`internal_error`)',
-  503: 'The database connection was lost or could not be made (`database_unavailable`): retry after `Retry-After` seconds (with the same Idempotency-Key where the operation takes one)',
+  503: 'A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one',
 };
 
 export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;

@@ -1,4 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
@@ -93,8 +96,43 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
   sendProblem(reply, problem);
 }
 
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before there is a request
+ * (a header block over the limit, a malformed request line or framing) answers problem+json
+ * too. There is no request to log under, so the answer carries an id of its own.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request was not received in time']
+        : [400, 'Bad Request', 'The request is not valid HTTP'];
+  const code: ErrorCode = status === 400 ? 'malformed_request' : status === 431 ? 'headers_too_large' : 'request_timeout';
+  const body = JSON.stringify({ type: problemType(code), title: errorCodes[code].title, status, detail, code, requestId: randomUUID() });
+  this.log.info({ code, status, parserError: err.code }, 'request refused by the HTTP parser');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
 export default fp(
   async function errorsPlugin(app: FastifyInstance) {
+    // JSON bodies must be UTF-8: Node would replace invalid bytes with U+FFFD and the damaged
+    // text would be stored (and printed on an invoice). Otherwise fastify's own parser, which
+    // refuses __proto__ and constructor.prototype keys.
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      const bytes = body as Buffer;
+      if (!isUtf8(bytes)) return done(new AppError('malformed_request', 'The body is not valid UTF-8'), undefined);
+      parseJson(request, bytes.toString('utf8'), done);
+    });
+
     // Declared once: any route with a body can answer 413 and 415.
     app.addHook('onRoute', (route) => {
       if (!route.schema?.body || !route.url.startsWith('/v1')) return;

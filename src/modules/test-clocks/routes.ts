@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { errorResponses } from '../../lib/problem.js';
 import type { TestClocksService } from './service.js';
 
+/** An instant as ISO 8601 with its offset (`2027-02-26T10:00:00Z`). */
+const isoInstant = z.iso.datetime({ offset: true });
+
 const testClockSchema = z
   .object({
     id: z.string(),
@@ -30,12 +33,12 @@ export const testClockRoutes: FastifyPluginAsyncZod<{ testClocks: TestClocksServ
         summary: 'Create a test clock (TEST_CLOCKS_ENABLED only)',
         description: 'Accounts created with its id live on its frozen time; advancing it makes renewals, cancellations and dunning fall due.',
         body: z
-          .object({ name: z.string().trim().min(1).max(120), frozenTime: z.coerce.date() })
+          .object({ name: z.string().trim().min(1).max(120), frozenTime: isoInstant })
           .meta({ id: 'CreateTestClock', examples: [{ name: 'renewal demo', frozenTime: '2026-11-26T10:00:00Z' }] }),
         response: { 201: testClockSchema, ...errorResponses(disabled) },
       },
     },
-    async (request, reply) => reply.status(201).send(await testClocks.create(request.body)),
+    async (request, reply) => reply.status(201).send(await testClocks.create({ name: request.body.name, frozenTime: new Date(request.body.frozenTime) })),
   );
 
   app.get(
@@ -63,10 +66,10 @@ export const testClockRoutes: FastifyPluginAsyncZod<{ testClocks: TestClocksServ
         summary: 'Move a test clock forward and wait for the work that falls due',
         description: 'Answers when the workers have done everything due (`ready`), or after 30 s with `advancing`.',
         params: idParams,
-        body: z.object({ frozenTime: z.coerce.date() }).meta({ id: 'AdvanceTestClock', examples: [{ frozenTime: '2027-02-26T10:00:00Z' }] }),
+        body: z.object({ frozenTime: isoInstant }).meta({ id: 'AdvanceTestClock', examples: [{ frozenTime: '2027-02-26T10:00:00Z' }] }),
         response: { 200: testClockSchema, ...errorResponses({ ...disabled, 409: 'The time is before the clock\'s (`test_clock_backwards`)' }) },
       },
     },
-    async (request) => testClocks.advance(request.params.testClockId, request.body.frozenTime),
+    async (request) => testClocks.advance(request.params.testClockId, new Date(request.body.frozenTime)),
   );
 };

@@ -5,6 +5,7 @@ import { decodeCursor, paginationQuerySchema } from '../../lib/pagination.js';
 import { errorResponses } from '../../lib/problem.js';
 import { assertAccountVisible, principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
+import { eventCatalogue, type EventType } from '../events/catalogue.js';
 import type { WebhookService } from './service.js';
 
 const tags = ['Webhooks'];
@@ -37,7 +38,11 @@ const endpointWithSecretSchema = z
 const endpointParams = z.object({ endpointId: z.string().regex(/^we_[0-9a-z]{26}$/, 'not a webhook endpoint id') });
 // No default here: zod 4 applies a default even under .optional(), which would make a PATCH
 // without eventTypes reset the filter. Only the create route defaults it.
-const eventTypes = z.array(z.string().regex(/^[a-z_]+\.[a-z_]+$/)).max(100);
+// Only types the service sends: a misspelt filter (`invoice.payed`) would silently receive nothing.
+const eventTypes = z
+  .array(z.enum(Object.keys(eventCatalogue) as [EventType, ...EventType[]]))
+  .max(100)
+  .meta({ description: 'The event types to receive (see the `webhooks` section); empty: every event' });
 const notFound = { 404: 'No such webhook endpoint, or not visible to this key (`webhook_endpoint_not_found`)' };
 const badUrl = { 422: 'Not https (in production), or resolving to a loopback, private or link-local address (`invalid_webhook_url`)' };
 
