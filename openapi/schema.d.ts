@@ -299,6 +299,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{accountId}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the account's payments, newest first
+         * @description Every purpose: upgrade, renewal, credit purchase, auto-recharge. Cursor paginated.
+         */
+        get: operations["listPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/payments/{paymentId}": {
         parameters: {
             query?: never;
@@ -326,8 +346,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Record a wire transfer or cheque and complete the upgrade (ops)
-         * @description The open invoice becomes paid, the subscription starts, the credits are added and the account becomes active. Confirming a payment already confirmed answers the same result again.
+         * Record a wire transfer or cheque (ops)
+         * @description The payment succeeds and its invoice is paid. An upgrade completes: the subscription starts, the credits are added and the account becomes active. A renewal paid offline ends its dunning. Confirming a payment already confirmed with the same reference answers the same result again.
          */
         post: operations["confirmOfflinePayment"];
         delete?: never;
@@ -1003,7 +1023,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * Money was taken
+         * Money was taken (or, for a wire transfer or cheque, recorded by ops)
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_payment_succeeded"];
@@ -2478,6 +2498,7 @@ export interface components {
          * @example {
          *       "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "purpose": "upgrade",
          *       "status": "succeeded",
          *       "amount": 1076750,
          *       "currency": "INR",
@@ -2493,6 +2514,11 @@ export interface components {
         Payment: {
             id: string;
             accountId: string;
+            /**
+             * @description What the payment is for
+             * @enum {string}
+             */
+            purpose: "upgrade" | "renewal" | "purchase" | "recharge";
             /**
              * @description `unknown`: the gateway did not answer; it is reconciled before anything else is tried
              * @enum {string}
@@ -2768,6 +2794,126 @@ export interface components {
             nextCursor: string | null;
         };
         /**
+         * @description A payment with what it bought: the account, its subscription once paid, and the invoice
+         * @example {
+         *       "status": "active",
+         *       "account": {
+         *         "id": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "name": "Acme Telecom",
+         *         "email": "billing@acme.example",
+         *         "country": "IN",
+         *         "currency": "INR",
+         *         "status": "active",
+         *         "kyc": {
+         *           "status": "pending",
+         *           "reason": null,
+         *           "updatedAt": null
+         *         },
+         *         "planId": "plan_starter_v1",
+         *         "testClockId": null,
+         *         "createdAt": "2026-11-26T10:00:00.000Z",
+         *         "updatedAt": "2026-11-26T10:00:00.000Z"
+         *       },
+         *       "subscription": {
+         *         "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "status": "active",
+         *         "plan": {
+         *           "id": "plan_starter_v1",
+         *           "code": "starter",
+         *           "version": 1,
+         *           "name": "Starter"
+         *         },
+         *         "billingCycle": "quarterly",
+         *         "whatsappAddon": false,
+         *         "anchorAt": "2026-11-26T10:00:00.000Z",
+         *         "currentPeriod": {
+         *           "start": "2026-11-26T10:00:00.000Z",
+         *           "end": "2027-02-26T10:00:00.000Z"
+         *         },
+         *         "paymentMethod": {
+         *           "type": "card",
+         *           "label": "visa"
+         *         },
+         *         "scheduledChange": null,
+         *         "cancelAtPeriodEnd": false,
+         *         "endedAt": null,
+         *         "createdAt": "2026-11-26T10:00:00.000Z"
+         *       },
+         *       "invoice": {
+         *         "id": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "number": "INV-2026-27-000042",
+         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "status": "paid",
+         *         "currency": "INR",
+         *         "planId": "plan_starter_v1",
+         *         "billingCycle": "quarterly",
+         *         "period": {
+         *           "start": "2026-11-26T10:00:00.000Z",
+         *           "end": "2027-02-26T10:00:00.000Z"
+         *         },
+         *         "lines": [
+         *           {
+         *             "kind": "plan_fee",
+         *             "description": "Starter plan, quarterly (3 months)",
+         *             "quantity": 3,
+         *             "unitAmount": 250000,
+         *             "grossAmount": 750000,
+         *             "discountAmount": 37500,
+         *             "amount": 712500
+         *           },
+         *           {
+         *             "kind": "credits",
+         *             "description": "Prepaid credits for calls and SMS",
+         *             "quantity": 1,
+         *             "unitAmount": 200000,
+         *             "grossAmount": 200000,
+         *             "discountAmount": 0,
+         *             "amount": 200000
+         *           }
+         *         ],
+         *         "subtotal": 912500,
+         *         "discountTotal": 37500,
+         *         "tax": {
+         *           "label": "GST 18%",
+         *           "rateBps": 1800,
+         *           "amount": 164250
+         *         },
+         *         "total": 1076750,
+         *         "issuedAt": "2026-11-26T10:00:00.000Z",
+         *         "dueAt": "2026-11-26T10:00:00.000Z",
+         *         "paidAt": "2026-11-26T10:00:00.000Z"
+         *       },
+         *       "payment": {
+         *         "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "purpose": "upgrade",
+         *         "status": "succeeded",
+         *         "amount": 1076750,
+         *         "currency": "INR",
+         *         "methodType": "card",
+         *         "invoiceId": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "failureCode": null,
+         *         "failureMessage": null,
+         *         "offlineReference": null,
+         *         "createdAt": "2026-11-26T10:00:00.000Z",
+         *         "updatedAt": "2026-11-26T10:00:00.000Z"
+         *       }
+         *     }
+         */
+        PaymentResult: {
+            /**
+             * @description `active`: paid (an upgrade: upgraded). `pending_payment`: wire transfer or cheque, the invoice is open until ops confirm the money. `payment_unknown`: the gateway did not answer; the payment is reconciled before anything else is tried (retry with the same Idempotency-Key).
+             * @enum {string}
+             */
+            status: "active" | "pending_payment" | "payment_unknown";
+            account: components["schemas"]["Account"];
+            subscription: components["schemas"]["Subscription"] | null;
+            invoice: components["schemas"]["Invoice"] | null;
+            payment: components["schemas"]["Payment"];
+        };
+        /**
          * @example {
          *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "plan": {
@@ -2912,121 +3058,29 @@ export interface components {
         };
         /**
          * @example {
-         *       "status": "active",
-         *       "account": {
-         *         "id": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "name": "Acme Telecom",
-         *         "email": "billing@acme.example",
-         *         "country": "IN",
-         *         "currency": "INR",
-         *         "status": "active",
-         *         "kyc": {
-         *           "status": "pending",
-         *           "reason": null,
-         *           "updatedAt": null
-         *         },
-         *         "planId": "plan_starter_v1",
-         *         "testClockId": null,
-         *         "createdAt": "2026-11-26T10:00:00.000Z",
-         *         "updatedAt": "2026-11-26T10:00:00.000Z"
-         *       },
-         *       "subscription": {
-         *         "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "status": "active",
-         *         "plan": {
-         *           "id": "plan_starter_v1",
-         *           "code": "starter",
-         *           "version": 1,
-         *           "name": "Starter"
-         *         },
-         *         "billingCycle": "quarterly",
-         *         "whatsappAddon": false,
-         *         "anchorAt": "2026-11-26T10:00:00.000Z",
-         *         "currentPeriod": {
-         *           "start": "2026-11-26T10:00:00.000Z",
-         *           "end": "2027-02-26T10:00:00.000Z"
-         *         },
-         *         "paymentMethod": {
-         *           "type": "card",
-         *           "label": "visa"
-         *         },
-         *         "scheduledChange": null,
-         *         "cancelAtPeriodEnd": false,
-         *         "endedAt": null,
-         *         "createdAt": "2026-11-26T10:00:00.000Z"
-         *       },
-         *       "invoice": {
-         *         "id": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "number": "INV-2026-27-000042",
-         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "status": "paid",
-         *         "currency": "INR",
-         *         "planId": "plan_starter_v1",
-         *         "billingCycle": "quarterly",
-         *         "period": {
-         *           "start": "2026-11-26T10:00:00.000Z",
-         *           "end": "2027-02-26T10:00:00.000Z"
-         *         },
-         *         "lines": [
-         *           {
-         *             "kind": "plan_fee",
-         *             "description": "Starter plan, quarterly (3 months)",
-         *             "quantity": 3,
-         *             "unitAmount": 250000,
-         *             "grossAmount": 750000,
-         *             "discountAmount": 37500,
-         *             "amount": 712500
-         *           },
-         *           {
-         *             "kind": "credits",
-         *             "description": "Prepaid credits for calls and SMS",
-         *             "quantity": 1,
-         *             "unitAmount": 200000,
-         *             "grossAmount": 200000,
-         *             "discountAmount": 0,
-         *             "amount": 200000
-         *           }
-         *         ],
-         *         "subtotal": 912500,
-         *         "discountTotal": 37500,
-         *         "tax": {
-         *           "label": "GST 18%",
-         *           "rateBps": 1800,
-         *           "amount": 164250
-         *         },
-         *         "total": 1076750,
-         *         "issuedAt": "2026-11-26T10:00:00.000Z",
-         *         "dueAt": "2026-11-26T10:00:00.000Z",
-         *         "paidAt": "2026-11-26T10:00:00.000Z"
-         *       },
-         *       "payment": {
-         *         "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "status": "succeeded",
-         *         "amount": 1076750,
-         *         "currency": "INR",
-         *         "methodType": "card",
-         *         "invoiceId": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "failureCode": null,
-         *         "failureMessage": null,
-         *         "offlineReference": null,
-         *         "createdAt": "2026-11-26T10:00:00.000Z",
-         *         "updatedAt": "2026-11-26T10:00:00.000Z"
-         *       }
+         *       "data": [
+         *         {
+         *           "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "purpose": "upgrade",
+         *           "status": "succeeded",
+         *           "amount": 1076750,
+         *           "currency": "INR",
+         *           "methodType": "card",
+         *           "invoiceId": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "failureCode": null,
+         *           "failureMessage": null,
+         *           "offlineReference": null,
+         *           "createdAt": "2026-11-26T10:00:00.000Z",
+         *           "updatedAt": "2026-11-26T10:00:00.000Z"
+         *         }
+         *       ],
+         *       "nextCursor": null
          *     }
          */
-        UpgradeResult: {
-            /**
-             * @description `active`: paid and upgraded. `pending_payment`: wire transfer or cheque, the invoice is open until ops confirm the money. `payment_unknown`: the gateway did not answer; the payment is reconciled before anything else is tried (retry with the same Idempotency-Key).
-             * @enum {string}
-             */
-            status: "active" | "pending_payment" | "payment_unknown";
-            account: components["schemas"]["Account"];
-            subscription: components["schemas"]["Subscription"] | null;
-            invoice: components["schemas"]["Invoice"] | null;
-            payment: components["schemas"]["Payment"];
+        PaymentList: {
+            data: components["schemas"]["Payment"][];
+            nextCursor: string | null;
         };
         /**
          * @example {
@@ -5063,7 +5117,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UpgradeResult"];
+                    "application/json": components["schemas"]["PaymentResult"];
                 };
             };
             /** @description Accepted */
@@ -5072,7 +5126,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UpgradeResult"];
+                    "application/json": components["schemas"]["PaymentResult"];
                 };
             };
             /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
@@ -5149,6 +5203,100 @@ export interface operations {
             };
             /** @description Refused by rule: `plan_not_offered`, `currency_not_priced`, `addon_not_available`, `initial_credits_below_minimum`, `payment_method_not_allowed`, `invalid_auto_recharge`, `idempotency_key_reused` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 200 */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentList"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account (`account_not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5297,7 +5445,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UpgradeResult"];
+                    "application/json": components["schemas"]["PaymentResult"];
                 };
             };
             /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
@@ -9033,9 +9181,15 @@ export interface operations {
                         amount: number;
                         /** @enum {string} */
                         currency: "INR" | "USD";
+                        /**
+                         * @description What the payment is for
+                         * @enum {string}
+                         */
+                        purpose: "upgrade" | "renewal" | "purchase" | "recharge";
                         /** @enum {string} */
-                        purpose?: "upgrade" | "renewal" | "purchase" | "recharge";
+                        methodType: "card" | "upi" | "netbanking" | "wire_transfer" | "cheque";
                         invoiceId?: string;
+                        subscriptionId?: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -9081,9 +9235,16 @@ export interface operations {
                         amount: number;
                         /** @enum {string} */
                         currency: "INR" | "USD";
-                        /** @enum {string} */
+                        /**
+                         * @description What the payment is for
+                         * @enum {string}
+                         */
                         purpose: "upgrade" | "renewal" | "purchase" | "recharge";
+                        /** @enum {string} */
+                        methodType: "card" | "upi" | "netbanking" | "wire_transfer" | "cheque";
                         failureCode: string;
+                        invoiceId?: string;
+                        subscriptionId?: string;
                     } & {
                         [key: string]: unknown;
                     };

@@ -13,6 +13,7 @@ import { accountsRoutes } from './modules/accounts/routes.js';
 import { billingRoutes } from './modules/billing/routes.js';
 import { catalogRoutes } from './modules/catalog/routes.js';
 import { upgradeRoutes } from './modules/upgrade/routes.js';
+import { paymentRoutes } from './modules/payments/routes.js';
 import { subscriptionRoutes } from './modules/subscriptions/routes.js';
 import { testClockRoutes } from './modules/test-clocks/routes.js';
 import { creditsRoutes } from './modules/credits/routes.js';
@@ -176,6 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(catalogRoutes, { catalog: services.catalog });
   await app.register(accountsRoutes, { accounts: services.accounts });
   await app.register(upgradeRoutes, { upgrades: services.upgrades });
+  await app.register(paymentRoutes, { payments: services.payments });
   await app.register(billingRoutes, { billing: services.billing });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });

@@ -16,6 +16,7 @@ import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { createSandboxProvider } from './modules/payments/sandbox.js';
+import { createPaymentsService } from './modules/payments/service.js';
 import { createRenewalService } from './modules/renewals/service.js';
 import { createSubscriptionsService } from './modules/subscriptions/service.js';
 import { createTestClocksService } from './modules/test-clocks/service.js';
@@ -60,6 +61,8 @@ export function createServices(deps: ServiceDeps) {
     secrets: createSecretBox(secretsKeys),
   });
   const auth = createAuthService({ db, clock, hasher: createKeyHasher(secretsKeys), changes: deps.changes });
+  // One payment lifecycle; upgrades, renewals and purchases each register what their payments mean.
+  const payments = createPaymentsService({ db, clock, provider, logger });
   const renewals = createRenewalService({
     db,
     clock,
@@ -69,6 +72,7 @@ export function createServices(deps: ServiceDeps) {
     invoiceDueDays: config.INVOICE_DUE_DAYS,
     dunningRetryDays: config.DUNNING_RETRY_DAYS,
     mandate,
+    payments,
   });
   const purchases = createPurchaseService({
     db,
@@ -79,8 +83,10 @@ export function createServices(deps: ServiceDeps) {
     maxFailures: config.AUTO_RECHARGE_MAX_FAILURES,
     retryMinutes: config.AUTO_RECHARGE_RETRY_MINUTES,
     mandate,
+    payments,
   });
   return {
+    payments,
     renewals,
     purchases,
     webhooks,
@@ -108,7 +114,7 @@ export function createServices(deps: ServiceDeps) {
       logger,
       taxRates: config.TAX_RATES,
       invoiceDueDays: config.INVOICE_DUE_DAYS,
-      confirmRenewalPayment: (paymentId, reference) => renewals.settle(paymentId, { status: 'succeeded', reference }, reference),
+      payments,
     }),
   };
 }

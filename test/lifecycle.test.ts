@@ -359,10 +359,10 @@ t.test('a renewal whose answer was lost is reconciled after 30 s of real time, e
   const payment = await ctx.query("select status from payments where purpose = 'renewal'");
   t.equal(payment.rows[0].status, 'unknown');
   t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'advancing', 'an unknown payment is pending work');
-  t.equal(await ctx.services.renewals.reconcileStalePayments(), 0, 'not stale yet');
+  t.equal((await ctx.services.payments.reconcileStale()).checked, 0, 'not stale yet');
   // The clock stands still; 40 s of real time pass (a worker crashed mid-charge, say).
   await ctx.query("update payments set touched_at = touched_at - interval '40 seconds' where purpose = 'renewal'");
-  t.equal(await ctx.services.renewals.reconcileStalePayments(), 1, 'stale in real time, whatever the test clock says');
+  t.equal((await ctx.services.payments.reconcileStale()).checked, 1, 'stale in real time, whatever the test clock says');
   const invoice = await ctx.query("select status from invoices where kind = 'renewal'");
   t.equal(invoice.rows[0].status, 'paid', 'the gateway had taken the money');
   t.equal((await ctx.call('GET', `/v1/test-clocks/${clock.id}`)).body.status, 'ready');

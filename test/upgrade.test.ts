@@ -295,11 +295,11 @@ t.test('the worker sweep settles an unknown payment nobody retried', async (t) =
     body: { ...upgradeBody, paymentMethod: { type: 'card', token: 'tok_timeout' } },
     headers: { 'idempotency-key': 'lost' },
   });
-  t.same(await ctx.services.upgrades.reconcileStalePayments(), { checked: 0, succeeded: 0, failed: 0 }, 'too fresh to sweep');
+  t.same(await ctx.services.payments.reconcileStale(), { checked: 0, succeeded: 0, failed: 0, unknown: 0 }, 'too fresh to sweep');
   await ctx.query("update payments set touched_at = touched_at - interval '1 minute'"); // a minute of real time passes
-  t.same(await ctx.services.upgrades.reconcileStalePayments(), { checked: 1, succeeded: 1, failed: 0 });
+  t.same(await ctx.services.payments.reconcileStale(), { checked: 1, succeeded: 1, failed: 0, unknown: 0 });
   t.equal((await ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, 'active');
-  t.same(await ctx.services.upgrades.reconcileStalePayments(), { checked: 0, succeeded: 0, failed: 0 }, 'nothing twice');
+  t.same(await ctx.services.payments.reconcileStale(), { checked: 0, succeeded: 0, failed: 0, unknown: 0 }, 'nothing twice');
 });
 
 t.test('20 identical upgrades at once: one charge, one invoice, one ledger entry, one email', async (t) => {
@@ -420,8 +420,8 @@ t.test('an unknown payment the gateway never saw is asked again under the same k
   const account = await readyAccount(ctx);
   const first = await services.upgrades.upgrade(account.id, { ...upgradeBody, addOns: { whatsapp: true } } as never, null);
   t.equal(first.status, 'payment_unknown');
-  t.same(await services.upgrades.reconcileStalePayments(), { checked: 0, succeeded: 0, failed: 0 }, 'young: left alone');
+  t.same(await services.payments.reconcileStale(), { checked: 0, succeeded: 0, failed: 0, unknown: 0 }, 'young: left alone');
   await ctx.query("update payments set touched_at = touched_at - interval '3 minutes'"); // past the in-flight window, in real time
-  t.same(await services.upgrades.reconcileStalePayments(), { checked: 1, succeeded: 1, failed: 0 }, 'old and unknown to the gateway: charged again under its key');
+  t.same(await services.payments.reconcileStale(), { checked: 1, succeeded: 1, failed: 0, unknown: 0 }, 'old and unknown to the gateway: charged again under its key');
   t.equal((await ctx.query('select count(*)::int as n from sandbox_charges')).rows[0].n, 1, 'one charge');
 });

@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
       case 'payments:confirm': {
         const id = need(target, 'a payment id');
         const amount = opts.amount === undefined ? undefined : int(opts.amount, '--amount');
-        const result = await services.upgrades.confirmOfflinePayment(id, { reference: need(opts.reference, '--reference'), amount });
+        const result = await services.payments.confirmOffline(id, { reference: need(opts.reference, '--reference'), amount });
         await audit('payment.confirm', result.account.id, id, { reference: opts.reference, amount });
         print(`${id} confirmed: account ${result.account.id} is ${result.account.status}, invoice ${result.invoice?.number} ${result.invoice?.status}`, result);
         return 0;

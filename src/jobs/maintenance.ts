@@ -6,7 +6,7 @@ import { RETENTION_MS } from '../modules/idempotency/domain.js';
 import { purgeOlderThan } from '../modules/idempotency/repo.js';
 import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
-import type { UpgradeService } from '../modules/upgrade/service.js';
+import type { PaymentsService } from '../modules/payments/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
 import { createEventRequeuer } from './outbox-relay.js';
 import type { Queues } from './registry.js';
@@ -25,7 +25,7 @@ export interface PeriodicTask {
 export function maintenanceTasks(deps: {
   db: Db;
   clock: Clock;
-  upgrades: UpgradeService;
+  payments: PaymentsService;
   renewals: RenewalService;
   purchases: PurchaseService;
   webhooks: WebhookService;
@@ -45,19 +45,9 @@ export function maintenanceTasks(deps: {
       run: createEventRequeuer({ db: deps.db, queues: deps.queues, graceMs: 6 * deps.schedulerIntervalMs }),
     },
     {
-      name: 'reconcile unknown renewal payments',
-      everyMs: 15_000,
-      run: () => deps.renewals.reconcileStalePayments(),
-    },
-    {
-      name: 'reconcile unknown credit purchases and recharges',
-      everyMs: 15_000,
-      run: () => deps.purchases.reconcileStale(),
-    },
-    {
       name: 'reconcile unknown payments',
       everyMs: 15_000,
-      run: () => deps.upgrades.reconcileStalePayments(),
+      run: () => deps.payments.reconcileStale(),
     },
     {
       name: 'purge expired idempotency records',

@@ -102,6 +102,15 @@ export async function markInvoicePaid(db: Db, id: string, at: Date, subscription
   return row!;
 }
 
+/** Many open invoices paid at once (a renewal wave's settle). */
+export async function markInvoicesPaid(db: Db, ids: string[], at: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .update(invoices)
+    .set({ status: 'paid', paidAt: at, nextAttemptAt: null })
+    .where(sql`${invoices.id} = any(${sql.param(ids)}::text[])`);
+}
+
 export async function findInvoice(db: Db, id: string): Promise<InvoiceRow | undefined> {
   const [row] = await db.select().from(invoices).where(eq(invoices.id, id));
   return row;

@@ -12,7 +12,8 @@ import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
+import { resolveUnknownCharge } from '../payments/charging.js';
+import type { PaymentsService } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
 import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
@@ -34,6 +35,7 @@ export interface PurchaseDeps {
   maxFailures: number;
   retryMinutes: number;
   mandate: MandateRules;
+  payments: PaymentsService;
 }
 
 type Purpose = 'purchase' | 'recharge';
@@ -45,7 +47,7 @@ type Purpose = 'purchase' | 'recharge';
  * when the money arrived, with its invoice, in one transaction.
  */
 export function createPurchaseService(deps: PurchaseDeps) {
-  const { db, clock, provider, logger } = deps;
+  const { db, clock, provider, logger, payments } = deps;
 
   function price(amount: number, country: string) {
     const tax = taxFor(country, deps.taxRates);
@@ -102,7 +104,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
       const method = (await paymentsRepo.findPaymentMethod(db, mine.paymentMethodId))!;
       const result =
         mine.status === 'processing' || mine.status === 'unknown'
-          ? await resolveUnknownCharge(provider, mine, method, logger)
+          ? await resolveUnknownCharge(provider, mine, payments.chargeRequestOf(mine, method), logger)
           : ({ status: 'unknown' } as const); // already final: settle only reads it back
       return declinedOr(await settle(mine.id, result, idempotency));
     }
@@ -119,7 +121,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
       }
       return openPayment(tx, account, 'purchase', input.amount, method.id, now, idempotency);
     });
-    return declinedOr(await settle(payment.id, await charge(payment, false), idempotency));
+    return declinedOr(await settle(payment.id, await payments.charge(payment), idempotency));
   }
 
   function declinedOr<T extends { payment: { status: string; failureCode: string | null; failureMessage: string | null; id: string } }>(settled: T): T {
@@ -141,97 +143,77 @@ export function createPurchaseService(deps: PurchaseDeps) {
   ) {
     const method = (await paymentsRepo.findPaymentMethod(tx, paymentMethodId))!;
     const priced = price(amount, account.country);
-    return paymentsRepo.insertPayment(tx, {
-      id: newId('pay', now),
+    return payments.open(tx, {
       accountId: account.id,
       purpose,
-      status: 'processing',
       amount: priced.total,
       currency: account.currency,
-      methodType: method.type,
-      paymentMethodId,
+      method,
       request: { credits: amount, tax: priced.tax, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
-      createdAt: now,
-      updatedAt: now,
+      now,
     });
   }
 
-  async function charge(payment: paymentsRepo.PaymentRow, unattended: boolean): Promise<ChargeResult> {
-    const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-    return chargeWithDeadline(
-      provider,
-      {
-        idempotencyKey: payment.id,
-        amount: payment.amount,
-        currency: payment.currency,
-        method: chargeMethodOf(method),
-        description: `${payment.purpose === 'recharge' ? 'Auto-recharge' : 'Credits'} for ${payment.accountId}`,
-        unattended,
-      },
-      logger,
-    );
-  }
+  type CreditsRequest = { credits: number; tax: { label: string; rateBps: number; amount: number } };
 
-  /** Applies the gateway's answer; credits once (the ledger's source key is the payment). */
-  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null = null) {
-    return db.transaction(async (tx) => {
-      const found = (await paymentsRepo.findPayment(tx, paymentId))!;
-      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
-      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      const now = await nowForAccount(tx, account, clock);
-      const request = payment.request as { credits: number; tax: { label: string; rateBps: number; amount: number } };
-      const ids = { accountId: account.id, paymentId };
-      if (payment.status === 'processing' || payment.status === 'unknown') {
-        if (result.status === 'succeeded') {
-          const invoice = await issueCreditsInvoice(tx, account, payment, request, now);
-          await repo.applyEntry(tx, {
-            accountId: account.id,
-            currency: account.currency,
-            amount: request.credits,
-            kind: payment.purpose === 'recharge' ? 'recharge' : 'purchase',
-            sourceKey: `payment:${payment.id}`,
-            description: `${payment.purpose === 'recharge' ? 'Auto-recharge' : 'Credits purchase'}, invoice ${invoice.number}`,
-            at: now,
-          });
-          await paymentsRepo.updatePayment(tx, paymentId, { status: 'succeeded', invoiceId: invoice.id, providerReference: result.reference, updatedAt: now });
-          if (payment.purpose === 'recharge') {
-            await tx.update(autoRechargeSettings).set({ consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
-          }
-          await appendEvents(tx, now, [
-            { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, invoiceId: invoice.id, amount: payment.amount, currency: payment.currency, purpose: payment.purpose } },
-            { type: 'invoice.paid', accountId: account.id, payload: { ...ids, invoiceId: invoice.id, number: invoice.number, total: invoice.total } },
-            {
-              type: payment.purpose === 'recharge' ? 'credits.recharged' : 'credits.purchased',
-              accountId: account.id,
-              payload: { ...ids, invoiceId: invoice.id, credits: request.credits, total: payment.amount, currency: payment.currency },
-            },
-          ]);
-        } else if (result.status === 'failed') {
-          await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', failureCode: result.code, failureMessage: result.message, updatedAt: now });
-          const events: NewEvent[] = [
-            { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: payment.purpose, failureCode: result.code, amount: payment.amount, currency: payment.currency } },
-          ];
-          if (payment.purpose === 'recharge') events.push(await recordRechargeFailure(tx, account.id, result.code, now));
-          await appendEvents(tx, now, events);
-        } else if (payment.status !== 'unknown') {
-          await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
+  /** What a credits payment's answer means: paid, an invoice and the credit (once: the ledger's source key is the payment); a failed recharge backs off. */
+  for (const purpose of ['purchase', 'recharge'] as const) {
+    payments.handle(purpose, {
+      describe: (payment) => `${purpose === 'recharge' ? 'Auto-recharge' : 'Credits'} for ${payment.accountId}`,
+      unattended: purpose === 'recharge',
+      async succeeded({ tx, payment, account, now }) {
+        const request = payment.request as CreditsRequest;
+        const invoice = await issueCreditsInvoice(tx, account, payment, request, now);
+        await repo.applyEntry(tx, {
+          accountId: account.id,
+          currency: account.currency,
+          amount: request.credits,
+          kind: purpose,
+          sourceKey: `payment:${payment.id}`,
+          description: `${purpose === 'recharge' ? 'Auto-recharge' : 'Credits purchase'}, invoice ${invoice.number}`,
+          at: now,
+        });
+        if (purpose === 'recharge') {
+          await tx.update(autoRechargeSettings).set({ consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
         }
-      }
-      const settled = (await paymentsRepo.findPayment(tx, paymentId))!;
-      const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
-      const answer = {
-        status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
-        balance: await repo.balanceOf(tx, account.id),
-        payment: toPaymentDto(settled),
-        invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
-      };
-      // The response is recorded with the credit, so a crash after the commit cannot make a retry charge again.
-      if (idempotency && answer.status === 'credited') {
-        await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
-        idempotency.completed = true;
-      }
-      return answer;
+        const ids = { accountId: account.id, paymentId: payment.id, invoiceId: invoice.id };
+        return {
+          invoiceId: invoice.id,
+          after: [
+            { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } },
+            {
+              type: purpose === 'recharge' ? 'credits.recharged' : 'credits.purchased',
+              accountId: account.id,
+              payload: { ...ids, credits: request.credits, total: payment.amount, currency: payment.currency },
+            },
+          ],
+        };
+      },
+      failed: async ({ tx, account, now }, failure) =>
+        purpose === 'recharge' ? { after: [await recordRechargeFailure(tx, account.id, failure.code, now)] } : {},
     });
+  }
+
+  /** Applies the gateway's answer (see the handlers above) and answers for it, recording a credited answer for the Idempotency-Key with the credit. */
+  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null = null) {
+    const { value } = await payments.settle(paymentId, result, {
+      within: async (tx, settled) => {
+        const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
+        const answer = {
+          status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
+          balance: await repo.balanceOf(tx, settled.accountId),
+          payment: toPaymentDto(settled),
+          invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
+        };
+        // The response is recorded with the credit, so a crash after the commit cannot make a retry charge again.
+        if (idempotency && answer.status === 'credited') {
+          await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
+          idempotency.completed = true;
+        }
+        return answer;
+      },
+    });
+    return value;
   }
 
   /** One more failure in a row: retry later with a doubling pause, or switch off at the limit. */
@@ -324,7 +306,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
       return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
     });
     if (!payment) return 'skipped';
-    const settled = await settle(payment.id, await charge(payment, true));
+    const settled = await settle(payment.id, await payments.charge(payment));
     return settled.status === 'credited' ? 'recharged' : settled.status === 'failed' ? 'failed' : 'unknown';
   }
 
@@ -354,23 +336,6 @@ export function createPurchaseService(deps: PurchaseDeps) {
     if (chargeAt <= now) return true;
     await tx.update(autoRechargeSettings).set({ nextAttemptAt: chargeAt }).where(eq(autoRechargeSettings.accountId, account.id));
     return false;
-  }
-
-  /** Purchases and recharges whose answer was lost (for 30 s of real time), settled. */
-  async function reconcileStale(limit = 50): Promise<number> {
-    let settled = 0;
-    for (const purpose of ['purchase', 'recharge'] as const) {
-      for (const payment of await paymentsRepo.listUnresolvedPayments(db, purpose, 30_000, limit)) {
-        try {
-          const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-          await settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger));
-          settled++;
-        } catch (err) {
-          logger.error({ err, paymentId: payment.id }, 'could not reconcile credits payment');
-        }
-      }
-    }
-    return settled;
   }
 
   /** Auto-recharge settings; the method must be chargeable unattended (card, UPI). */
@@ -415,7 +380,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
     });
   }
 
-  return { purchase, recharge, findDueRecharges, reconcileStale, setAutoRecharge, settle };
+  return { purchase, recharge, findDueRecharges, setAutoRecharge, settle };
 }
 
 export type PurchaseService = ReturnType<typeof createPurchaseService>;

@@ -7,7 +7,8 @@ const currency = z.enum(['INR', 'USD']);
 const iso = z.string().meta({ description: 'ISO 8601 instant' });
 const subscriptionRef = { accountId, subscriptionId: id('sub') };
 const paymentRef = { accountId, paymentId: id('pay') };
-const purpose = z.enum(['upgrade', 'renewal', 'purchase', 'recharge']);
+const purpose = z.enum(['upgrade', 'renewal', 'purchase', 'recharge']).meta({ description: 'What the payment is for' });
+const methodType = z.enum(['card', 'upi', 'netbanking', 'wire_transfer', 'cheque']);
 
 /**
  * Every event the service emits, with the schema of its `data`. Events are written to the
@@ -26,8 +27,14 @@ export const eventCatalogue = {
     data: { ...paymentRef, invoiceId: id('inv'), planId: z.string(), methodType: z.string(), dueAt: iso },
   },
   'account.limited': { summary: 'No outbound calls or SMS: cancelled, or renewal payments exhausted', data: { ...subscriptionRef, reason: z.enum(['cancelled', 'dunning_exhausted']) } },
-  'payment.succeeded': { summary: 'Money was taken', data: { ...paymentRef, amount: money, currency, purpose: purpose.optional(), invoiceId: id('inv').optional() } },
-  'payment.failed': { summary: 'A charge was declined', data: { ...paymentRef, amount: money, currency, purpose, failureCode: z.string() } },
+  'payment.succeeded': {
+    summary: 'Money was taken (or, for a wire transfer or cheque, recorded by ops)',
+    data: { ...paymentRef, amount: money, currency, purpose, methodType, invoiceId: id('inv').optional(), subscriptionId: id('sub').optional() },
+  },
+  'payment.failed': {
+    summary: 'A charge was declined',
+    data: { ...paymentRef, amount: money, currency, purpose, methodType, failureCode: z.string(), invoiceId: id('inv').optional(), subscriptionId: id('sub').optional() },
+  },
   'invoice.created': { summary: 'An invoice was issued', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, status: z.enum(['open', 'paid']) } },
   'invoice.paid': { summary: 'An invoice was paid', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money } },
   'subscription.plan_change_scheduled': {

@@ -62,30 +62,19 @@ export function chargeMethodOf(method: Pick<PaymentMethodRow, 'type' | 'referenc
 /**
  * What became of a payment whose answer was lost. The gateway's record decides; when it has
  * none and the payment is past the in-flight window, the charge is asked again under the
- * same idempotency key, which the gateway answers with the first charge if there was one.
- * A payment is never declared "not charged" while its charge might still land. The window is
- * real time since the payment last changed (a test clock's frozen time says nothing of how
- * long a request to the gateway has been out).
+ * same idempotency key (`request`, the payment's one charge request), which the gateway
+ * answers with the first charge if there was one. A payment is never declared "not charged"
+ * while its charge might still land. The window is real time since the payment last changed
+ * (a test clock's frozen time says nothing of how long a request to the gateway has been out).
  */
 export async function resolveUnknownCharge(
   provider: PaymentProvider,
-  payment: Pick<PaymentRow, 'id' | 'amount' | 'currency' | 'touchedAt' | 'purpose'>,
-  method: Pick<PaymentMethodRow, 'type' | 'reference'>,
+  payment: Pick<PaymentRow, 'id' | 'touchedAt'>,
+  request: ChargeRequest,
   logger: Logger,
 ): Promise<ChargeResult> {
   const found = await provider.lookup(payment.id);
   if (found.status !== 'not_found') return found;
   if (Date.now() - payment.touchedAt.getTime() < IN_FLIGHT_WINDOW_MS) return { status: 'unknown' };
-  return chargeWithDeadline(
-    provider,
-    {
-      idempotencyKey: payment.id,
-      amount: payment.amount,
-      currency: payment.currency,
-      method: chargeMethodOf(method),
-      description: `Retry of ${payment.id}`,
-      unattended: payment.purpose !== 'upgrade',
-    },
-    logger,
-  );
+  return chargeWithDeadline(provider, request, logger);
 }

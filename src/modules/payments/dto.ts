@@ -5,6 +5,7 @@ export function toPaymentDto(row: PaymentRow): PaymentDto {
   return {
     id: row.id,
     accountId: row.accountId,
+    purpose: row.purpose,
     status: row.status,
     amount: row.amount,
     currency: row.currency,

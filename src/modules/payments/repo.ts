@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { paymentMethods, payments } from '../../db/schema/index.js';
+import { accounts, paymentMethods, payments } from '../../db/schema/index.js';
 
 export type PaymentRow = typeof payments.$inferSelect;
 export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
@@ -66,23 +66,52 @@ export async function findOpenUpgradePayment(db: Db, accountId: string): Promise
 }
 
 /**
- * Payments whose result nobody knows (a crashed request or a lost provider answer) and that
- * have been so for `staleMs` of real time. Real time, not the account's clock: a charge cut
- * off by a crash on a test clock that stands still must still be settled.
+ * Payments of any purpose whose result nobody knows (a crashed request or a lost provider
+ * answer) and that have been so for `staleMs` of real time. Real time, not the account's
+ * clock: a charge cut off by a crash on a test clock that stands still must still be settled.
  */
-export async function listUnresolvedPayments(db: Db, purpose: PaymentRow['purpose'], staleMs: number, limit: number): Promise<PaymentRow[]> {
+export async function listUnresolvedPayments(db: Db, staleMs: number, limit: number): Promise<PaymentRow[]> {
   return db
     .select()
     .from(payments)
-    .where(
-      and(
-        eq(payments.purpose, purpose),
-        inArray(payments.status, ['processing', 'unknown']),
-        lt(payments.touchedAt, sql`now() - ${`${staleMs} milliseconds`}::interval`),
-      ),
-    )
+    .where(and(inArray(payments.status, ['processing', 'unknown']), lt(payments.touchedAt, sql`now() - ${`${staleMs} milliseconds`}::interval`)))
     .orderBy(asc(payments.touchedAt))
     .limit(limit);
+}
+
+export async function findPayments(db: Db, ids: string[]): Promise<PaymentRow[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(payments).where(sql`${payments.id} = any(${sql.param(ids)}::text[])`);
+}
+
+/** Locks accounts in id order: the first lock every writer of an account's payments takes. */
+export async function lockAccounts(db: Db, accountIds: string[]): Promise<void> {
+  if (accountIds.length === 0) return;
+  await db
+    .select({ id: accounts.id })
+    .from(accounts)
+    .where(sql`${accounts.id} = any(${sql.param([...new Set(accountIds)])}::text[])`)
+    .orderBy(asc(accounts.id))
+    .for('update');
+}
+
+/** Many payments that went through, in one statement. */
+export async function markSucceededMany(db: Db, rows: Array<{ paymentId: string; reference: string }>, now: Date): Promise<void> {
+  if (rows.length === 0) return;
+  await db.execute(sql`
+    update payments p set status = 'succeeded', provider_reference = v.reference, offline_reference = null, updated_at = ${now.toISOString()}::timestamptz, touched_at = now()
+    from unnest(${sql.param(rows.map((r) => r.paymentId))}::text[], ${sql.param(rows.map((r) => r.reference))}::text[]) as v(id, reference)
+    where p.id = v.id`);
+}
+
+/** An account's payments, newest first; `before`: the last id of the previous page. */
+export async function listPaymentsOfAccount(db: Db, accountId: string, opts: { before?: string; limit: number }): Promise<PaymentRow[]> {
+  return db
+    .select()
+    .from(payments)
+    .where(and(eq(payments.accountId, accountId), opts.before ? lt(payments.id, opts.before) : undefined))
+    .orderBy(desc(payments.id))
+    .limit(opts.limit);
 }
 
 /** The payment an upgrade request with this Idempotency-Key created, if any. */

@@ -36,6 +36,7 @@ export const paymentSchema = z
   .object({
     id: z.string(),
     accountId: z.string(),
+    purpose: z.enum(['upgrade', 'renewal', 'purchase', 'recharge']).meta({ description: 'What the payment is for' }),
     status: z
       .enum(['processing', 'unknown', 'succeeded', 'failed', 'awaiting_confirmation'])
       .meta({ description: '`unknown`: the gateway did not answer; it is reconciled before anything else is tried' }),
@@ -55,6 +56,7 @@ export const paymentSchema = z
       {
         id: 'pay_01kb2m3n4p5q6r7s8t9v0w1x2y',
         accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        purpose: 'upgrade',
         status: 'succeeded',
         amount: 1076750,
         currency: 'INR',

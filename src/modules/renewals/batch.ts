@@ -4,10 +4,9 @@ import { newId } from '../../lib/ids.js';
 import { issueInvoices, type InvoiceEvent, type InvoiceToIssue } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, checkEvents, reserveOutboxIds, type NewEvent } from '../events/repo.js';
-import { chargeAllWithDeadline, chargeMethodOf } from '../payments/charging.js';
 import { mandateApplies, overCap } from '../payments/mandate.js';
 import type { ChargeRequest, ChargeResult } from '../payments/provider.js';
-import * as paymentsRepo from '../payments/repo.js';
+import type { OpenPayment } from '../payments/service.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import { batchRoute, priceNextPeriod } from './domain.js';
 import * as repo from './repo.js';
@@ -57,7 +56,7 @@ const SINGLE_CONCURRENCY = 4;
  * is re-checked under its lock, and the invoice of a period is unique per subscription.
  */
 export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
-  const { db, clock, provider, logger } = deps;
+  const { db, clock, logger, payments } = deps;
 
   /** Renews the named periods: a batch for the plain ones, the single path for the rest. */
   async function renewMany(items: RenewalItem[]): Promise<ItemOutcome[]> {
@@ -126,7 +125,7 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     const invoices: Array<InvoiceToIssue & { id: string }> = [];
     const periods: repo.PeriodUpdate[] = [];
     const pending: Array<Omit<Issued, 'number'> & { created: NewEvent; after: NewEvent[] }> = [];
-    const paymentRows: Parameters<typeof paymentsRepo.insertPayments>[1] = [];
+    const opened: OpenPayment[] = [];
     for (const { sub, account, methodType, methodReference, charge, periodEnd } of plain) {
       let next;
       try {
@@ -163,20 +162,18 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
         nextAttemptAt: null,
       });
       periods.push({ id: sub.id, planId, billingCycle: cycleCode, whatsappAddon, start, end, monthsElapsed, noticeFor: charge.notice?.sentNow ? periodEnd : null });
-      paymentRows.push({
+      const payment: OpenPayment = {
         id: paymentId,
         accountId: account.id,
         purpose: 'renewal',
-        status: 'processing',
         amount: priced.total,
         currency: priced.currency,
-        methodType: methodType!,
-        paymentMethodId: sub.paymentMethodId,
+        method: { id: sub.paymentMethodId, type: methodType! },
         invoiceId,
         request: { invoiceId },
-        createdAt: now,
-        updatedAt: now,
-      });
+        now,
+      };
+      opened.push(payment);
       const base = { accountId: account.id, subscriptionId: sub.id };
       const after: NewEvent[] = [
         {
@@ -197,14 +194,7 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
         subscriptionId: sub.id,
         invoiceId,
         total: priced.total,
-        charge: {
-          idempotencyKey: paymentId,
-          amount: priced.total,
-          currency: priced.currency,
-          method: chargeMethodOf({ type: methodType!, reference: methodReference }),
-          description: `Renewal, invoice ${invoiceId}`,
-          unattended: true,
-        },
+        charge: payments.chargeRequestOf({ ...payment, id: paymentId, invoiceId }, { type: methodType!, reference: methodReference }),
         // The single renewal's events, in its order: invoice.created (its number comes with the invoice), then the rest.
         created: { type: 'invoice.created', accountId: account.id, payload: { ...base, invoiceId, total: priced.total, status: 'open' } },
         after,
@@ -213,7 +203,7 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     if (pending.length === 0) return step;
 
     checkEvents(pending.map((p) => ({ ...p.created, payload: { ...p.created.payload, number: 'INV-0000-00-000000' } })));
-    await paymentsRepo.insertPayments(tx, paymentRows);
+    await payments.openMany(tx, opened);
     await repo.startNextPeriods(tx, periods, now);
     await repo.setAccountPlans(tx, periods.map((p, i) => ({ accountId: pending[i]!.accountId, planId: p.planId })), now);
     const ids = await reserveOutboxIds(tx, pending.reduce((n, p) => n + 1 + p.after.length, 0));
@@ -261,15 +251,17 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
   /** One provider call for the batch; successes settle together, anything else one by one as always. */
   async function chargeAndSettle(issued: Issued[]): Promise<void> {
     if (issued.length === 0) return;
-    const results = await chargeAllWithDeadline(provider, issued.map((i) => i.charge), logger);
-    const succeeded: Array<Issued & { reference: string }> = [];
+    const results = await payments.chargeMany(issued.map((i) => i.charge));
+    const succeeded: Array<{ paymentId: string; accountId: string; reference: string }> = [];
     const others: Array<{ paymentId: string; result: ChargeResult }> = [];
     issued.forEach((item, i) => {
       const result = results[i]!;
-      if (result.status === 'succeeded') succeeded.push({ ...item, reference: result.reference });
+      if (result.status === 'succeeded') succeeded.push({ paymentId: item.charge.idempotencyKey, accountId: item.accountId, reference: result.reference });
       else others.push({ paymentId: item.charge.idempotencyKey, result });
     });
-    others.push(...(await settleSucceeded(succeeded)));
+    // A payment whose subscription is no longer simply active (a recovery, a cancellation) settles one by one.
+    const passedOn = new Set(await payments.settleSucceededMany(succeeded));
+    for (const s of succeeded) if (passedOn.has(s.paymentId)) others.push({ paymentId: s.paymentId, result: { status: 'succeeded', reference: s.reference } });
     await inLanes(others, SINGLE_CONCURRENCY, async ({ paymentId, result }) => {
       try {
         await single.settle(paymentId, result);
@@ -277,39 +269,6 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
         // Left processing: the reconciliation sweep settles it from the provider's record.
         logger.error({ err, paymentId }, 'could not settle renewal payment');
       }
-    });
-  }
-
-  /**
-   * The single settle's success branch for many payments in one transaction. A payment
-   * settled meanwhile is left alone; one whose subscription is no longer simply active (a
-   * recovery, a cancellation) is returned for the single settle.
-   */
-  async function settleSucceeded(items: Array<Issued & { reference: string }>): Promise<Array<{ paymentId: string; result: ChargeResult }>> {
-    if (items.length === 0) return [];
-    return db.transaction(async (tx) => {
-      const locked = await repo.lockPaymentsForSettle(tx, items.map((i) => i.charge.idempotencyKey), items.map((i) => i.accountId));
-      const state = new Map(locked.map((r) => [r.id, r]));
-      const now = clock.now();
-      const paid: typeof items = [];
-      const elsewhere: Array<{ paymentId: string; result: ChargeResult }> = [];
-      for (const item of items) {
-        const row = state.get(item.charge.idempotencyKey);
-        if (!row || row.status === 'succeeded' || row.status === 'failed') continue;
-        if (row.subscriptionStatus !== 'active' || row.testClockId) {
-          elsewhere.push({ paymentId: item.charge.idempotencyKey, result: { status: 'succeeded', reference: item.reference } });
-        } else paid.push(item);
-      }
-      await repo.markPaidMany(tx, paid.map((p) => ({ paymentId: p.charge.idempotencyKey, invoiceId: p.invoiceId, reference: p.reference })), now);
-      const events = paid.flatMap((p): NewEvent[] => {
-          const ids = { accountId: p.accountId, subscriptionId: p.subscriptionId, invoiceId: p.invoiceId, paymentId: p.charge.idempotencyKey };
-          return [
-            { type: 'payment.succeeded', accountId: p.accountId, payload: { ...ids, amount: p.charge.amount, currency: p.charge.currency, purpose: 'renewal' } },
-            { type: 'invoice.paid', accountId: p.accountId, payload: { ...ids, number: p.number, total: p.total } },
-          ];
-      });
-      await appendEvents(tx, now, events);
-      return elsewhere;
     });
   }
 

@@ -133,38 +133,25 @@ export async function setAccountPlans(tx: Db, rows: Array<{ accountId: string; p
 }
 
 /**
- * Locks the accounts of renewal payments (in order) and reads the payments' state. Every
- * writer of a renewal payment, its invoice or its subscription's status (settle, retry,
- * renew, cancel) locks the account first, so the account locks are enough: no second lock
- * per row (each lock is a write) before the rows are updated.
+ * What a wave's settle needs to know of renewal payments (their accounts already locked):
+ * the invoice each pays, and whether its subscription is still simply active in real time.
  */
-export async function lockPaymentsForSettle(tx: Db, paymentIds: string[], accountIds: string[]) {
-  await tx
-    .select({ id: accounts.id })
-    .from(accounts)
-    .where(anyOf(accounts.id, [...new Set(accountIds)]))
-    .orderBy(asc(accounts.id))
-    .for('update');
-  const found = await tx
-    .select({ id: payments.id, status: payments.status, subscriptionStatus: subscriptions.status, testClockId: accounts.testClockId })
+export async function stateOfPayments(tx: Db, paymentIds: string[]) {
+  if (paymentIds.length === 0) return [];
+  return tx
+    .select({
+      paymentId: payments.id,
+      accountId: payments.accountId,
+      invoiceId: invoices.id,
+      number: invoices.number,
+      total: invoices.total,
+      subscriptionId: subscriptions.id,
+      subscriptionStatus: subscriptions.status,
+      testClockId: accounts.testClockId,
+    })
     .from(payments)
     .innerJoin(accounts, eq(accounts.id, payments.accountId))
     .innerJoin(invoices, eq(invoices.id, payments.invoiceId))
     .innerJoin(subscriptions, eq(subscriptions.id, invoices.subscriptionId))
     .where(anyOf(payments.id, paymentIds));
-  return found;
 }
-
-/** Renewal payments that went through, and their invoices paid: the single settle's updates, two statements. */
-export async function markPaidMany(tx: Db, rows: Array<{ paymentId: string; invoiceId: string; reference: string }>, now: Date): Promise<void> {
-  if (rows.length === 0) return;
-  await tx.execute(sql`
-    update payments p set status = 'succeeded', provider_reference = v.reference, offline_reference = null, updated_at = ${now.toISOString()}::timestamptz, touched_at = now()
-    from unnest(${sql.param(rows.map((r) => r.paymentId))}::text[], ${sql.param(rows.map((r) => r.reference))}::text[]) as v(id, reference)
-    where p.id = v.id`);
-  await tx
-    .update(invoices)
-    .set({ status: 'paid', paidAt: now, nextAttemptAt: null })
-    .where(anyOf(invoices.id, rows.map((r) => r.invoiceId)));
-}
-

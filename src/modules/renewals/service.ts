@@ -1,23 +1,24 @@
 import { and, asc, eq, inArray, isNotNull, lte, not, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, billingCycles, invoices, paymentMethods, payments, subscriptions, testClocks } from '../../db/schema/index.js';
+import { accounts, billingCycles, invoices, paymentMethods, payments as paymentsTable, subscriptions, testClocks } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
-import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
+import * as billingRepo from '../billing/repo.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
 import { mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
-import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
+import type { PaymentsService } from '../payments/service.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import type { SubscriptionRow } from '../subscriptions/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
 import { createBatchRenewals } from './batch.js';
 import { priceNextPeriod as priceFor, renewalCharge } from './domain.js';
+import * as renewalsRepo from './repo.js';
 import { batchable } from './repo.js';
 
 export interface RenewalDeps {
@@ -30,6 +31,7 @@ export interface RenewalDeps {
   /** Days after the renewal to retry a declined charge: [1, 3, 7] by default. */
   dunningRetryDays: number[];
   mandate: MandateRules;
+  payments: PaymentsService;
 }
 
 export type DueWork =
@@ -45,7 +47,7 @@ const DAY_MS = 86_400_000;
  * period is unique per subscription, so a step that runs twice does nothing the second time.
  */
 export function createRenewalService(deps: RenewalDeps) {
-  const { db, clock, provider, logger } = deps;
+  const { db, clock, payments } = deps;
   /**
    * The scheduler's sweep: renewals and retries whose time has come. SKIP LOCKED only keeps
    * sweeps running side by side from reading the same rows at once; exactly-once comes from
@@ -188,23 +190,20 @@ export function createRenewalService(deps: RenewalDeps) {
       if (charge && deferred) return { kind: 'invoiced' as const };
       if (!charge) {
         // Wire, cheque, net banking: an open invoice with a due date, paid when ops confirm the money.
-        await paymentsRepo.insertPayment(tx, {
-          id: newId('pay', now),
+        await payments.open(tx, {
           accountId: account.id,
           purpose: 'renewal',
-          status: 'awaiting_confirmation',
+          offline: true,
           amount: invoice.total,
           currency: invoice.currency,
-          methodType: method!.type,
-          paymentMethodId: method!.id,
+          method: method!,
           invoiceId: invoice.id,
           request: { invoiceId: invoice.id },
-          createdAt: now,
-          updatedAt: now,
+          now,
         });
         return { kind: 'invoiced' as const };
       }
-      const payment = await openRenewalPayment(tx, invoice, account.id, charge.id, charge.type, now);
+      const payment = await openRenewalPayment(tx, invoice, account.id, charge, now);
       return { kind: 'charge' as const, payment, method: charge };
     });
     if (step.kind !== 'charge') return step.kind;
@@ -270,7 +269,7 @@ export function createRenewalService(deps: RenewalDeps) {
         return { kind: 'reminded' as const };
       }
       await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null }).where(eq(invoices.id, invoiceId));
-      const payment = await openRenewalPayment(tx, invoice, account.id, method!.id, method!.type, now);
+      const payment = await openRenewalPayment(tx, invoice, account.id, method!, now);
       return { kind: 'charge' as const, payment, method: method! };
     });
     if (!step) return 'skipped';
@@ -300,35 +299,23 @@ export function createRenewalService(deps: RenewalDeps) {
     }
     await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
     await tx
-      .update(payments)
+      .update(paymentsTable)
       .set({ status: 'failed', failureCode: 'invoice_overdue', failureMessage: 'The invoice was not paid', updatedAt: now, touchedAt: sql`now()` })
-      .where(and(eq(payments.invoiceId, invoice.id), eq(payments.status, 'awaiting_confirmation')));
+      .where(and(eq(paymentsTable.invoiceId, invoice.id), eq(paymentsTable.status, 'awaiting_confirmation')));
     await endSubscription(tx, sub, account, 'dunning_exhausted', now);
   }
 
-  async function openRenewalPayment(
-    tx: Db,
-    invoice: typeof invoices.$inferSelect,
-    accountId: string,
-    paymentMethodId: string,
-    methodType: paymentsRepo.PaymentMethodRow['type'],
-    now: Date,
-  ) {
-    return paymentsRepo.insertPayment(tx, {
-      id: newId('pay', now),
+  const openRenewalPayment = (tx: Db, invoice: typeof invoices.$inferSelect, accountId: string, method: paymentsRepo.PaymentMethodRow, now: Date) =>
+    payments.open(tx, {
       accountId,
       purpose: 'renewal',
-      status: 'processing',
       amount: invoice.total,
       currency: invoice.currency,
-      methodType,
-      paymentMethodId,
+      method,
       invoiceId: invoice.id,
       request: { invoiceId: invoice.id },
-      createdAt: now,
-      updatedAt: now,
+      now,
     });
-  }
 
   async function chargeAndSettle(payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> {
     if (mandateApplies(payment.currency, method.type) && overCap(deps.mandate, payment.amount)) {
@@ -336,96 +323,96 @@ export function createRenewalService(deps: RenewalDeps) {
       await settle(payment.id, { status: 'failed', code: 'mandate_cap_exceeded', message: 'Above the e-mandate cap for unattended charges', reference: null });
       return;
     }
-    const result = await chargeWithDeadline(
-      provider,
-      {
-        idempotencyKey: payment.id,
-        amount: payment.amount,
-        currency: payment.currency,
-        method: chargeMethodOf(method),
-        description: `Renewal, invoice ${payment.invoiceId}`,
-        unattended: true,
-      },
-      logger,
-    );
-    await settle(payment.id, result);
+    await settle(payment.id, await payments.charge(payment, method));
+  }
+
+  /** Settles a renewal payment (see the handler below); true when this call settled it. */
+  const settle = async (paymentId: string, result: ChargeResult): Promise<boolean> => (await payments.settle(paymentId, result)).settledNow;
+
+  /** The invoice a renewal payment pays, and its subscription, locked: the settling transaction's second locks. */
+  async function lockInvoiceAndSubscription(tx: Db, invoiceId: string) {
+    const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId)).for('update');
+    const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice!.subscriptionId!)).for('update');
+    return { invoice: invoice!, sub: sub! };
   }
 
   /**
-   * Applies the gateway's answer to a renewal payment: paid (and back to active after
-   * dunning), or declined (past_due with the next retry, or the end when retries ran out).
+   * What a renewal payment's answer means. Paid: its invoice is paid, and a past-due
+   * subscription is active again. Declined: past_due with the next retry, or the end when
+   * retries ran out; a late decline for a subscription that has ended since writes the
+   * invoice off and leaves the account alone.
    */
-  /** Returns whether the payment was settled by this call. */
-  async function settle(paymentId: string, result: ChargeResult, offlineReference?: string): Promise<boolean> {
-    return db.transaction(async (tx) => {
-      const found = await paymentsRepo.findPayment(tx, paymentId);
-      if (!found) return false;
-      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
-      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded' || payment.status === 'failed') return false;
-      const [invoice] = await tx.select().from(invoices).where(eq(invoices.id, payment.invoiceId!)).for('update');
-      const [sub] = await tx.select().from(subscriptions).where(eq(subscriptions.id, invoice!.subscriptionId!)).for('update');
-      const now = await nowForAccount(tx, account, clock);
-      const ids = { accountId: account.id, subscriptionId: sub!.id, invoiceId: invoice!.id, paymentId };
-
-      if (result.status === 'succeeded') {
-        await paymentsRepo.updatePayment(tx, paymentId, {
-          status: 'succeeded',
-          providerReference: offlineReference ? null : result.reference,
-          offlineReference: offlineReference ?? null,
-          updatedAt: now,
-        });
-        await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
-        const events: NewEvent[] = [
-          { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, amount: payment.amount, currency: payment.currency, purpose: 'renewal' } },
-          { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice!.number, total: invoice!.total } },
-        ];
-        if (sub!.status === 'past_due') {
-          await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
-          await tx.update(accounts).set({ status: 'active', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, account.id));
-          events.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
-        }
-        await appendEvents(tx, now, events);
-        return true;
+  payments.handle('renewal', {
+    describe: (payment) => `Renewal, invoice ${payment.invoiceId}`,
+    unattended: true,
+    fields: async ({ tx, payment }) => {
+      const [invoice] = await tx.select({ subscriptionId: invoices.subscriptionId }).from(invoices).where(eq(invoices.id, payment.invoiceId!));
+      return { subscriptionId: invoice!.subscriptionId };
+    },
+    async succeeded({ tx, payment, account, now }) {
+      const { invoice, sub } = await lockInvoiceAndSubscription(tx, payment.invoiceId!);
+      const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id, paymentId: payment.id };
+      await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
+      const after: NewEvent[] = [{ type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } }];
+      if (sub.status === 'past_due') {
+        await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, sub.id));
+        await tx.update(accounts).set({ status: 'active', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, account.id));
+        after.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
       }
-      if (result.status !== 'failed') {
-        if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
-        return false;
+      return { after };
+    },
+    async failed({ tx, payment, account, now }, failure) {
+      const { invoice, sub } = await lockInvoiceAndSubscription(tx, payment.invoiceId!);
+      if (sub.status === 'cancelled') {
+        await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
+        return {};
       }
-      const failure = { failureCode: result.code, failureMessage: result.message };
-      await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
-      const events: NewEvent[] = [
-        { type: 'payment.failed', accountId: account.id, payload: { ...ids, purpose: 'renewal', failureCode: failure.failureCode, amount: payment.amount, currency: payment.currency } },
-      ];
-      if (sub!.status === 'cancelled') {
-        // A late decline for a subscription that already ended: write the invoice off, nothing else.
-        await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
-        await appendEvents(tx, now, events);
-        return true;
-      }
-      const attempts = invoice!.attemptCount;
+      const attempts = invoice.attemptCount;
       const waitDays = deps.dunningRetryDays[attempts - 1];
-      if (waitDays !== undefined) {
-        // Counted from the first attempt: the invoice's due date (later than its issue when a notice deferred it).
-        const nextAttemptAt = new Date(invoice!.dueAt.getTime() + waitDays * DAY_MS);
-        await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice!.id));
-        await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub!.id));
-        await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
-        events.push({
-          type: 'subscription.past_due',
-          accountId: account.id,
-          payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: failure.failureCode },
-        });
-        await appendEvents(tx, now, events);
-        return true;
+      if (waitDays === undefined) {
+        // Retries ran out: the invoice is written off and the subscription ends.
+        await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
+        await endSubscription(tx, sub, account, 'dunning_exhausted', now);
+        return {};
       }
-      // Retries ran out: the invoice is written off and the subscription ends.
-      await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice!.id));
-      await appendEvents(tx, now, events);
-      await endSubscription(tx, sub!, account, 'dunning_exhausted', now);
-      return true;
-    });
-  }
+      // Counted from the first attempt: the invoice's due date (later than its issue when a notice deferred it).
+      const nextAttemptAt = new Date(invoice.dueAt.getTime() + waitDays * DAY_MS);
+      await tx.update(invoices).set({ nextAttemptAt }).where(eq(invoices.id, invoice.id));
+      await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub.id));
+      await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
+      const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id };
+      return {
+        after: [
+          {
+            type: 'subscription.past_due',
+            accountId: account.id,
+            payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: failure.code },
+          },
+        ],
+      };
+    },
+    // A wave's successes in one transaction, for subscriptions simply active in real time; the rest one by one.
+    async succeededMany(tx, paid, now) {
+      const states = await renewalsRepo.stateOfPayments(tx, paid.map((p) => p.id));
+      const plain = states.filter((s) => s.subscriptionStatus === 'active' && !s.testClockId);
+      const plainIds = new Set(plain.map((s) => s.paymentId));
+      await billingRepo.markInvoicesPaid(tx, plain.map((s) => s.invoiceId), now);
+      return {
+        passOn: paid.filter((p) => !plainIds.has(p.id)).map((p) => p.id),
+        settled: plain.map((s) => ({
+          paymentId: s.paymentId,
+          fields: { subscriptionId: s.subscriptionId },
+          after: [
+            {
+              type: 'invoice.paid' as const,
+              accountId: s.accountId,
+              payload: { accountId: s.accountId, subscriptionId: s.subscriptionId, invoiceId: s.invoiceId, paymentId: s.paymentId, number: s.number, total: s.total },
+            },
+          ],
+        })),
+      };
+    },
+  });
 
   /** Cancelled at period end, or dunning exhausted: the account keeps data and credits but is limited. */
   async function endSubscription(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow, reason: 'cancelled' | 'dunning_exhausted', now: Date) {
@@ -436,20 +423,6 @@ export function createRenewalService(deps: RenewalDeps) {
       { type: 'subscription.cancelled', accountId: account.id, payload: { ...ids, reason, planId: sub.planId } },
       { type: 'account.limited', accountId: account.id, payload: { ...ids, reason } },
     ]);
-  }
-
-  /** Settles renewal payments left unknown; the worker's sweep. 500 a pass: a wave cut short by a crash leaves up to 2,000 in flight. */
-  async function reconcileStalePayments(limit = 500): Promise<number> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'renewal', 30_000, limit);
-    for (const payment of stale) {
-      try {
-        const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-        await settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger));
-      } catch (err) {
-        logger.error({ err, paymentId: payment.id }, 'could not reconcile renewal payment');
-      }
-    }
-    return stale.length;
   }
 
   /** Work still due on a test clock: the advance call waits for this to reach zero. */
@@ -486,7 +459,6 @@ export function createRenewalService(deps: RenewalDeps) {
     countBatchDue: batch.countDue,
     retry,
     settle,
-    reconcileStalePayments,
     pendingOnClock,
     sendRenewalNotice,
   };

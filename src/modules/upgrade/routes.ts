@@ -1,9 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import { errorResponses } from '../../lib/problem.js';
-import { principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
-import { confirmPaymentBodySchema, paymentIdSchema, paymentSchema, sandboxDescription } from '../payments/schemas.js';
+import { sandboxDescription } from '../payments/schemas.js';
 import { quoteRequestSchema, quoteSchema, upgradeRequestSchema, upgradeResultSchema } from './schemas.js';
 import type { UpgradeService } from './service.js';
 
@@ -72,46 +70,5 @@ export const upgradeRoutes: FastifyPluginAsyncZod<{ upgrades: UpgradeService }> 
       const result = await upgrades.upgrade(request.params.accountId, request.body, request.idempotency);
       return reply.status(result.status === 'payment_unknown' ? 202 : 201).send(result);
     },
-  );
-
-  app.get(
-    '/v1/payments/:paymentId',
-    {
-      config: { scope: 'read' },
-      schema: {
-        tags: ['Payments'],
-        operationId: 'getPayment',
-        summary: 'Get a payment',
-        params: z.object({ paymentId: paymentIdSchema }),
-        response: { 200: paymentSchema, ...errorResponses({ 404: 'No such payment, or not visible to this key (`payment_not_found`)' }) },
-      },
-    },
-    async (request) => upgrades.getPayment(request.params.paymentId, principalOf(request)),
-  );
-
-  app.post(
-    '/v1/payments/:paymentId/confirm',
-    {
-      config: { scope: 'ops', idempotency: 'optional', audit: 'payment.confirm' },
-      schema: {
-        tags: ['Payments'],
-        operationId: 'confirmOfflinePayment',
-        summary: 'Record a wire transfer or cheque and complete the upgrade (ops)',
-        description:
-          'The open invoice becomes paid, the subscription starts, the credits are added and the account becomes active. ' +
-          'Confirming a payment already confirmed answers the same result again.',
-        params: z.object({ paymentId: paymentIdSchema }),
-        body: confirmPaymentBodySchema,
-        response: {
-          200: upgradeResultSchema,
-          ...errorResponses({
-            404: 'No such payment (`payment_not_found`)',
-            409: 'Not awaiting an offline payment (`payment_not_confirmable`)',
-            422: 'The amount differs from the amount due (`payment_amount_mismatch`)',
-          }),
-        },
-      },
-    },
-    async (request) => upgrades.confirmOfflinePayment(request.params.paymentId, request.body),
   );
 };

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
-import { accountSchema } from '../accounts/schemas.js';
 import { billingCycleCodeSchema, invoiceLineSchema, invoiceSchema, periodSchema, taxLineSchema } from '../billing/schemas.js';
 import { entitlementsSchema, starterEntitlementsExample } from '../catalog/entitlements.js';
 import { planIdSchema } from '../catalog/schemas.js';
-import { paymentMethodInputSchema, paymentMethodTypeSchema, paymentSchema } from '../payments/schemas.js';
-import { subscriptionSchema } from '../subscriptions/schemas.js';
+import { paymentMethodInputSchema, paymentMethodTypeSchema } from '../payments/schemas.js';
 
 const exampleOf = (schema: z.ZodType): Record<string, any> => (schema.meta()?.examples as Record<string, unknown>[])[0]!;
 
@@ -96,31 +94,5 @@ export const quoteSchema = z
 
 export type Quote = z.infer<typeof quoteSchema>;
 
-export const upgradeResultSchema = z
-  .object({
-    status: z
-      .enum(['active', 'pending_payment', 'payment_unknown'])
-      .meta({
-        description:
-          '`active`: paid and upgraded. `pending_payment`: wire transfer or cheque, the invoice is open until ops confirm the money. ' +
-          '`payment_unknown`: the gateway did not answer; the payment is reconciled before anything else is tried (retry with the same Idempotency-Key).',
-      }),
-    account: accountSchema,
-    subscription: subscriptionSchema.nullable(),
-    invoice: invoiceSchema.nullable(),
-    payment: paymentSchema,
-  })
-  .meta({
-    id: 'UpgradeResult',
-    examples: [
-      {
-        status: 'active',
-        account: { ...exampleOf(accountSchema), status: 'active', planId: 'plan_starter_v1' },
-        subscription: exampleOf(subscriptionSchema),
-        invoice: exampleOf(invoiceSchema),
-        payment: exampleOf(paymentSchema),
-      },
-    ],
-  });
-
-export type UpgradeResult = z.infer<typeof upgradeResultSchema>;
+/** What an upgrade answers: its payment with what it bought (see payments/result.ts). */
+export { paymentResultSchema as upgradeResultSchema, type PaymentResult as UpgradeResult } from '../payments/result.js';

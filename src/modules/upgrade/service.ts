@@ -6,23 +6,20 @@ import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { toAccountDto } from '../accounts/service.js';
 import { taxFor, type PricedInvoice } from '../billing/domain.js';
 import { issueInvoice } from '../billing/issue.js';
-import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import * as creditsRepo from '../credits/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
-import { toPaymentDto } from '../payments/dto.js';
 import { isOffline } from '../payments/methods.js';
-import { chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from '../payments/charging.js';
+import { resolveUnknownCharge } from '../payments/charging.js';
+import type { Effects, PaymentsService } from '../payments/service.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { saveWithProvider } from '../payments/saving.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
-import { toSubscriptionDto } from '../subscriptions/dto.js';
 import { nowForAccount } from '../test-clocks/time.js';
 import { periodAt } from '../subscriptions/periods.js';
 import * as subscriptionsRepo from '../subscriptions/repo.js';
@@ -47,12 +44,18 @@ export interface UpgradeDeps {
   logger: Logger;
   taxRates: Record<string, number>;
   invoiceDueDays: number;
-  /** Settles a renewal invoice paid offline (the renewals service owns that). */
-  confirmRenewalPayment: (paymentId: string, reference: string) => Promise<boolean>;
+  payments: PaymentsService;
 }
 
 export function createUpgradeService(deps: UpgradeDeps) {
-  const { db, clock, provider, logger } = deps;
+  const { db, clock, provider, logger, payments } = deps;
+  // What an upgrade payment's success means: the account on its plan (see activate).
+  payments.handle('upgrade', {
+    describe: (payment) => `Upgrade of ${payment.accountId}`,
+    unattended: false,
+    succeeded: ({ tx, payment, account, now }) => activate(tx, payment, account, now),
+    failed: async () => ({}),
+  });
 
   async function loadContext(tx: Db, accountId: string, planId: string, cycleCode: string, lock: boolean) {
     const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: lock });
@@ -150,19 +153,17 @@ export function createUpgradeService(deps: UpgradeDeps) {
           now,
           dueAt: new Date(now.getTime() + deps.invoiceDueDays * 86_400_000),
         });
-        await paymentsRepo.insertPayment(tx, {
+        await payments.open(tx, {
           id: paymentId,
           accountId,
           purpose: 'upgrade',
-          status: 'awaiting_confirmation',
+          offline: true,
           amount: evaluation.priced.total,
           currency: evaluation.priced.currency,
-          methodType: method.type,
-          paymentMethodId: paymentMethod.id,
+          method: paymentMethod,
           invoiceId: invoice.id,
           request: snapshot as unknown as Record<string, unknown>,
-          createdAt: now,
-          updatedAt: now,
+          now,
         });
         await tx.update(accounts).set({ status: 'pending_payment', updatedAt: now }).where(eq(accounts.id, accountId));
         await appendEvents(tx, now, [
@@ -173,36 +174,27 @@ export function createUpgradeService(deps: UpgradeDeps) {
             payload: { accountId, paymentId, invoiceId: invoice.id, planId: ctx.plan.id, methodType: method.type, dueAt: invoice.dueAt.toISOString() },
           },
         ]);
-        const result = await readResult(tx, paymentId, 'pending_payment');
+        const result = await payments.resultIn(tx, paymentId);
         await recordIdempotent(tx, idempotency, 201, result);
         return { kind: 'done' as const, result };
       }
 
-      const payment = await paymentsRepo.insertPayment(tx, {
+      const payment = await payments.open(tx, {
         id: paymentId,
         accountId,
         purpose: 'upgrade',
-        status: 'processing',
         amount: evaluation.priced.total,
         currency: evaluation.priced.currency,
-        methodType: method.type,
-        paymentMethodId: paymentMethod.id,
+        method: paymentMethod,
         request: snapshot as unknown as Record<string, unknown>,
-        createdAt: now,
-        updatedAt: now,
+        now,
       });
-      return { kind: 'charge' as const, payment };
+      return { kind: 'charge' as const, payment, paymentMethod };
     });
     if (prepared.kind === 'done') return prepared.result;
 
     // The first charge goes by the saved method's reference too: one way to charge a method.
-    const payment = prepared.payment;
-    const result = await chargeWithDeadline(
-      provider,
-      { idempotencyKey: payment.id, amount: payment.amount, currency: payment.currency, method: chargeMethodOf(stored), description: `Upgrade of ${accountId}` },
-      logger,
-    );
-    return settle(payment.id, result, idempotency);
+    return settle(prepared.payment.id, await payments.charge(prepared.payment, prepared.paymentMethod), idempotency);
   }
 
   /** Everything that may refuse an upgrade: unlocked before the gateway is asked anything, and again under the account's lock. */
@@ -216,122 +208,44 @@ export function createUpgradeService(deps: UpgradeDeps) {
     return { ctx, now, evaluation };
   }
 
-  /** Applies a provider's answer to a payment; safe to call twice with the same answer. */
+  /**
+   * Settles an upgrade payment through the payments service and answers for it: the result
+   * is recorded for the Idempotency-Key in the settling transaction; a decline throws.
+   */
   async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
-    const outcome = await db.transaction(async (tx) => {
-      const current = await paymentsRepo.findPayment(tx, paymentId);
-      if (!current) throw new AppError('payment_not_found', `No payment ${paymentId}`);
-      // Account first, then payment: the same order as the upgrade's first transaction.
-      const account = await accountsRepo.findAccount(tx, current.accountId, { forUpdate: true });
-      const now = await nowForAccount(tx, account!, clock);
-      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded') return { kind: 'result' as const, result: await readResult(tx, paymentId, 'active') };
-      if (payment.status === 'failed') return { kind: 'declined' as const, payment };
-
-      if (result.status === 'succeeded') {
-        const activated = await activate(tx, payment, account!, now, result.reference);
-        await recordIdempotent(tx, idempotency, 201, activated);
-        return { kind: 'result' as const, result: activated };
-      }
-      if (result.status === 'failed') {
-        const failure = { failureCode: result.code, failureMessage: result.message, providerReference: result.reference };
-        const failed = await paymentsRepo.updatePayment(tx, paymentId, { status: 'failed', ...failure, updatedAt: now });
-        await appendEvents(tx, now, [
-          {
-            type: 'payment.failed',
-            accountId: payment.accountId,
-            payload: { accountId: payment.accountId, paymentId, purpose: 'upgrade', failureCode: failure.failureCode, amount: payment.amount, currency: payment.currency },
-          },
-        ]);
-        return { kind: 'declined' as const, payment: failed };
-      }
-      // Unknown: wait for reconciliation.
-      if (payment.status !== 'unknown') await paymentsRepo.updatePayment(tx, paymentId, { status: 'unknown', updatedAt: now });
-      return { kind: 'result' as const, result: await readResult(tx, paymentId, 'payment_unknown') };
+    const { payment, value } = await payments.settle(paymentId, result, {
+      within: async (tx, settled) => {
+        if (settled.status === 'failed') return null;
+        const answer = await payments.resultIn(tx, settled.id);
+        if (settled.status === 'succeeded') await recordIdempotent(tx, idempotency, 201, answer);
+        return answer;
+      },
     });
-    if (outcome.kind === 'declined') {
-      const p = outcome.payment;
-      throw new AppError('payment_declined', p.failureMessage ?? 'The payment was declined', {
-        declineCode: p.failureCode,
-        paymentId: p.id,
-      });
+    if (payment.status === 'failed') {
+      throw new AppError('payment_declined', payment.failureMessage ?? 'The payment was declined', { declineCode: payment.failureCode, paymentId: payment.id });
     }
-    return outcome.result;
+    return value!;
   }
 
   async function answerFor(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle): Promise<UpgradeResult> {
     if (payment.status === 'unknown' || payment.status === 'processing') return reconcile(payment, idempotency);
-    if (payment.status === 'failed') return settle(payment.id, { status: 'unknown' }, idempotency); // throws payment_declined
-    return db.transaction(async (tx) => {
-      const result = await readResult(tx, payment.id, payment.status === 'succeeded' ? 'active' : 'pending_payment');
-      await recordIdempotent(tx, idempotency, 201, result);
-      return result;
-    });
+    // Settling a final payment changes nothing: it answers it (a decline throws payment_declined).
+    return settle(payment.id, { status: 'unknown' }, idempotency);
   }
 
-  /** Asks the provider what became of a payment and settles it; a decline throws payment_declined. */
+  /** Asks the gateway what became of a payment and settles it; a decline throws payment_declined. */
   async function reconcile(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
     const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-    return settle(payment.id, await resolveUnknownCharge(provider, payment, method, logger), idempotency);
-  }
-
-  /** The worker's sweep: settle payments left unknown or stuck in processing. */
-  async function reconcileStalePayments(limit = 50): Promise<{ checked: number; succeeded: number; failed: number }> {
-    const stale = await paymentsRepo.listUnresolvedPayments(db, 'upgrade', 30_000, limit);
-    const counts = { checked: stale.length, succeeded: 0, failed: 0 };
-    for (const payment of stale) {
-      try {
-        const settled = await reconcile(payment, null);
-        if (settled.payment.status === 'succeeded') counts.succeeded++;
-      } catch (err) {
-        if (err instanceof AppError && err.code === 'payment_declined') counts.failed++;
-        // One payment that cannot settle must not stop the others.
-        else logger.error({ err, paymentId: payment.id }, 'could not reconcile payment');
-      }
-    }
-    return counts;
-  }
-
-  /** Ops record a wire transfer or cheque: the open invoice is paid and the upgrade completes. */
-  async function confirmOfflinePayment(paymentId: string, input: { reference: string; amount?: number }): Promise<UpgradeResult> {
-    return db.transaction(async (tx) => {
-      const found = await paymentsRepo.findPayment(tx, paymentId);
-      if (!found) throw new AppError('payment_not_found', `No payment ${paymentId}`);
-      const account = await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true });
-      const now = await nowForAccount(tx, account!, clock);
-      const payment = (await paymentsRepo.findPayment(tx, paymentId, { forUpdate: true }))!;
-      if (payment.status === 'succeeded' && payment.offlineReference !== null) {
-        if (payment.offlineReference !== input.reference) {
-          throw new AppError('payment_not_confirmable', `Payment ${paymentId} was already confirmed with reference ${payment.offlineReference}`);
-        }
-        return readResult(tx, paymentId, 'active');
-      }
-      if (payment.status !== 'awaiting_confirmation') {
-        throw new AppError('payment_not_confirmable', `Payment ${paymentId} is ${payment.status}`);
-      }
-      if (input.amount !== undefined && input.amount !== payment.amount) {
-        throw new AppError('payment_amount_mismatch', `The amount due is ${payment.amount}; ${input.amount} was confirmed`, { amountDue: payment.amount });
-      }
-      if (payment.purpose === 'renewal') return { renewal: true as const };
-      await paymentsRepo.updatePayment(tx, paymentId, { offlineReference: input.reference });
-      return activate(tx, { ...payment, offlineReference: input.reference }, account!, now, null);
-    }).then(async (result) => {
-      if (!('renewal' in result)) return result;
-      // The renewal may have been written off between the check and now: then it is not confirmable.
-      if (!(await deps.confirmRenewalPayment(paymentId, input.reference))) {
-        throw new AppError('payment_not_confirmable', `Payment ${paymentId} is no longer awaiting confirmation`);
-      }
-      return readResult(db, paymentId, 'active');
-    });
+    return settle(payment.id, await resolveUnknownCharge(provider, payment, payments.chargeRequestOf(payment, method), logger), idempotency);
   }
 
   /**
-   * Everything the successful payment buys, in the caller's transaction: the subscription
+   * Everything the successful payment buys, in the settling transaction: the subscription
    * and its first period, the paid invoice, the credits, the auto-recharge settings, the
    * account on its plan, and the events (the confirmation email rides on account.upgraded).
    * Nothing else of the account changes: id, keys, whitelist, KYC and settings carry over.
    */
-  async function activate(tx: Db, payment: paymentsRepo.PaymentRow, account: accountsRepo.AccountRow, now: Date, providerReference: string | null) {
+  async function activate(tx: Db, payment: paymentsRepo.PaymentRow, account: accountsRepo.AccountRow, now: Date): Promise<Effects> {
     const snapshot = snapshotOf(payment);
     const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, snapshot.billingCycle));
     const openInvoice = payment.invoiceId ? await billingRepo.findInvoice(tx, payment.invoiceId) : undefined;
@@ -379,16 +293,17 @@ export function createUpgradeService(deps: UpgradeDeps) {
       });
     }
     await tx.update(accounts).set({ status: 'active', planId: snapshot.planId, updatedAt: now }).where(eq(accounts.id, account.id));
-    await paymentsRepo.updatePayment(tx, payment.id, { status: 'succeeded', invoiceId: invoice.id, providerReference, updatedAt: now });
 
     const ids = { accountId: account.id, subscriptionId: subscription.id, invoiceId: invoice.id, paymentId: payment.id };
-    await appendEvents(tx, now, [
-      ...(openInvoice ? [] : [{ type: 'invoice.created' as const, accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, status: 'paid' } }]),
-      { type: 'payment.succeeded', accountId: account.id, payload: { ...ids, amount: payment.amount, currency: payment.currency, methodType: payment.methodType } },
-      { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } },
-      { type: 'account.upgraded', accountId: account.id, payload: { ...ids, planId: snapshot.planId, billingCycle: snapshot.billingCycle, from: account.status } },
-    ]);
-    return readResult(tx, payment.id, 'active');
+    return {
+      invoiceId: invoice.id,
+      fields: { subscriptionId: subscription.id },
+      before: openInvoice ? [] : [{ type: 'invoice.created', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, status: 'paid' } }],
+      after: [
+        { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } },
+        { type: 'account.upgraded', accountId: account.id, payload: { ...ids, planId: snapshot.planId, billingCycle: snapshot.billingCycle, from: account.status } },
+      ],
+    };
   }
 
   const issueUpgradeInvoice = (
@@ -408,29 +323,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
       dueAt: input.dueAt,
     });
 
-  async function readResult(tx: Db, paymentId: string, status: UpgradeResult['status']): Promise<UpgradeResult> {
-    const payment = (await paymentsRepo.findPayment(tx, paymentId))!;
-    const account = (await accountsRepo.findAccount(tx, payment.accountId))!;
-    const invoice = payment.invoiceId ? await billingRepo.findInvoice(tx, payment.invoiceId) : undefined;
-    const subscription = status === 'active' ? await subscriptionsRepo.findLiveSubscription(tx, account.id) : undefined;
-    const plan = subscription ? await catalogRepo.findPlan(tx, subscription.planId) : undefined;
-    const method = subscription ? await paymentsRepo.findPaymentMethod(tx, subscription.paymentMethodId) : undefined;
-    return {
-      status,
-      account: toAccountDto(account),
-      subscription: subscription && plan ? toSubscriptionDto(subscription, plan, method) : null,
-      invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
-      payment: toPaymentDto(payment),
-    };
-  }
-
-  async function getPayment(paymentId: string, viewer: { accountId: string | null }) {
-    const payment = await paymentsRepo.findPayment(db, paymentId);
-    if (!payment || (viewer.accountId && viewer.accountId !== payment.accountId)) throw new AppError('payment_not_found', `No payment ${paymentId}`);
-    return toPaymentDto(payment);
-  }
-
-  return { quote, upgrade, confirmOfflinePayment, reconcileStalePayments, getPayment };
+  return { quote, upgrade };
 }
 
 export type UpgradeService = ReturnType<typeof createUpgradeService>;
