@@ -299,6 +299,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{accountId}/payment-methods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the account's saved payment methods */
+        get: operations["listPaymentMethods"];
+        put?: never;
+        /**
+         * Save a card, UPI or net banking method
+         * @description Saved with the gateway and kept as its reusable reference: the card token or the whole VPA is never stored or shown. The account's first method, or one added with `makeDefault`, becomes the default that renewals and auto-recharge charge. An Indian card or UPI method carries an e-mandate: at most the cap (INR 15,000) per unattended charge unless the customer authenticated a higher amount, and optionally an end date.
+         */
+        post: operations["addPaymentMethod"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{accountId}/payment-methods/{methodId}/default": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Charge this method for renewals and auto-recharge from now on
+         * @description The live subscription charges it at its next renewal or dunning retry; auto-recharge too when it is a card or UPI.
+         */
+        post: operations["makePaymentMethodDefault"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{accountId}/payment-methods/{methodId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a saved payment method */
+        delete: operations["removePaymentMethod"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{accountId}/payments": {
         parameters: {
             query?: never;
@@ -1756,6 +1814,56 @@ export interface components {
         };
         /**
          * @example {
+         *       "paymentMethod": {
+         *         "type": "card",
+         *         "token": "tok_visa"
+         *       },
+         *       "makeDefault": true,
+         *       "mandate": {
+         *         "maxAmount": 1500000
+         *       }
+         *     }
+         */
+        AddPaymentMethodInput: {
+            /** @description Card, UPI or net banking (wire transfer and cheque are not saved). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`. */
+            paymentMethod: {
+                /** @constant */
+                type: "card";
+                /**
+                 * @description A card token from the gateway (Visa, Mastercard, RuPay)
+                 * @example tok_visa
+                 */
+                token: string;
+            } | {
+                /** @constant */
+                type: "upi";
+                /** @example success@upi */
+                vpa: string;
+                /** @enum {string} */
+                app?: "google_pay" | "phonepe" | "paytm";
+            } | {
+                /** @constant */
+                type: "netbanking";
+                /** @example HDFC */
+                bankCode: string;
+            };
+            /** @description Charge it for renewals and auto-recharge from now on (the first method always is) */
+            makeDefault?: boolean;
+            /** @description Indian card and UPI methods only */
+            mandate?: {
+                /** @description Default: the cap (MANDATE_CAP_INR, INR 15,000) */
+                maxAmount?: number;
+                /**
+                 * Format: date-time
+                 * @description Default: no end
+                 */
+                validUntil?: string;
+                /** @description The customer passed the additional authentication a mandate above the cap needs (RBI) */
+                authenticated?: boolean;
+            };
+        };
+        /**
+         * @example {
          *       "planId": "plan_starter_v1"
          *     }
          */
@@ -2542,6 +2650,41 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        /**
+         * @example {
+         *       "id": "pm_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "type": "card",
+         *       "label": "visa",
+         *       "last4": "4242",
+         *       "isDefault": true,
+         *       "mandate": {
+         *         "maxAmount": 1500000,
+         *         "validUntil": null
+         *       },
+         *       "createdAt": "2026-11-26T10:00:00.000Z"
+         *     }
+         */
+        SavedPaymentMethod: {
+            id: string;
+            accountId: string;
+            /** @enum {string} */
+            type: "card" | "upi" | "netbanking" | "wire_transfer" | "cheque";
+            /** @description Card brand, masked VPA (`ra***@okhdfc`) or bank code: never the token or the whole VPA */
+            label: string | null;
+            /** @description Card: its last four digits */
+            last4: string | null;
+            /** @description Renewals and auto-recharge charge the default method */
+            isDefault: boolean;
+            mandate: {
+                /** @description The most one unattended charge may take (paise, tax included) */
+                maxAmount: number;
+                /** @description When the mandate ends; null: no end */
+                validUntil: string | null;
+            } | null;
+            /** Format: date-time */
+            createdAt: string;
         };
         /**
          * @example {
@@ -3346,6 +3489,10 @@ export interface components {
             updatedAt: string;
             /** @description whsec_...: shown once; verify signatures with it (Standard Webhooks) */
             secret: string;
+        };
+        SavedPaymentMethodList: {
+            data: components["schemas"]["SavedPaymentMethod"][];
+            nextCursor: string | null;
         };
         /**
          * @example {
@@ -5203,6 +5350,408 @@ export interface operations {
             };
             /** @description Refused by rule: `plan_not_offered`, `currency_not_priced`, `addon_not_available`, `initial_credits_below_minimum`, `payment_method_not_allowed`, `invalid_auto_recharge`, `idempotency_key_reused` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPaymentMethods: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedPaymentMethodList"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPaymentMethod: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddPaymentMethodInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedPaymentMethod"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `payment_method_not_allowed` (UPI and net banking: India only), `mandate_above_cap`, `mandate_not_applicable` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The gateway could not save the method (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    makePaymentMethodDefault: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+                methodId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedPaymentMethod"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account or payment method (`account_not_found`, `payment_method_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    removePaymentMethod: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+                methodId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account or payment method (`account_not_found`, `payment_method_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `payment_method_is_default` (make another the default first), `payment_method_in_use` (the only method of a live subscription, or auto-recharge's) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

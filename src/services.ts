@@ -16,6 +16,7 @@ import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { createSandboxProvider } from './modules/payments/sandbox.js';
+import { createPaymentMethodsService } from './modules/payments/methods-service.js';
 import { createPaymentsService } from './modules/payments/service.js';
 import { createRenewalService } from './modules/renewals/service.js';
 import { createSubscriptionsService } from './modules/subscriptions/service.js';
@@ -87,6 +88,7 @@ export function createServices(deps: ServiceDeps) {
   });
   return {
     payments,
+    paymentMethods: createPaymentMethodsService({ db, clock, provider, logger, mandate }),
     renewals,
     purchases,
     webhooks,

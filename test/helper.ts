@@ -188,8 +188,8 @@ export async function deliverEvents(ctx: TestContext, smtpUrl: string): Promise<
 }
 
 /** An active Starter account (INR: 60 paise a pulse, 25 a segment) with exactly `balance` credits. */
-export async function paidAccount(ctx: TestContext, balance: number, overrides: Record<string, unknown> = {}) {
-  const account = await readyAccount(ctx, { country: 'IN' });
+export async function paidAccount(ctx: TestContext, balance: number, overrides: Record<string, unknown> = {}, accountBody: Partial<{ name: string; email: string; country: string }> = {}) {
+  const account = await readyAccount(ctx, { country: 'IN', ...accountBody });
   const res = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
     body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' }, ...overrides },
     headers: { 'idempotency-key': `up-${account.id}` },

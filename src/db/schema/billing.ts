@@ -47,21 +47,41 @@ export const subscriptions = pgTable(
 );
 
 /** Saved payment instruments: provider tokens and references, never card numbers. */
-export const paymentMethods = pgTable('payment_methods', {
-  id: text('id').primaryKey(),
-  accountId: text('account_id')
-    .notNull()
-    .references(() => accounts.id),
-  type: paymentMethodType('type').notNull(),
-  /**
-   * card, UPI, net banking: the provider's reusable reference to the saved method (never a
-   * card token or a full VPA); offline: null.
-   */
-  reference: text('reference'),
-  /** Safe to show: the card brand, the masked VPA (ra***@okhdfc), the bank code. */
-  label: text('label'),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
-});
+export const paymentMethods = pgTable(
+  'payment_methods',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    type: paymentMethodType('type').notNull(),
+    /**
+     * card, UPI, net banking: the provider's reusable reference to the saved method (never a
+     * card token or a full VPA); offline: null.
+     */
+    reference: text('reference'),
+    /** Safe to show: the card brand, the masked VPA (ra***@okhdfc), the bank code. */
+    label: text('label'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** Card: the last four digits the gateway reports; null for other methods. */
+    last4: text('last4'),
+    /** Renewals and auto-recharge charge the account's default method (one at most). */
+    isDefault: boolean('is_default').notNull().default(false),
+    status: text('status', { enum: ['active', 'removed'] }).notNull().default('active'),
+    removedAt: timestamp('removed_at', { withTimezone: true }),
+    /**
+     * Indian e-mandate of a card or UPI method: the most one unattended charge may take (null:
+     * the configured cap; above the cap only when the customer authenticated it) and when the
+     * mandate ends (null: no end). Null on other methods.
+     */
+    mandateMaxAmount: bigint('mandate_max_amount', { mode: 'number' }),
+    mandateValidUntil: timestamp('mandate_valid_until', { withTimezone: true }),
+  },
+  (t) => [
+    index('payment_methods_account_idx').on(t.accountId),
+    uniqueIndex('payment_methods_one_default').on(t.accountId).where(sql`${t.isDefault} and ${t.status} = 'active'`),
+  ],
+);
 
 export const invoiceStatus = pgEnum('invoice_status', ['open', 'paid', 'void']);
 

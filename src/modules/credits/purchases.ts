@@ -82,8 +82,12 @@ export function createPurchaseService(deps: PurchaseDeps) {
     return { id, ...(await saveWithProvider(provider, method, id, logger)) };
   }
 
-  const insertMethod = (tx: Db, accountId: string, method: StoredMethod & { id: string }, now: Date) =>
-    paymentsRepo.insertPaymentMethod(tx, { ...method, accountId, createdAt: now });
+  /** Records a method given with a purchase or auto-recharge: the account's default only if it has none. */
+  async function insertMethod(tx: Db, accountId: string, method: StoredMethod & { id: string }, now: Date) {
+    const row = await paymentsRepo.insertPaymentMethod(tx, { ...method, accountId, createdAt: now });
+    if (!(await paymentsRepo.findDefaultMethod(tx, accountId))) await paymentsRepo.setDefaultMethod(tx, accountId, row.id);
+    return row;
+  }
 
   function assertPaidPlan(account: accountsRepo.AccountRow) {
     if (account.status !== 'active' && account.status !== 'past_due') {

@@ -58,3 +58,13 @@ export async function balanceOf(db: Db, accountId: string): Promise<number> {
 export async function upsertAutoRecharge(db: Db, row: typeof autoRechargeSettings.$inferInsert): Promise<void> {
   await db.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });
 }
+
+export async function findAutoRecharge(db: Db, accountId: string) {
+  const [row] = await db.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+  return row;
+}
+
+/** Auto-recharge charges this method from its next charge on. */
+export async function setAutoRechargeMethod(db: Db, accountId: string, paymentMethodId: string, at: Date): Promise<void> {
+  await db.update(autoRechargeSettings).set({ paymentMethodId, updatedAt: at }).where(eq(autoRechargeSettings.accountId, accountId));
+}

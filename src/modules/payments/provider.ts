@@ -22,6 +22,8 @@ export interface SaveMethodRequest {
 export interface SavedMethod {
   reference: string;
   label: string;
+  /** Card: the last four digits. */
+  last4?: string;
 }
 
 export interface ChargeRequest {

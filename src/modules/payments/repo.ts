@@ -15,6 +15,36 @@ export async function findPaymentMethod(db: Db, id: string): Promise<PaymentMeth
   return row;
 }
 
+/** An account's saved methods that are not removed, oldest first. */
+export async function listActiveMethods(db: Db, accountId: string): Promise<PaymentMethodRow[]> {
+  return db
+    .select()
+    .from(paymentMethods)
+    .where(and(eq(paymentMethods.accountId, accountId), eq(paymentMethods.status, 'active')))
+    .orderBy(asc(paymentMethods.createdAt), asc(paymentMethods.id));
+}
+
+export async function findDefaultMethod(db: Db, accountId: string): Promise<PaymentMethodRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(paymentMethods)
+    .where(and(eq(paymentMethods.accountId, accountId), eq(paymentMethods.isDefault, true), eq(paymentMethods.status, 'active')));
+  return row;
+}
+
+/** Makes a method its account's only default (call with the account locked). */
+export async function setDefaultMethod(db: Db, accountId: string, methodId: string): Promise<void> {
+  await db
+    .update(paymentMethods)
+    .set({ isDefault: false })
+    .where(and(eq(paymentMethods.accountId, accountId), eq(paymentMethods.isDefault, true), sql`${paymentMethods.id} <> ${methodId}`));
+  await db.update(paymentMethods).set({ isDefault: true }).where(eq(paymentMethods.id, methodId));
+}
+
+export async function removeMethod(db: Db, methodId: string, at: Date): Promise<void> {
+  await db.update(paymentMethods).set({ status: 'removed', isDefault: false, removedAt: at }).where(eq(paymentMethods.id, methodId));
+}
+
 export async function insertPayment(db: Db, row: typeof payments.$inferInsert): Promise<PaymentRow> {
   const [inserted] = await db.insert(payments).values(row).returning();
   return inserted!;

@@ -5,7 +5,8 @@ import { errorResponses } from '../../lib/problem.js';
 import { principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
 import { paymentResultSchema } from './result.js';
-import { confirmPaymentBodySchema, paymentIdSchema, paymentSchema } from './schemas.js';
+import type { PaymentMethodsService } from './methods-service.js';
+import { addPaymentMethodBodySchema, confirmPaymentBodySchema, paymentIdSchema, paymentMethodIdSchema, paymentSchema, savedPaymentMethodSchema } from './schemas.js';
 import type { PaymentsService } from './service.js';
 
 const paymentListSchema = z
@@ -13,7 +14,96 @@ const paymentListSchema = z
   .meta({ id: 'PaymentList', examples: [{ data: [(paymentSchema.meta()?.examples as unknown[])[0]], nextCursor: null }] });
 
 /** Payments of every purpose: read one, list an account's, and record money paid offline. */
-export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService }> = async (app, { payments }) => {
+export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; methods: PaymentMethodsService }> = async (app, { payments, methods }) => {
+  const methodParams = accountParamsSchema.extend({ methodId: paymentMethodIdSchema });
+  const methodNotFound = { 404: 'No such account or payment method (`account_not_found`, `payment_method_not_found`)' };
+
+  app.get(
+    '/v1/accounts/:accountId/payment-methods',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Payment methods'],
+        operationId: 'listPaymentMethods',
+        summary: 'List the account\'s saved payment methods',
+        params: accountParamsSchema,
+        response: {
+          200: z.object({ data: z.array(savedPaymentMethodSchema), nextCursor: z.string().nullable() }).meta({ id: 'SavedPaymentMethodList' }),
+          ...errorResponses({ 404: 'No such account (`account_not_found`)' }),
+        },
+      },
+    },
+    async (request) => methods.list(request.params.accountId),
+  );
+
+  app.post(
+    '/v1/accounts/:accountId/payment-methods',
+    {
+      config: { scope: 'write', idempotency: 'optional', audit: 'payment_method.add' },
+      schema: {
+        tags: ['Payment methods'],
+        operationId: 'addPaymentMethod',
+        summary: 'Save a card, UPI or net banking method',
+        description:
+          'Saved with the gateway and kept as its reusable reference: the card token or the whole VPA is never stored or shown. ' +
+          'The account\'s first method, or one added with `makeDefault`, becomes the default that renewals and auto-recharge charge. ' +
+          'An Indian card or UPI method carries an e-mandate: at most the cap (INR 15,000) per unattended charge unless the customer ' +
+          'authenticated a higher amount, and optionally an end date.',
+        params: accountParamsSchema,
+        body: addPaymentMethodBodySchema,
+        response: {
+          201: savedPaymentMethodSchema,
+          ...errorResponses({
+            404: 'No such account (`account_not_found`)',
+            422: '`payment_method_not_allowed` (UPI and net banking: India only), `mandate_above_cap`, `mandate_not_applicable`',
+            503: 'The gateway could not save the method (`service_unavailable`); retry',
+          }),
+        },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await methods.add(request.params.accountId, request.body)),
+  );
+
+  app.post(
+    '/v1/accounts/:accountId/payment-methods/:methodId/default',
+    {
+      config: { scope: 'write', audit: 'payment_method.default' },
+      schema: {
+        tags: ['Payment methods'],
+        operationId: 'makePaymentMethodDefault',
+        summary: 'Charge this method for renewals and auto-recharge from now on',
+        description: 'The live subscription charges it at its next renewal or dunning retry; auto-recharge too when it is a card or UPI.',
+        params: methodParams,
+        response: { 200: savedPaymentMethodSchema, ...errorResponses(methodNotFound) },
+      },
+    },
+    async (request) => methods.makeDefault(request.params.accountId, request.params.methodId),
+  );
+
+  app.delete(
+    '/v1/accounts/:accountId/payment-methods/:methodId',
+    {
+      config: { scope: 'write', audit: 'payment_method.remove' },
+      schema: {
+        tags: ['Payment methods'],
+        operationId: 'removePaymentMethod',
+        summary: 'Remove a saved payment method',
+        params: methodParams,
+        response: {
+          204: z.undefined().describe('Removed'),
+          ...errorResponses({
+            ...methodNotFound,
+            409: '`payment_method_is_default` (make another the default first), `payment_method_in_use` (the only method of a live subscription, or auto-recharge\'s)',
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      await methods.remove(request.params.accountId, request.params.methodId);
+      return reply.status(204).send();
+    },
+  );
+
   app.get(
     '/v1/accounts/:accountId/payments',
     {

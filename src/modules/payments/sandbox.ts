@@ -45,6 +45,18 @@ const instrumentOf = (row: Pick<VaultRow, 'type' | 'instrument'>): InstrumentMet
 const labelOf = (method: InstrumentMethod): string =>
   method.type === 'card' ? cardBrandOf(method.token) : method.type === 'upi' ? maskVpa(method.vpa) : method.bankCode;
 
+/** The last four digits of the sandbox's test cards (Stripe's, where it has one). */
+const testCardDigits: Record<string, string> = {
+  tok_visa: '4242',
+  tok_mastercard: '4444',
+  tok_rupay: '6075',
+  tok_chargeDeclined: '0002',
+  tok_chargeDeclinedInsufficientFunds: '9995',
+  tok_timeout: '0077',
+  tok_chargeCustomerFail: '0341',
+};
+const last4Of = (token: string): string => testCardDigits[token] ?? '0000';
+
 const unknownSaved = { outcome: 'failed' as const, code: 'payment_method_not_found', message: 'No such saved payment method.', answerLost: false };
 
 /**
@@ -128,7 +140,8 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
       const row = { reference: newId('spm', clock.now()), idempotencyKey: request.idempotencyKey, type: method.type, instrument, createdAt: clock.now() };
       await db.insert(sandboxPaymentMethods).values(row).onConflictDoNothing({ target: sandboxPaymentMethods.idempotencyKey });
       const [saved] = await db.select().from(sandboxPaymentMethods).where(eq(sandboxPaymentMethods.idempotencyKey, request.idempotencyKey));
-      return { reference: saved!.reference, label: labelOf(instrumentOf(saved!)) };
+      const kept = instrumentOf(saved!);
+      return { reference: saved!.reference, label: labelOf(kept), ...(kept.type === 'card' ? { last4: last4Of(kept.token) } : {}) };
     },
   };
 }

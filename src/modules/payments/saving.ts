@@ -9,6 +9,7 @@ export interface StoredMethod {
   type: PaymentMethodInput['type'];
   reference: string | null;
   label: string | null;
+  last4: string | null;
 }
 
 /**
@@ -26,7 +27,7 @@ export async function saveWithProvider(provider: PaymentProvider, method: Paymen
         : method.type === 'netbanking'
           ? { type: 'netbanking', bankCode: method.bankCode }
           : null;
-  if (!instrument) return { type: method.type, reference: null, label: null };
+  if (!instrument) return { type: method.type, reference: null, label: null, last4: null };
   let timer: NodeJS.Timeout | undefined;
   try {
     const saved = await Promise.race([
@@ -35,7 +36,7 @@ export async function saveWithProvider(provider: PaymentProvider, method: Paymen
         timer = setTimeout(() => reject(new Error('the provider did not answer in time')), CHARGE_DEADLINE_MS);
       }),
     ]);
-    return { type: method.type, reference: saved.reference, label: saved.label };
+    return { type: method.type, reference: saved.reference, label: saved.label, last4: saved.last4 ?? null };
   } catch (err) {
     logger.warn({ err, paymentMethodId: id }, 'the payment provider could not save a method');
     throw new AppError('service_unavailable', 'The payment gateway could not save the payment method; retry shortly');

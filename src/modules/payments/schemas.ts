@@ -81,3 +81,70 @@ export const confirmPaymentBodySchema = z
     amount: amountInputSchema.optional().meta({ description: 'When given, must equal the amount due' }),
   })
   .meta({ id: 'ConfirmPayment', examples: [{ reference: 'UTR HDFC0000123456', amount: 1038980 }] });
+
+export const paymentMethodIdSchema = z.string().regex(/^pm_[0-9a-z]{26}$/, 'not a payment method id');
+
+const mandateSchema = z
+  .object({
+    maxAmount: minorUnitsSchema.meta({ description: 'The most one unattended charge may take (paise, tax included)' }),
+    validUntil: z.date().nullable().meta({ description: 'When the mandate ends; null: no end' }),
+  })
+  .meta({ description: 'Indian e-mandate (card and UPI in INR): renewals and auto-recharge above it need the customer' });
+
+export const savedPaymentMethodSchema = z
+  .object({
+    id: z.string(),
+    accountId: z.string(),
+    type: paymentMethodTypeSchema,
+    label: z.string().nullable().meta({ description: 'Card brand, masked VPA (`ra***@okhdfc`) or bank code: never the token or the whole VPA' }),
+    last4: z.string().nullable().meta({ description: 'Card: its last four digits' }),
+    isDefault: z.boolean().meta({ description: 'Renewals and auto-recharge charge the default method' }),
+    mandate: mandateSchema.nullable(),
+    createdAt: z.date(),
+  })
+  .meta({
+    id: 'SavedPaymentMethod',
+    examples: [
+      {
+        id: 'pm_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        type: 'card',
+        label: 'visa',
+        last4: '4242',
+        isDefault: true,
+        mandate: { maxAmount: 1500000, validUntil: null },
+        createdAt: '2026-11-26T10:00:00.000Z',
+      },
+    ],
+  });
+
+export type SavedPaymentMethodDto = z.infer<typeof savedPaymentMethodSchema>;
+
+export const addPaymentMethodBodySchema = z
+  .object({
+    paymentMethod: z
+      .discriminatedUnion('type', [
+        paymentMethodInputSchema.options[0],
+        paymentMethodInputSchema.options[1],
+        paymentMethodInputSchema.options[2],
+      ])
+      .meta({ description: `Card, UPI or net banking (wire transfer and cheque are not saved). ${sandboxDescription}` }),
+    makeDefault: z.boolean().optional().meta({ description: 'Charge it for renewals and auto-recharge from now on (the first method always is)' }),
+    mandate: z
+      .object({
+        maxAmount: amountInputSchema.min(1).optional().meta({ description: 'Default: the cap (MANDATE_CAP_INR, INR 15,000)' }),
+        validUntil: z.iso.datetime({ offset: true }).optional().meta({ description: 'Default: no end' }),
+        authenticated: z
+          .boolean()
+          .optional()
+          .meta({ description: 'The customer passed the additional authentication a mandate above the cap needs (RBI)' }),
+      })
+      .optional()
+      .meta({ description: 'Indian card and UPI methods only' }),
+  })
+  .meta({
+    id: 'AddPaymentMethod',
+    examples: [{ paymentMethod: { type: 'card', token: 'tok_visa' }, makeDefault: true, mandate: { maxAmount: 1500000 } }],
+  });
+
+export type AddPaymentMethodBody = z.infer<typeof addPaymentMethodBodySchema>;

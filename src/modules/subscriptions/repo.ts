@@ -17,3 +17,11 @@ export async function findLiveSubscription(db: Db, accountId: string): Promise<S
     .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
   return row;
 }
+
+/** The live subscription charges this method from its next charge on. */
+export async function setPaymentMethodOfLive(db: Db, accountId: string, paymentMethodId: string, at: Date): Promise<void> {
+  await db
+    .update(subscriptions)
+    .set({ paymentMethodId, updatedAt: at })
+    .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
+}

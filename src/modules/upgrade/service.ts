@@ -252,6 +252,8 @@ export function createUpgradeService(deps: UpgradeDeps) {
     // The upgrade happens when the money arrives: a wire confirmed days later starts its period then.
     const period = periodAt(now, cycle!.months, 0);
 
+    // The method that paid is the account's default: the subscription's renewals charge it.
+    await paymentsRepo.setDefaultMethod(tx, account.id, payment.paymentMethodId);
     const subscription = await subscriptionsRepo.insertSubscription(tx, {
       id: newId('sub', now),
       accountId: account.id,

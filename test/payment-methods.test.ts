@@ -1,0 +1,99 @@
+import t from 'tap';
+import { paidAccount, setup } from './helper.js';
+
+const card = (token: string) => ({ type: 'card', token });
+
+t.test('the upgrade\'s method is the default, shown without its token, with its Indian e-mandate', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const res = await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`, { key: ctx.keys.read });
+  t.equal(res.status, 200);
+  t.equal(res.body.data.length, 1);
+  t.match(res.body.data[0], { type: 'card', label: 'visa', last4: '4242', isDefault: true, mandate: { maxAmount: 1500000, validUntil: null } });
+  t.notMatch(JSON.stringify(res.body), /tok_/, 'no card token');
+});
+
+t.test('a new default is what the subscription charges from its next renewal on', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  ctx.clock.advance(60_000); // methods list oldest first
+  const added = await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { key: ctx.keys.write, body: { paymentMethod: card('tok_mastercard'), makeDefault: true } });
+  t.equal(added.status, 201);
+  t.match(added.body, { type: 'card', label: 'mastercard', last4: '4444', isDefault: true });
+  const listed = (await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`)).body.data;
+  t.same(listed.map((m: any) => [m.label, m.isDefault]), [['visa', false], ['mastercard', true]], 'one default');
+  const sub = (await ctx.call('GET', `/v1/accounts/${account.id}/subscription`)).body;
+  t.same(sub.paymentMethod, { type: 'card', label: 'mastercard' });
+
+  const { rows } = await ctx.query('select id, current_period_end from subscriptions where account_id = $1', [account.id]);
+  ctx.clock.set(new Date(rows[0].current_period_end.getTime() + 60_000));
+  await ctx.query("update subscriptions set renewal_notice_for = current_period_end, renewal_notice_at = current_period_end - interval '2 days' where account_id = $1", [account.id]);
+  t.equal(await ctx.services.renewals.renew(rows[0].id, rows[0].current_period_end), 'renewed');
+  const renewal = await ctx.query("select payment_method_id, status from payments where purpose = 'renewal' and account_id = $1", [account.id]);
+  t.equal(renewal.rows[0].payment_method_id, added.body.id, 'the renewal charged the new default');
+  t.equal(renewal.rows[0].status, 'succeeded');
+});
+
+t.test('UPI and net banking are for India; an e-mandate above the cap needs the customer\'s authentication', async (t) => {
+  const ctx = await setup(t);
+  const india = await paidAccount(ctx, 100000);
+  const us = await paidAccount(ctx, 100000, {}, { country: 'US' });
+  const add = (accountId: string, body: object) => ctx.call('POST', `/v1/accounts/${accountId}/payment-methods`, { body });
+
+  const upiAbroad = await add(us.id, { paymentMethod: { type: 'upi', vpa: 'success@upi' } });
+  t.equal(upiAbroad.status, 422);
+  t.equal(upiAbroad.body.code, 'payment_method_not_allowed');
+  const usMandate = await add(us.id, { paymentMethod: card('tok_visa'), mandate: { maxAmount: 100000 } });
+  t.equal(usMandate.body.code, 'mandate_not_applicable');
+
+  const above = await add(india.id, { paymentMethod: { type: 'upi', vpa: 'success@upi' }, mandate: { maxAmount: 5000000 } });
+  t.equal(above.status, 422);
+  t.equal(above.body.code, 'mandate_above_cap');
+  const authenticated = await add(india.id, { paymentMethod: { type: 'upi', vpa: 'success@upi' }, mandate: { maxAmount: 5000000, validUntil: '2028-03-31T18:29:59Z', authenticated: true } });
+  t.equal(authenticated.status, 201);
+  t.match(authenticated.body, { type: 'upi', label: 'su***@upi', last4: null, isDefault: false, mandate: { maxAmount: 5000000, validUntil: '2028-03-31T18:29:59.000Z' } });
+  t.notMatch(JSON.stringify(authenticated.body), /success@upi/, 'the VPA is never shown whole');
+  const usCard = (await ctx.call('GET', `/v1/accounts/${us.id}/payment-methods`)).body.data[0];
+  t.equal(usCard.mandate, null, 'no e-mandate outside India');
+});
+
+t.test('removing: not the default while others exist, not the only method of a live subscription', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const [first] = (await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`)).body.data;
+  const only = await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${first.id}`, { key: ctx.keys.write });
+  t.equal(only.status, 409);
+  t.equal(only.body.code, 'payment_method_in_use');
+
+  const second = (await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { body: { paymentMethod: card('tok_rupay') } })).body;
+  t.equal(second.isDefault, false, 'not the default unless asked');
+  const busyDefault = await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${first.id}`);
+  t.equal(busyDefault.body.code, 'payment_method_is_default');
+  t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods/${second.id}/default`)).status, 200);
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${first.id}`)).status, 204);
+  const left = (await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`)).body.data;
+  t.same(left.map((m: any) => [m.id, m.isDefault]), [[second.id, true]]);
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${first.id}`)).status, 404, 'gone');
+});
+
+t.test('payment methods: every route refuses a missing key, the wrong scope, and another account\'s key', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const other = await paidAccount(ctx, 100000);
+  const [method] = (await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`)).body.data;
+  const otherKey = await ctx.key(['read', 'write'], other.id);
+  const routes: Array<[string, string, object | undefined]> = [
+    ['GET', `/v1/accounts/${account.id}/payment-methods`, undefined],
+    ['POST', `/v1/accounts/${account.id}/payment-methods`, { paymentMethod: card('tok_visa') }],
+    ['POST', `/v1/accounts/${account.id}/payment-methods/${method.id}/default`, undefined],
+    ['DELETE', `/v1/accounts/${account.id}/payment-methods/${method.id}`, undefined],
+  ];
+  for (const [method_, url, body] of routes) {
+    t.equal((await ctx.call(method_ as never, url, { key: null, body })).status, 401, `${method_} ${url} without a key`);
+    t.equal((await ctx.call(method_ as never, url, { key: otherKey, body })).status, 404, `${method_} ${url} with another account's key`);
+    if (method_ !== 'GET') t.equal((await ctx.call(method_ as never, url, { key: ctx.keys.read, body })).status, 403, `${method_} ${url} with a read key`);
+  }
+  // A method of another account is not this account's.
+  const [theirs] = (await ctx.call('GET', `/v1/accounts/${other.id}/payment-methods`)).body.data;
+  t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods/${theirs.id}/default`)).body.code, 'payment_method_not_found');
+});
