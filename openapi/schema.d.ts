@@ -299,6 +299,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invoices/{invoiceId}/pay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pay an open renewal invoice now
+         * @description For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ended, no method). Charges the given method, a saved one, or the default, with the customer present. Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, meanwhile answers 409 `invoice_payment_in_progress`. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
+         */
+        post: operations["payInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{accountId}/payment-methods": {
         parameters: {
             query?: never;
@@ -1141,10 +1161,30 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * An invoice was paid
+         * An invoice was paid (a renewal: the renewal is complete)
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_invoice_paid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "invoice.requires_action": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A renewal cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_invoice_requires_action"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1301,7 +1341,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * Pre-debit notice of an unattended renewal charge (Indian e-mandates)
+         * Pre-debit notice of an unattended renewal charge (Indian e-mandates); `requiresAction` when it will need the customer instead
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_subscription_renewal_notice"];
@@ -1863,6 +1903,45 @@ export interface components {
             };
         };
         /**
+         * @description Without either, the account's default method is charged.
+         * @example {}
+         * @example {
+         *       "paymentMethodId": "pm_01kb2m3n4p5q6r7s8t9v0w1x2y"
+         *     }
+         * @example {
+         *       "paymentMethod": {
+         *         "type": "card",
+         *         "token": "tok_visa"
+         *       }
+         *     }
+         */
+        PayInvoiceInput: {
+            /** @description One of the account's saved methods */
+            paymentMethodId?: string;
+            /** @description A new method: saved (not as the default) and charged */
+            paymentMethod?: {
+                /** @constant */
+                type: "card";
+                /**
+                 * @description A card token from the gateway (Visa, Mastercard, RuPay)
+                 * @example tok_visa
+                 */
+                token: string;
+            } | {
+                /** @constant */
+                type: "upi";
+                /** @example success@upi */
+                vpa: string;
+                /** @enum {string} */
+                app?: "google_pay" | "phonepe" | "paytm";
+            } | {
+                /** @constant */
+                type: "netbanking";
+                /** @example HDFC */
+                bankCode: string;
+            };
+        };
+        /**
          * @example {
          *       "planId": "plan_starter_v1"
          *     }
@@ -2239,7 +2318,7 @@ export interface components {
              * @description The event types to receive (see the `webhooks` section); empty: every event
              * @default []
              */
-            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             /** @default  */
             description: string;
         };
@@ -2251,7 +2330,7 @@ export interface components {
         UpdateWebhookEndpointInput: {
             url?: string;
             /** @description The event types to receive (see the `webhooks` section); empty: every event */
-            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             description?: string;
             enabled?: boolean;
         };
@@ -2515,6 +2594,7 @@ export interface components {
          *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "status": "paid",
+         *       "actionRequired": null,
          *       "currency": "INR",
          *       "planId": "plan_starter_v1",
          *       "billingCycle": "quarterly",
@@ -2561,8 +2641,20 @@ export interface components {
             number: string;
             accountId: string;
             subscriptionId: string | null;
-            /** @enum {string} */
-            status: "open" | "paid" | "void";
+            /**
+             * @description `open`: unpaid, charged automatically (or awaiting a wire transfer or cheque). `requires_action`: unpaid, and the saved method cannot be charged without the customer (see `actionRequired`): pay it with POST /v1/invoices/{id}/pay.
+             * @enum {string}
+             */
+            status: "open" | "requires_action" | "paid" | "void";
+            actionRequired: {
+                /**
+                 * @description `above_mandate`: above the e-mandate of the method (INR 15,000 unless more was authenticated); `mandate_expired`; `no_method`
+                 * @enum {string}
+                 */
+                reason: "above_mandate" | "mandate_expired" | "no_method";
+                /** @description When dunning looks at it next: unpaid by then, the account goes past_due (and, in the end, limited) */
+                payBy: string | null;
+            } | null;
             /**
              * @description ISO 4217 currency code
              * @enum {string}
@@ -2762,6 +2854,83 @@ export interface components {
         };
         /**
          * @example {
+         *       "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "status": "active",
+         *       "plan": {
+         *         "id": "plan_starter_v1",
+         *         "code": "starter",
+         *         "version": 1,
+         *         "name": "Starter"
+         *       },
+         *       "billingCycle": "quarterly",
+         *       "whatsappAddon": false,
+         *       "anchorAt": "2026-11-26T10:00:00.000Z",
+         *       "currentPeriod": {
+         *         "start": "2026-11-26T10:00:00.000Z",
+         *         "end": "2027-02-26T10:00:00.000Z"
+         *       },
+         *       "paymentMethod": {
+         *         "type": "card",
+         *         "label": "visa"
+         *       },
+         *       "scheduledChange": null,
+         *       "cancelAtPeriodEnd": false,
+         *       "endedAt": null,
+         *       "createdAt": "2026-11-26T10:00:00.000Z",
+         *       "renewalNeedsCustomerAction": false
+         *     }
+         */
+        ScheduledSubscription: {
+            id: string;
+            accountId: string;
+            /** @enum {string} */
+            status: "active" | "past_due" | "cancelled";
+            plan: {
+                id: string;
+                code: string;
+                version: number;
+                name: string;
+            };
+            /** @enum {string} */
+            billingCycle: "monthly" | "quarterly" | "annual";
+            whatsappAddon: boolean;
+            /**
+             * Format: date-time
+             * @description Periods are anchored to this instant (the upgrade)
+             */
+            anchorAt: string;
+            currentPeriod: {
+                /** Format: date-time */
+                start: string;
+                /** Format: date-time */
+                end: string;
+            };
+            paymentMethod: {
+                /** @enum {string} */
+                type: "card" | "upi" | "netbanking" | "wire_transfer" | "cheque";
+                /** @description Safe to show: the card brand, the masked VPA (`ra***@okhdfc`) or the bank code */
+                label: string | null;
+            };
+            scheduledChange: {
+                planId: string | null;
+                billingCycle: ("monthly" | "quarterly" | "annual") | null;
+                /**
+                 * Format: date-time
+                 * @description The start of the next period
+                 */
+                effectiveAt: string;
+            } | null;
+            /** @description Ends (account limited) at the period end unless resumed */
+            cancelAtPeriodEnd: boolean;
+            endedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description True when renewals, as now scheduled, cannot be charged without the customer (an Indian card or UPI above its e-mandate, INR 15,000 unless more was authenticated): each renewal invoice will wait for POST /v1/invoices/{id}/pay */
+            renewalNeedsCustomerAction: boolean;
+        };
+        /**
+         * @example {
          *       "subscription": {
          *         "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y"
          *       },
@@ -2778,7 +2947,8 @@ export interface components {
          *           "code": "retention_reduced",
          *           "detail": "Call-recording retention goes from 90 to 30 days"
          *         }
-         *       ]
+         *       ],
+         *       "renewalNeedsCustomerAction": false
          *     }
          */
         PlanChange: {
@@ -2799,6 +2969,8 @@ export interface components {
                 code: "exophone_limit_exceeded" | "retention_reduced" | "feature_removed";
                 detail: string;
             }[];
+            /** @description True when renewals, as now scheduled, cannot be charged without the customer (an Indian card or UPI above its e-mandate, INR 15,000 unless more was authenticated): each renewal invoice will wait for POST /v1/invoices/{id}/pay */
+            renewalNeedsCustomerAction: boolean;
         };
         PlanPrice: {
             /**
@@ -2989,6 +3161,7 @@ export interface components {
          *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *         "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *         "status": "paid",
+         *         "actionRequired": null,
          *         "currency": "INR",
          *         "planId": "plan_starter_v1",
          *         "billingCycle": "quarterly",
@@ -3145,7 +3318,9 @@ export interface components {
          *         "upi"
          *       ],
          *       "canUpgrade": true,
-         *       "blockers": []
+         *       "blockers": [],
+         *       "renewalTotal": 840750,
+         *       "renewalNeedsCustomerAction": false
          *     }
          */
         UpgradeQuote: {
@@ -3198,6 +3373,10 @@ export interface components {
                 code: string;
                 detail: string;
             }[];
+            /** @description What each renewal will cost: the plan fee and add-on for a period, tax included */
+            renewalTotal: number;
+            /** @description True when renewals cannot be charged without the customer: by card or UPI (card unless `paymentMethodType` says otherwise) in India above the e-mandate cap (INR 15,000). Each renewal invoice will then wait for POST /v1/invoices/{id}/pay. */
+            renewalNeedsCustomerAction: boolean;
         };
         /**
          * @example {
@@ -5386,6 +5565,156 @@ export interface operations {
             };
         };
     };
+    payInvoice: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key": string;
+            };
+            path: {
+                /** @example inv_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                invoiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PayInvoiceInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentResult"];
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentResult"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The payment was declined (`payment_declined`, with `declineCode` and `paymentId`) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invoice or payment method (`invoice_not_found`, `payment_method_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invoice_not_payable` (not open, or not a renewal invoice), `invoice_payment_in_progress`, `idempotency_request_in_progress` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `payment_method_required` (no default), `payment_method_not_allowed`, `idempotency_key_reused` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listPaymentMethods: {
         parameters: {
             query?: never;
@@ -6769,7 +7098,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Subscription"];
+                    "application/json": components["schemas"]["ScheduledSubscription"];
                 };
             };
             /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
@@ -9884,6 +10213,65 @@ export interface operations {
                         number: string;
                         /** @description Minor units */
                         total: number;
+                        /** @enum {string} */
+                        kind?: "upgrade" | "renewal" | "credits";
+                        /** @enum {string} */
+                        currency?: "INR" | "USD";
+                        /** @description ISO 8601 instant */
+                        periodStart?: string;
+                        /** @description ISO 8601 instant */
+                        periodEnd?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_invoice_requires_action: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "invoice.requires_action";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        subscriptionId: string;
+                        invoiceId: string;
+                        number: string;
+                        /** @description Minor units */
+                        total: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                        /** @enum {string} */
+                        reason: "above_mandate" | "mandate_expired" | "no_method";
+                        /** @description ISO 8601 instant */
+                        payBy: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -10237,6 +10625,8 @@ export interface operations {
                         currency: "INR" | "USD";
                         /** @description ISO 8601 instant */
                         chargeAt: string;
+                        /** @enum {string} */
+                        requiresAction?: "above_mandate" | "mandate_expired" | "no_method";
                     } & {
                         [key: string]: unknown;
                     };

@@ -177,7 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(catalogRoutes, { catalog: services.catalog });
   await app.register(accountsRoutes, { accounts: services.accounts });
   await app.register(upgradeRoutes, { upgrades: services.upgrades });
-  await app.register(paymentRoutes, { payments: services.payments, methods: services.paymentMethods });
+  await app.register(paymentRoutes, { payments: services.payments, methods: services.paymentMethods, invoicePayments: services.invoicePayments });
   await app.register(billingRoutes, { billing: services.billing });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });

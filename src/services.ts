@@ -16,6 +16,7 @@ import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
 import type { PaymentProvider } from './modules/payments/provider.js';
 import { createSandboxProvider } from './modules/payments/sandbox.js';
+import { createInvoicePayments } from './modules/payments/invoice-payments.js';
 import { createPaymentMethodsService } from './modules/payments/methods-service.js';
 import { createPaymentsService } from './modules/payments/service.js';
 import { createRenewalService } from './modules/renewals/service.js';
@@ -64,6 +65,7 @@ export function createServices(deps: ServiceDeps) {
   const auth = createAuthService({ db, clock, hasher: createKeyHasher(secretsKeys), changes: deps.changes });
   // One payment lifecycle; upgrades, renewals and purchases each register what their payments mean.
   const payments = createPaymentsService({ db, clock, provider, logger });
+  const paymentMethods = createPaymentMethodsService({ db, clock, provider, logger, mandate });
   const renewals = createRenewalService({
     db,
     clock,
@@ -88,7 +90,8 @@ export function createServices(deps: ServiceDeps) {
   });
   return {
     payments,
-    paymentMethods: createPaymentMethodsService({ db, clock, provider, logger, mandate }),
+    paymentMethods,
+    invoicePayments: createInvoicePayments({ db, clock, provider, logger, payments, methods: paymentMethods }),
     renewals,
     purchases,
     webhooks,
@@ -100,7 +103,7 @@ export function createServices(deps: ServiceDeps) {
     secrets: {
       rotate: async () => ({ webhooks: await webhooks.resealSecrets(), apiKeys: await auth.rehashLegacyKeys() }),
     },
-    subscriptions: createSubscriptionsService({ db, clock }),
+    subscriptions: createSubscriptionsService({ db, clock, taxRates: config.TAX_RATES, mandate }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth,
     credits: createCreditsService({ db, clock }),
@@ -116,6 +119,7 @@ export function createServices(deps: ServiceDeps) {
       logger,
       taxRates: config.TAX_RATES,
       invoiceDueDays: config.INVOICE_DUE_DAYS,
+      mandate,
       payments,
     }),
   };

@@ -215,18 +215,19 @@ t.test('Indian e-mandates: a pre-debit notice a day before each unattended charg
   await advance('2026-09-03T00:00:00Z');
   t.equal((await ctx.call('GET', `/v1/accounts/${recharging.id}/credits`)).body.balance, 1750 + 10000, 'charged after the notice window');
 
-  // Enterprise monthly in INR (50,000 + GST) cannot be taken unattended: declined without the gateway.
+  // Enterprise monthly in INR (50,000 + GST) cannot be taken unattended: not a decline, the invoice waits for the customer.
   const big = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Big', email: 'big@acme.example', country: 'IN', testClockId: clock.id } })).body;
   await approveKyc(ctx, big.id);
   await ctx.call('POST', `/v1/accounts/${big.id}/upgrade`, {
     body: { planId: 'plan_enterprise_v1', billingCycle: 'monthly', initialCredits: 2500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
     headers: { 'idempotency-key': 'big' },
   });
-  await advance('2026-10-03T00:00:00Z'); // the period ends; the notice goes out now
-  await advance('2026-10-04T00:00:00Z'); // a day later the charge would run
+  await advance('2026-10-03T00:00:00Z'); // the period ends
   const declined = await ctx.query("select failure_code from payments where account_id = $1 and purpose = 'renewal'", [big.id]);
-  t.same(declined.rows.map((r: any) => r.failure_code), ['mandate_cap_exceeded']);
-  const asked = await ctx.query("select count(*)::int as n from sandbox_charges where idempotency_key in (select id from payments where account_id = $1 and purpose = 'renewal')", [big.id]);
-  t.equal(asked.rows[0].n, 0, 'the gateway was not asked');
-  t.equal((await ctx.call('GET', `/v1/accounts/${big.id}`)).body.status, 'past_due');
+  t.same(declined.rows, [], 'no charge attempted, nothing declined');
+  const [invoice] = (await ctx.call('GET', `/v1/accounts/${big.id}/invoices`)).body.data.filter((i: any) => i.period.start.startsWith('2026-10'));
+  t.equal(invoice.status, 'requires_action');
+  t.same(invoice.actionRequired, { reason: 'above_mandate', payBy: '2026-10-04T00:00:00.000Z' }, 'paid by the first dunning day, or past_due');
+  t.equal((await ctx.call('GET', `/v1/accounts/${big.id}`)).body.status, 'active', 'still active while it waits');
+  await until('the email asking to pay', async () => smtp.received.some((m) => m.to.includes('big@acme.example') && m.raw.includes('Action needed')));
 });

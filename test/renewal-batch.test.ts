@@ -200,7 +200,7 @@ t.test('a mixed batch sends everything but the plain case through the single ren
   const overCap = await subscribe(ctx, { country: 'IN', plan: 'plan_enterprise_v1', cycle: 'annual' });
   const clock = (await ctx.call('POST', '/v1/test-clocks', { body: { name: 'c', frozenTime: START.toISOString() } })).body;
   const onClock = await subscribe(ctx, { testClockId: clock.id });
-  // The over-cap one has had its notice: the cap, not the notice, keeps it off the batch.
+  // The over-cap one has had its notice: the e-mandate, not the notice, keeps it off the batch.
   const capEnd = new Date('2027-11-26T10:00:00Z');
   ctx.clock.set(new Date(capEnd.getTime() - DAY));
   t.equal(await ctx.services.renewals.sendRenewalNotice(overCap.subscriptionId, capEnd), 'sent');
@@ -216,7 +216,7 @@ t.test('a mixed batch sends everything but the plain case through the single ren
   t.same(by.get(changing.subscriptionId), ['single', 'renewed']);
   t.same(by.get(netbanking.subscriptionId), ['single', 'invoiced']);
   t.same(by.get(awaitingNotice.subscriptionId), ['single', 'invoiced'], 'its notice goes out now and the charge waits');
-  t.same(by.get(overCap.subscriptionId), ['single', 'renewed']);
+  t.same(by.get(overCap.subscriptionId), ['single', 'invoiced'], 'above the e-mandate: invoiced for the customer to pay');
   t.same(by.get(onClock.subscriptionId), ['single', 'renewed'], 'on its own clock');
 
   const status = async (s: Subscribed) => (await ctx.query('select status, plan_id, scheduled_plan_id from subscriptions where id = $1', [s.subscriptionId])).rows[0];
@@ -225,7 +225,9 @@ t.test('a mixed batch sends everything but the plain case through the single ren
   const paymentOf = async (s: Subscribed) => (await ctx.query("select status, failure_code from payments where account_id = $1 and purpose = 'renewal'", [s.accountId])).rows;
   t.same(await paymentOf(netbanking), [{ status: 'awaiting_confirmation', failure_code: null }]);
   t.same(await paymentOf(awaitingNotice), [], 'no charge before the notice window');
-  t.same(await paymentOf(overCap), [{ status: 'failed', failure_code: 'mandate_cap_exceeded' }]);
+  t.same(await paymentOf(overCap), [], 'no charge, and no decline: it waits for the customer');
+  const waiting = await ctx.query("select status, action_required from invoices where account_id = $1 and kind = 'renewal'", [overCap.accountId]);
+  t.same(waiting.rows, [{ status: 'open', action_required: 'above_mandate' }]);
   t.same(await paymentOf(plain), [{ status: 'succeeded', failure_code: null }]);
   t.equal((await ctx.query("select count(*)::int as n from invoices where kind = 'renewal'")).rows[0].n, 6, 'all but the cancelled one invoiced');
 });

@@ -116,6 +116,12 @@ export const invoices = pgTable(
     /** Dunning: charge attempts made and when the next one is due (null: none planned). */
     attemptCount: integer('attempt_count').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /**
+     * An open renewal invoice that cannot be charged without the customer: why (above the
+     * e-mandate, the mandate expired, no method). It waits for POST /v1/invoices/{id}/pay
+     * under the dunning schedule; null once paid or charged.
+     */
+    actionRequired: text('action_required', { enum: ['above_mandate', 'mandate_expired', 'no_method'] }),
   },
   (t) => [
     uniqueIndex('invoices_fy_sequence_key').on(t.financialYear, t.sequence),

@@ -44,6 +44,10 @@ export const payments = pgTable(
     uniqueIndex('payments_one_open_upgrade')
       .on(t.accountId)
       .where(sql`${t.purpose} = 'upgrade' and ${t.status} in ('processing', 'unknown', 'awaiting_confirmation')`),
+    // At most one charge in flight per invoice: a customer paying it and a dunning retry cannot both charge.
+    uniqueIndex('payments_one_in_flight_per_invoice')
+      .on(t.invoiceId)
+      .where(sql`${t.invoiceId} is not null and ${t.status} in ('processing', 'unknown')`),
     // At most one auto-recharge in flight per account, whatever runs it.
     uniqueIndex('payments_one_open_recharge')
       .on(t.accountId)

@@ -17,6 +17,8 @@ export interface InvoiceToIssue {
   dueAt: Date;
   attemptCount?: number;
   nextAttemptAt?: Date | null;
+  /** Waits for the customer rather than a charge (see invoices.action_required). */
+  actionRequired?: 'above_mandate' | 'mandate_expired' | 'no_method' | null;
   /** Given when the caller needs the id before the invoice exists (a batch's payments and events). */
   id?: string;
 }
@@ -86,6 +88,7 @@ function invoiceRow(input: InvoiceToIssue, financialYear: string, sequence: numb
       paidAt: input.status === 'paid' ? now : null,
       attemptCount: input.attemptCount ?? 0,
       nextAttemptAt: input.nextAttemptAt ?? null,
+      actionRequired: input.actionRequired ?? null,
     } satisfies typeof invoices.$inferInsert,
     lines: priced.lines.map((line, position) => ({ ...line, position })),
   };

@@ -107,7 +107,7 @@ export async function markInvoicesPaid(db: Db, ids: string[], at: Date): Promise
   if (ids.length === 0) return;
   await db
     .update(invoices)
-    .set({ status: 'paid', paidAt: at, nextAttemptAt: null })
+    .set({ status: 'paid', paidAt: at, nextAttemptAt: null, actionRequired: null })
     .where(sql`${invoices.id} = any(${sql.param(ids)}::text[])`);
 }
 

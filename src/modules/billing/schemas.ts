@@ -29,6 +29,7 @@ const invoiceExample = {
   accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
   subscriptionId: 'sub_01kb2m3n4p5q6r7s8t9v0w1x2y',
   status: 'paid',
+  actionRequired: null,
   currency: 'INR',
   planId: 'plan_starter_v1',
   billingCycle: 'quarterly',
@@ -52,7 +53,19 @@ export const invoiceSchema = z
     number: z.string().meta({ description: 'Consecutive and gapless per Indian financial year (April-March)' }),
     accountId: z.string(),
     subscriptionId: z.string().nullable(),
-    status: z.enum(['open', 'paid', 'void']),
+    status: z.enum(['open', 'requires_action', 'paid', 'void']).meta({
+      description:
+        '`open`: unpaid, charged automatically (or awaiting a wire transfer or cheque). `requires_action`: unpaid, and the saved ' +
+        'method cannot be charged without the customer (see `actionRequired`): pay it with POST /v1/invoices/{id}/pay.',
+    }),
+    actionRequired: z
+      .object({
+        reason: z.enum(['above_mandate', 'mandate_expired', 'no_method']).meta({
+          description: '`above_mandate`: above the e-mandate of the method (INR 15,000 unless more was authenticated); `mandate_expired`; `no_method`',
+        }),
+        payBy: z.date().nullable().meta({ description: 'When dunning looks at it next: unpaid by then, the account goes past_due (and, in the end, limited)' }),
+      })
+      .nullable(),
     currency: currencySchema,
     planId: z.string(),
     billingCycle: billingCycleCodeSchema,

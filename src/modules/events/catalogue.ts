@@ -36,7 +36,32 @@ export const eventCatalogue = {
     data: { ...paymentRef, amount: money, currency, purpose, methodType, failureCode: z.string(), invoiceId: id('inv').optional(), subscriptionId: id('sub').optional() },
   },
   'invoice.created': { summary: 'An invoice was issued', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, status: z.enum(['open', 'paid']) } },
-  'invoice.paid': { summary: 'An invoice was paid', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money } },
+  'invoice.paid': {
+    summary: 'An invoice was paid (a renewal: the renewal is complete)',
+    data: {
+      accountId,
+      invoiceId: id('inv'),
+      number: z.string(),
+      total: money,
+      kind: z.enum(['upgrade', 'renewal', 'credits']).optional(),
+      currency: currency.optional(),
+      periodStart: iso.optional(),
+      periodEnd: iso.optional(),
+    },
+  },
+  'invoice.requires_action': {
+    summary: 'A renewal cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`',
+    data: {
+      accountId,
+      subscriptionId: id('sub'),
+      invoiceId: id('inv'),
+      number: z.string(),
+      total: money,
+      currency,
+      reason: z.enum(['above_mandate', 'mandate_expired', 'no_method']),
+      payBy: iso,
+    },
+  },
   'subscription.plan_change_scheduled': {
     summary: 'A plan change will apply at the next period',
     data: { ...subscriptionRef, from: z.string(), to: z.string(), effectiveAt: iso, conflicts: z.array(z.object({ code: z.string(), detail: z.string() })) },
@@ -47,7 +72,10 @@ export const eventCatalogue = {
   'subscription.billing_cycle_changed': { summary: 'The billing cycle switched at the renewal', data: { ...subscriptionRef, from: z.string(), to: z.string() } },
   'subscription.cancellation_scheduled': { summary: 'The subscription ends at the period end', data: { ...subscriptionRef, endsAt: iso } },
   'subscription.resumed': { summary: 'A scheduled cancellation was withdrawn', data: subscriptionRef },
-  'subscription.renewal_notice': { summary: 'Pre-debit notice of an unattended renewal charge (Indian e-mandates)', data: { ...subscriptionRef, amount: money, currency, chargeAt: iso } },
+  'subscription.renewal_notice': {
+    summary: 'Pre-debit notice of an unattended renewal charge (Indian e-mandates); `requiresAction` when it will need the customer instead',
+    data: { ...subscriptionRef, amount: money, currency, chargeAt: iso, requiresAction: z.enum(['above_mandate', 'mandate_expired', 'no_method']).optional() },
+  },
   'subscription.renewed': {
     summary: 'A new period started and was invoiced',
     data: { ...subscriptionRef, invoiceId: id('inv'), planId: z.string(), billingCycle: z.string(), periodStart: iso, periodEnd: iso },

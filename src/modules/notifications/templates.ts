@@ -24,11 +24,32 @@ export interface RenderedEmail {
 
 const dayOf = (iso: unknown) => (typeof iso === 'string' ? iso.slice(0, 10) : 'the period end');
 
-/** One email per subscription transition: the account always hears what changed and when. */
-const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: string; body: string }> = {
-  'subscription.renewed': (p) => ({
-    subject: 'Your subscription renewed',
-    body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}. The invoice is in your billing history.`,
+const money = (amount: unknown, currency: unknown) => formatMoney(Number(amount), (currency === 'USD' ? 'USD' : 'INR') as 'INR' | 'USD');
+
+const actionReasons: Record<string, string> = {
+  above_mandate: 'it is above the limit of your e-mandate for automatic charges',
+  mandate_expired: 'the e-mandate of your saved method has ended',
+  no_method: 'there is no saved payment method to charge',
+};
+
+/**
+ * One email per subscription transition: the account always hears what changed and when.
+ * A renewal is announced as renewed only once it is paid (invoice.paid of a renewal); a
+ * declined or waiting one sends its own notice instead. null: this event sends nothing.
+ */
+const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: string; body: string } | null> = {
+  'invoice.paid': (p) =>
+    p.kind === 'renewal'
+      ? {
+          subject: 'Your subscription renewed',
+          body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}: ${money(p.total, p.currency)} paid, invoice ${String(p.number)}. The invoice is in your billing history.`,
+        }
+      : null,
+  'invoice.requires_action': (p) => ({
+    subject: 'Action needed: pay your subscription renewal',
+    body:
+      `Your renewal invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
+      `Please pay it from your billing console by ${dayOf(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
   }),
   'subscription.past_due': (p) =>
     p.failureCode === 'invoice_overdue'
@@ -63,10 +84,18 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
     subject: 'Your plan change is scheduled',
     body: `Your plan changes to ${String(p.to)} on ${dayOf(p.effectiveAt)}, the start of your next billing period.`,
   }),
-  'subscription.renewal_notice': (p) => ({
-    subject: 'Upcoming charge for your subscription',
-    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${String(p.amount)} ${String(p.currency)} (minor units) on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC for your subscription renewal.`,
-  }),
+  'subscription.renewal_notice': (p) =>
+    p.requiresAction
+      ? {
+          subject: 'Your subscription renewal will need your approval',
+          body:
+            `Your subscription renews on ${dayOf(p.chargeAt)} for ${money(p.amount, p.currency)}. It cannot be charged automatically because ` +
+            `${actionReasons[String(p.requiresAction)] ?? 'it needs your approval'}: we will send you the invoice to pay then.`,
+        }
+      : {
+          subject: 'Upcoming charge for your subscription',
+          body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${money(p.amount, p.currency)} on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC for your subscription renewal.`,
+        },
   'credits.recharge_notice': (p) => ({
     subject: 'Upcoming auto-recharge charge',
     body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${String(p.amount)} ${String(p.currency)} (minor units) on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC to recharge your credits.`,
@@ -100,8 +129,9 @@ export const emailingEventTypes: ReadonlySet<string> = new Set([...Object.keys(l
 export function renderEmail(event: EventForEmail, account: AccountForEmail): RenderedEmail | null {
   const transition = lifecycle[event.type];
   if (transition) {
-    const { subject, body } = transition(event.payload);
-    return { template: event.type, subject, text: `Hello ${account.name},\n\n${body}\n` };
+    const rendered = transition(event.payload);
+    if (!rendered) return null;
+    return { template: event.type, subject: rendered.subject, text: `Hello ${account.name},\n\n${rendered.body}\n` };
   }
   if (event.type === 'kyc.status_changed') {
     if (event.payload.to === 'approved') {

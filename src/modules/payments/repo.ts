@@ -109,6 +109,23 @@ export async function listUnresolvedPayments(db: Db, staleMs: number, limit: num
     .limit(limit);
 }
 
+/** The charge of an invoice in flight, if any (at most one: payments_one_in_flight_per_invoice). */
+export async function findInFlightForInvoice(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(payments)
+    .where(and(eq(payments.invoiceId, invoiceId), inArray(payments.status, ['processing', 'unknown'])));
+  return row;
+}
+
+/** Payments of an invoice still awaiting offline money, when it was paid another way: they will not be. */
+export async function supersedeAwaiting(db: Db, invoiceId: string, paidBy: string, at: Date): Promise<void> {
+  await db
+    .update(payments)
+    .set({ status: 'failed', failureCode: 'superseded', failureMessage: `The invoice was paid by ${paidBy}`, updatedAt: at, touchedAt: sql`now()` })
+    .where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'awaiting_confirmation'), sql`${payments.id} <> ${paidBy}`));
+}
+
 export async function findPayments(db: Db, ids: string[]): Promise<PaymentRow[]> {
   if (ids.length === 0) return [];
   return db.select().from(payments).where(sql`${payments.id} = any(${sql.param(ids)}::text[])`);

@@ -5,8 +5,10 @@ import { errorResponses } from '../../lib/problem.js';
 import { principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
 import { paymentResultSchema } from './result.js';
+import { invoiceIdSchema } from '../billing/schemas.js';
+import type { InvoicePayments } from './invoice-payments.js';
 import type { PaymentMethodsService } from './methods-service.js';
-import { addPaymentMethodBodySchema, confirmPaymentBodySchema, paymentIdSchema, paymentMethodIdSchema, paymentSchema, savedPaymentMethodSchema } from './schemas.js';
+import { addPaymentMethodBodySchema, confirmPaymentBodySchema, payInvoiceBodySchema, paymentIdSchema, paymentMethodIdSchema, paymentSchema, sandboxDescription, savedPaymentMethodSchema } from './schemas.js';
 import type { PaymentsService } from './service.js';
 
 const paymentListSchema = z
@@ -14,7 +16,44 @@ const paymentListSchema = z
   .meta({ id: 'PaymentList', examples: [{ data: [(paymentSchema.meta()?.examples as unknown[])[0]], nextCursor: null }] });
 
 /** Payments of every purpose: read one, list an account's, and record money paid offline. */
-export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; methods: PaymentMethodsService }> = async (app, { payments, methods }) => {
+export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; methods: PaymentMethodsService; invoicePayments: InvoicePayments }> = async (
+  app,
+  { payments, methods, invoicePayments },
+) => {
+  app.post(
+    '/v1/invoices/:invoiceId/pay',
+    {
+      config: { scope: 'write', idempotency: 'required', audit: 'invoice.pay' },
+      schema: {
+        tags: ['Invoices'],
+        operationId: 'payInvoice',
+        summary: 'Pay an open renewal invoice now',
+        description:
+          'For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ' +
+          'ended, no method). Charges the given method, a saved one, or the default, with the customer present. Paid: the invoice ' +
+          'is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and ' +
+          'leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, ' +
+          `meanwhile answers 409 \`invoice_payment_in_progress\`. ${sandboxDescription}`,
+        params: z.object({ invoiceId: invoiceIdSchema }),
+        body: payInvoiceBodySchema,
+        response: {
+          201: paymentResultSchema,
+          202: paymentResultSchema,
+          ...errorResponses({
+            402: 'The payment was declined (`payment_declined`, with `declineCode` and `paymentId`)',
+            404: 'No such invoice or payment method (`invoice_not_found`, `payment_method_not_found`)',
+            409: '`invoice_not_payable` (not open, or not a renewal invoice), `invoice_payment_in_progress`, `idempotency_request_in_progress`',
+            422: '`payment_method_required` (no default), `payment_method_not_allowed`, `idempotency_key_reused`',
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await invoicePayments.pay(request.params.invoiceId, principalOf(request), request.body, request.idempotency);
+      return reply.status(result.status === 'payment_unknown' ? 202 : 201).send(result);
+    },
+  );
+
   const methodParams = accountParamsSchema.extend({ methodId: paymentMethodIdSchema });
   const methodNotFound = { 404: 'No such account or payment method (`account_not_found`, `payment_method_not_found`)' };
 

@@ -148,3 +148,15 @@ export const addPaymentMethodBodySchema = z
   });
 
 export type AddPaymentMethodBody = z.infer<typeof addPaymentMethodBodySchema>;
+
+export const payInvoiceBodySchema = z
+  .object({
+    paymentMethodId: paymentMethodIdSchema.optional().meta({ description: 'One of the account\'s saved methods' }),
+    paymentMethod: addPaymentMethodBodySchema.shape.paymentMethod.optional().meta({ description: 'A new method: saved (not as the default) and charged' }),
+  })
+  .refine((b) => !(b.paymentMethodId && b.paymentMethod), { message: 'give paymentMethodId or paymentMethod, not both' })
+  .meta({
+    id: 'PayInvoice',
+    description: 'Without either, the account\'s default method is charged.',
+    examples: [{}, { paymentMethodId: 'pm_01kb2m3n4p5q6r7s8t9v0w1x2y' }, { paymentMethod: { type: 'card', token: 'tok_visa' } }],
+  });

@@ -80,8 +80,13 @@ export interface OpenPayment {
   now: Date;
   /** Wire transfer or cheque: nothing to charge; ops record the money. */
   offline?: boolean;
+  /** The customer is present (paying an invoice themselves): never charged as unattended, and a decline is theirs to see. */
+  attended?: boolean;
   id?: string;
 }
+
+/** Whether the customer made this payment themselves (POST /v1/invoices/{id}/pay). */
+export const isAttended = (payment: Pick<repo.PaymentRow, 'request'>): boolean => (payment.request as { attended?: boolean }).attended === true;
 
 const inFlight = (status: repo.PaymentRow['status']) => status === 'processing' || status === 'unknown';
 
@@ -120,7 +125,7 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
       methodType: input.method.type,
       paymentMethodId: input.method.id,
       invoiceId: input.invoiceId ?? null,
-      request: input.request,
+      request: input.attended ? { ...input.request, attended: true } : input.request,
       createdAt: input.now,
       updatedAt: input.now,
     };
@@ -134,7 +139,7 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
 
   /** The one charge request of a payment: its id is the gateway's idempotency key. */
   function chargeRequestOf(
-    payment: Pick<repo.PaymentRow, 'id' | 'amount' | 'currency' | 'purpose' | 'accountId' | 'invoiceId'>,
+    payment: Pick<repo.PaymentRow, 'id' | 'amount' | 'currency' | 'purpose' | 'accountId' | 'invoiceId' | 'request'>,
     method: Pick<repo.PaymentMethodRow, 'type' | 'reference'>,
   ): ChargeRequest {
     const handler = handlerOf(payment.purpose);
@@ -144,7 +149,7 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
       currency: payment.currency,
       method: chargeMethodOf(method),
       description: handler.describe(payment as repo.PaymentRow),
-      unattended: handler.unattended,
+      unattended: handler.unattended && !isAttended(payment),
     };
   }
 
@@ -183,6 +188,8 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
         offlineReference: offlineReference ?? null,
         updatedAt: now,
       });
+      // Paid by card while a wire transfer was awaited (or the other way round): the other will not come.
+      if (payment.invoiceId) await repo.supersedeAwaiting(tx, payment.invoiceId, payment.id, now);
       await appendEvents(tx, now, [...(effects.before ?? []), succeededEvent(payment, { ...known, ...effects.fields }), ...(effects.after ?? [])]);
       return { payment, settledNow: true };
     }

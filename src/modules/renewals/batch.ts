@@ -4,7 +4,7 @@ import { newId } from '../../lib/ids.js';
 import { issueInvoices, type InvoiceEvent, type InvoiceToIssue } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, checkEvents, reserveOutboxIds, type NewEvent } from '../events/repo.js';
-import { mandateApplies, overCap } from '../payments/mandate.js';
+import { unattendedVerdict } from '../payments/mandate.js';
 import type { ChargeRequest, ChargeResult } from '../payments/provider.js';
 import type { OpenPayment } from '../payments/service.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
@@ -126,7 +126,7 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     const periods: repo.PeriodUpdate[] = [];
     const pending: Array<Omit<Issued, 'number'> & { created: NewEvent; after: NewEvent[] }> = [];
     const opened: OpenPayment[] = [];
-    for (const { sub, account, methodType, methodReference, charge, periodEnd } of plain) {
+    for (const { sub, account, methodType, methodReference, mandateMaxAmount, mandateValidUntil, charge, periodEnd } of plain) {
       let next;
       try {
         next = priceNextPeriod(sub, account, { plan: catalog.plans.get(sub.planId), prices: catalog.prices, cycle: catalog.cycles.get(sub.billingCycle) }, deps.taxRates);
@@ -136,8 +136,8 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
         continue;
       }
       const { planId, cycleCode, cycle, whatsappAddon, priced } = next;
-      // Above the e-mandate cap the single path records the refusal without calling the gateway.
-      if (mandateApplies(account.currency, methodType!) && overCap(deps.mandate, priced.total)) {
+      // One the rules forbid charging unattended (above the e-mandate, expired): the single path makes it wait for the customer.
+      if (!unattendedVerdict(deps.mandate, { type: methodType!, mandateMaxAmount, mandateValidUntil }, account.currency, priced.total, now).ok) {
         step.single.push({ subscriptionId: sub.id, periodEnd });
         continue;
       }

@@ -26,12 +26,21 @@ export function batchable(now: Date, noticeHours: number): SQL {
 /** `column = any(ids)`: one array parameter however many ids (inArray binds one each). */
 export const anyOf = (column: AnyColumn, ids: string[]): SQL => sql`${column} = any(${sql.param(ids)}::text[])`;
 
-const lockedColumns = { sub: subscriptions, account: accounts, methodType: paymentMethods.type, methodReference: paymentMethods.reference };
+const lockedColumns = {
+  sub: subscriptions,
+  account: accounts,
+  methodType: paymentMethods.type,
+  methodReference: paymentMethods.reference,
+  mandateMaxAmount: paymentMethods.mandateMaxAmount,
+  mandateValidUntil: paymentMethods.mandateValidUntil,
+};
 export interface LockedRenewal {
   sub: typeof subscriptions.$inferSelect;
   account: typeof accounts.$inferSelect;
   methodType: (typeof paymentMethods.$inferSelect)['type'] | null;
   methodReference: string | null;
+  mandateMaxAmount: number | null;
+  mandateValidUntil: Date | null;
 }
 
 /**
@@ -145,6 +154,9 @@ export async function stateOfPayments(tx: Db, paymentIds: string[]) {
       invoiceId: invoices.id,
       number: invoices.number,
       total: invoices.total,
+      currency: invoices.currency,
+      periodStart: invoices.periodStart,
+      periodEnd: invoices.periodEnd,
       subscriptionId: subscriptions.id,
       subscriptionStatus: subscriptions.status,
       testClockId: accounts.testClockId,

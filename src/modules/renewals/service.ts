@@ -8,10 +8,9 @@ import * as accountsRepo from '../accounts/repo.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
-import { chargeableUnattended } from '../payments/methods.js';
+import { unattendedVerdict, type ActionRequired, type MandateRules } from '../payments/mandate.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
-import type { PaymentsService } from '../payments/service.js';
+import { isAttended, type PaymentsService } from '../payments/service.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import type { SubscriptionRow } from '../subscriptions/repo.js';
@@ -131,13 +130,17 @@ export function createRenewalService(deps: RenewalDeps) {
       const monthsElapsed = sub.monthsElapsed + cycle.months;
       const end = addMonthsClamped(sub.anchorAt, monthsElapsed);
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub.paymentMethodId));
-      const charge = method && chargeableUnattended(method.type) ? method : null;
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, priced.total, now);
+      const charge = verdict.ok ? method! : null;
+      // Card or UPI that cannot be charged without the customer (above the e-mandate, expired,
+      // no method): not a decline. The invoice waits for them under the dunning schedule.
+      const needsCustomer = !verdict.ok && verdict.reason !== 'not_unattended' ? verdict.reason : null;
 
       // Indian e-mandates: the charge waits until a pre-debit notice has been out for its window.
       const { notice, chargeAt } = charge ? renewalCharge(sub, account, charge.type, now, deps.mandate) : { notice: null, chargeAt: now };
       const deferred = chargeAt > now;
 
-      const dueAt = charge ? chargeAt : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
+      const dueAt = charge || needsCustomer ? chargeAt : new Date(now.getTime() + deps.invoiceDueDays * DAY_MS);
       const invoice = await issueInvoice(tx, {
         accountId: account.id,
         subscriptionId: sub.id,
@@ -149,10 +152,12 @@ export function createRenewalService(deps: RenewalDeps) {
         period: { start, end },
         now,
         dueAt,
-        attemptCount: charge && !deferred ? 1 : 0,
+        attemptCount: (charge && !deferred) || needsCustomer ? 1 : 0,
         // Unpaid by its due date, an offline invoice enters dunning like a declined charge; a
-        // charge waiting for its pre-debit notice runs then, as the first attempt.
-        nextAttemptAt: charge && !deferred ? null : dueAt,
+        // charge waiting for its pre-debit notice runs then, as the first attempt; one waiting
+        // for the customer is looked at again on the dunning schedule, as a declined one is.
+        nextAttemptAt: needsCustomer ? nextDunningAt(dueAt, 1) : charge && !deferred ? null : dueAt,
+        actionRequired: needsCustomer,
       });
       await tx
         .update(subscriptions)
@@ -186,8 +191,9 @@ export function createRenewalService(deps: RenewalDeps) {
         },
       );
       if (notice?.sentNow) events.push(renewalNoticeEvent(account, sub.id, invoice.total, chargeAt));
+      if (needsCustomer) events.push(requiresActionEvent(account, sub.id, invoice, needsCustomer, nextDunningAt(dueAt, 1)));
       await appendEvents(tx, now, events);
-      if (charge && deferred) return { kind: 'invoiced' as const };
+      if (needsCustomer || (charge && deferred)) return { kind: 'invoiced' as const };
       if (!charge) {
         // Wire, cheque, net banking: an open invoice with a due date, paid when ops confirm the money.
         await payments.open(tx, {
@@ -221,10 +227,10 @@ export function createRenewalService(deps: RenewalDeps) {
     return priceFor(sub, account, { plan, prices, cycle }, deps.taxRates);
   }
 
-  const renewalNoticeEvent = (account: accountsRepo.AccountRow, subscriptionId: string, amount: number, chargeAt: Date): NewEvent => ({
+  const renewalNoticeEvent = (account: accountsRepo.AccountRow, subscriptionId: string, amount: number, chargeAt: Date, requiresAction?: ActionRequired): NewEvent => ({
     type: 'subscription.renewal_notice',
     accountId: account.id,
-    payload: { accountId: account.id, subscriptionId, amount, currency: account.currency, chargeAt: chargeAt.toISOString() },
+    payload: { accountId: account.id, subscriptionId, amount, currency: account.currency, chargeAt: chargeAt.toISOString(), ...(requiresAction ? { requiresAction } : {}) },
   });
 
   /** The pre-debit notice, sent PRE_DEBIT_NOTICE_HOURS before the period end so the renewal charges on time. */
@@ -239,8 +245,12 @@ export function createRenewalService(deps: RenewalDeps) {
       if (!sub || sub.status !== 'active' || sub.cancelAtPeriodEnd || sub.currentPeriodEnd.getTime() !== periodEnd.getTime() || now < noticeFrom) return 'skipped';
       if (sub.renewalNoticeFor?.getTime() === periodEnd.getTime()) return 'skipped';
       const { priced } = await priceNextPeriod(tx, sub, account);
+      // A renewal the mandate will not cover is announced as one the customer will have to pay.
+      const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub.paymentMethodId));
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, priced.total, periodEnd);
+      const requiresAction = !verdict.ok && verdict.reason !== 'not_unattended' ? verdict.reason : undefined;
       await tx.update(subscriptions).set({ renewalNoticeFor: periodEnd, renewalNoticeAt: now }).where(eq(subscriptions.id, sub.id));
-      await appendEvents(tx, now, [renewalNoticeEvent(account, sub.id, priced.total, periodEnd)]);
+      await appendEvents(tx, now, [renewalNoticeEvent(account, sub.id, priced.total, periodEnd, requiresAction)]);
       return 'sent';
     });
   }
@@ -263,12 +273,17 @@ export function createRenewalService(deps: RenewalDeps) {
         await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
         return null;
       }
+      // The customer is paying it right now: this attempt is theirs.
+      if (await paymentsRepo.findInFlightForInvoice(tx, invoice.id)) return null;
       const [method] = await tx.select().from(paymentMethods).where(eq(paymentMethods.id, sub!.paymentMethodId));
-      if (!chargeableUnattended(method!.type)) {
-        await remindOverdue(tx, invoice, sub!, account, now);
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, invoice.total, now);
+      if (!verdict.ok) {
+        // Offline or net banking: an overdue reminder; card or UPI the rules forbid charging unattended: it waits for the customer.
+        await remindOverdue(tx, invoice, sub!, account, now, verdict.reason === 'not_unattended' ? null : verdict.reason);
         return { kind: 'reminded' as const };
       }
-      await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null }).where(eq(invoices.id, invoiceId));
+      // The method can be charged now (a new default, a larger mandate): the invoice no longer waits for the customer.
+      await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null, actionRequired: null }).where(eq(invoices.id, invoiceId));
       const payment = await openRenewalPayment(tx, invoice, account.id, method!, now);
       return { kind: 'charge' as const, payment, method: method! };
     });
@@ -278,23 +293,26 @@ export function createRenewalService(deps: RenewalDeps) {
     return 'charged';
   }
 
-  /** An offline invoice past due: past_due with reminders on the dunning schedule, then the end. */
-  async function remindOverdue(tx: Db, invoice: typeof invoices.$inferSelect, sub: SubscriptionRow, account: accountsRepo.AccountRow, now: Date) {
+  /**
+   * An open invoice past due without a charge: an offline one (wire, cheque, net banking), or
+   * one waiting for the customer (`needsCustomer`). past_due with reminders on the dunning
+   * schedule, then the end.
+   */
+  async function remindOverdue(tx: Db, invoice: typeof invoices.$inferSelect, sub: SubscriptionRow, account: accountsRepo.AccountRow, now: Date, needsCustomer: ActionRequired | null) {
     const attempts = invoice.attemptCount + 1;
     const waitDays = deps.dunningRetryDays[attempts - 1];
     const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id };
     if (waitDays !== undefined) {
       const nextAttemptAt = new Date(invoice.dueAt.getTime() + waitDays * DAY_MS);
-      await tx.update(invoices).set({ attemptCount: attempts, nextAttemptAt }).where(eq(invoices.id, invoice.id));
+      await tx.update(invoices).set({ attemptCount: attempts, nextAttemptAt, actionRequired: needsCustomer }).where(eq(invoices.id, invoice.id));
       await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, sub.id));
       await tx.update(accounts).set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now }).where(eq(accounts.id, account.id));
-      await appendEvents(tx, now, [
-        {
-          type: 'subscription.past_due',
-          accountId: account.id,
-          payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: 'invoice_overdue' },
-        },
-      ]);
+      const pastDue: NewEvent = {
+        type: 'subscription.past_due',
+        accountId: account.id,
+        payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: needsCustomer ?? 'invoice_overdue' },
+      };
+      await appendEvents(tx, now, [pastDue]);
       return;
     }
     await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
@@ -317,17 +335,43 @@ export function createRenewalService(deps: RenewalDeps) {
       now,
     });
 
-  async function chargeAndSettle(payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> {
-    if (mandateApplies(payment.currency, method.type) && overCap(deps.mandate, payment.amount)) {
-      // Above the e-mandate cap an unattended charge is not allowed: a decline, without the gateway.
-      await settle(payment.id, { status: 'failed', code: 'mandate_cap_exceeded', message: 'Above the e-mandate cap for unattended charges', reference: null });
-      return;
-    }
+  // Only charges the rules allow unattended get here (unattendedVerdict, before the payment opened).
+  const chargeAndSettle = async (payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> => {
     await settle(payment.id, await payments.charge(payment, method));
-  }
+  };
+
+  /** When a renewal waiting for the customer (or declined) is looked at again: the dunning schedule from its due date. */
+  const nextDunningAt = (dueAt: Date, attempt: number) => new Date(dueAt.getTime() + (deps.dunningRetryDays[attempt - 1] ?? 0) * DAY_MS);
+
+  /** The invoice waits for the customer: how much, why, and by when, for the email and the console. */
+  const requiresActionEvent = (
+    account: accountsRepo.AccountRow,
+    subscriptionId: string,
+    invoice: Pick<typeof invoices.$inferSelect, 'id' | 'number' | 'total' | 'currency'>,
+    reason: ActionRequired,
+    payBy: Date,
+  ): NewEvent => ({
+    type: 'invoice.requires_action',
+    accountId: account.id,
+    payload: { accountId: account.id, subscriptionId, invoiceId: invoice.id, number: invoice.number, total: invoice.total, currency: invoice.currency, reason, payBy: payBy.toISOString() },
+  });
 
   /** Settles a renewal payment (see the handler below); true when this call settled it. */
   const settle = async (paymentId: string, result: ChargeResult): Promise<boolean> => (await payments.settle(paymentId, result)).settledNow;
+
+  /** invoice.paid of a renewal: the renewal is complete (its email says so). */
+  const renewalPaid = (p: { accountId: string; subscriptionId: string; invoiceId: string; paymentId: string; number: string; total: number; currency: string; periodStart: Date; periodEnd: Date }) => ({
+    accountId: p.accountId,
+    subscriptionId: p.subscriptionId,
+    invoiceId: p.invoiceId,
+    paymentId: p.paymentId,
+    number: p.number,
+    total: p.total,
+    kind: 'renewal',
+    currency: p.currency,
+    periodStart: p.periodStart.toISOString(),
+    periodEnd: p.periodEnd.toISOString(),
+  });
 
   /** The invoice a renewal payment pays, and its subscription, locked: the settling transaction's second locks. */
   async function lockInvoiceAndSubscription(tx: Db, invoiceId: string) {
@@ -352,8 +396,8 @@ export function createRenewalService(deps: RenewalDeps) {
     async succeeded({ tx, payment, account, now }) {
       const { invoice, sub } = await lockInvoiceAndSubscription(tx, payment.invoiceId!);
       const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id, paymentId: payment.id };
-      await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
-      const after: NewEvent[] = [{ type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } }];
+      await tx.update(invoices).set({ status: 'paid', paidAt: now, nextAttemptAt: null, actionRequired: null }).where(eq(invoices.id, invoice.id));
+      const after: NewEvent[] = [{ type: 'invoice.paid', accountId: account.id, payload: renewalPaid({ ...invoice, ...ids }) }];
       if (sub.status === 'past_due') {
         await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, sub.id));
         await tx.update(accounts).set({ status: 'active', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, account.id));
@@ -362,6 +406,8 @@ export function createRenewalService(deps: RenewalDeps) {
       return { after };
     },
     async failed({ tx, payment, account, now }, failure) {
+      // The customer's own attempt (POST /v1/invoices/{id}/pay) declined: they were told; the schedule stands.
+      if (isAttended(payment)) return {};
       const { invoice, sub } = await lockInvoiceAndSubscription(tx, payment.invoiceId!);
       if (sub.status === 'cancelled') {
         await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
@@ -402,13 +448,7 @@ export function createRenewalService(deps: RenewalDeps) {
         settled: plain.map((s) => ({
           paymentId: s.paymentId,
           fields: { subscriptionId: s.subscriptionId },
-          after: [
-            {
-              type: 'invoice.paid' as const,
-              accountId: s.accountId,
-              payload: { accountId: s.accountId, subscriptionId: s.subscriptionId, invoiceId: s.invoiceId, paymentId: s.paymentId, number: s.number, total: s.total },
-            },
-          ],
+          after: [{ type: 'invoice.paid' as const, accountId: s.accountId, payload: renewalPaid(s) }],
         })),
       };
     },

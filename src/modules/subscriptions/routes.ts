@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses } from '../../lib/problem.js';
 import { principalOf } from '../../plugins/auth.js';
-import { billingCycleBodySchema, planChangeBodySchema, planChangeResultSchema, subscriptionIdSchema, subscriptionSchema } from './schemas.js';
+import { billingCycleBodySchema, planChangeBodySchema, planChangeResultSchema, subscriptionIdSchema, subscriptionSchema, scheduledSubscriptionSchema } from './schemas.js';
 import type { SubscriptionsService } from './service.js';
 
 const tags = ['Subscriptions'];
@@ -72,7 +72,7 @@ export const subscriptionRoutes: FastifyPluginAsyncZod<{ subscriptions: Subscrip
         params,
         body: billingCycleBodySchema,
         response: {
-          200: subscriptionSchema,
+          200: scheduledSubscriptionSchema,
           ...errorResponses({
             ...notFound,
             409: 'Already on this cycle (`billing_cycle_unchanged`), not active (`subscription_not_active`), or renewal pending (`renewal_pending`)',

@@ -54,6 +54,19 @@ export const subscriptionIdSchema = z.string().regex(/^sub_[0-9a-z]{26}$/, 'not 
 
 const changeSchema = z.object({ entitlement: z.string(), from: z.unknown(), to: z.unknown() });
 
+export const renewalNeedsCustomerActionSchema = z.boolean().meta({
+  description:
+    'True when renewals, as now scheduled, cannot be charged without the customer (an Indian card or UPI above its e-mandate, ' +
+    'INR 15,000 unless more was authenticated): each renewal invoice will wait for POST /v1/invoices/{id}/pay',
+});
+
+export const scheduledSubscriptionSchema = subscriptionSchema
+  .extend({ renewalNeedsCustomerAction: renewalNeedsCustomerActionSchema })
+  .meta({
+    id: 'ScheduledSubscription',
+    examples: [{ ...(subscriptionSchema.meta()?.examples as Array<Record<string, unknown>>)[0], renewalNeedsCustomerAction: false }],
+  });
+
 export const planChangeResultSchema = z
   .object({
     subscription: subscriptionSchema,
@@ -62,6 +75,7 @@ export const planChangeResultSchema = z
     conflicts: z
       .array(z.object({ code: z.enum(['exophone_limit_exceeded', 'retention_reduced', 'feature_removed']), detail: z.string() }))
       .meta({ description: 'What a downgrade takes away from the account as it is now; accepted and reported' }),
+    renewalNeedsCustomerAction: renewalNeedsCustomerActionSchema,
   })
   .meta({
     id: 'PlanChange',
@@ -71,6 +85,7 @@ export const planChangeResultSchema = z
         effectiveAt: '2027-02-26T10:00:00.000Z',
         entitlementChanges: [{ entitlement: 'callRecording.retentionDays', from: 90, to: 30 }],
         conflicts: [{ code: 'retention_reduced', detail: 'Call-recording retention goes from 90 to 30 days' }],
+        renewalNeedsCustomerAction: false,
       },
     ],
   });

@@ -1,12 +1,14 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { subscriptions } from '../../db/schema/index.js';
+import { billingCycles, subscriptions } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents } from '../events/repo.js';
+import { unattendedVerdict, type MandateRules } from '../payments/mandate.js';
 import { allowedPaymentMethods } from '../payments/methods.js';
+import { priceNextPeriod } from '../renewals/domain.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { countLiveExophones } from '../exophones/service.js';
 import { nowForAccount } from '../test-clocks/time.js';
@@ -18,8 +20,21 @@ type Viewer = { accountId: string | null };
 type BillingCycle = SubscriptionRow['billingCycle'];
 
 /** Changes that take effect at the next period: plan, billing cycle, cancellation. */
-export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
+export function createSubscriptionsService(deps: { db: Db; clock: Clock; taxRates: Record<string, number>; mandate: MandateRules }) {
   const { db, clock } = deps;
+
+  /**
+   * Will the next renewal, as now scheduled, need the customer (above the default method's
+   * e-mandate, the mandate ended by then, no method)? So the console can say so before they buy.
+   */
+  async function renewalNeedsCustomerAction(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow): Promise<boolean> {
+    const planId = sub.scheduledPlanId ?? sub.planId;
+    const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, sub.scheduledBillingCycle ?? sub.billingCycle));
+    const { priced } = priceNextPeriod(sub, account, { plan: await catalogRepo.findPlan(tx, planId), prices: await catalogRepo.pricesOf(tx, [planId]), cycle }, deps.taxRates);
+    const method = await paymentsRepo.findPaymentMethod(tx, sub.paymentMethodId);
+    const verdict = unattendedVerdict(deps.mandate, method, account.currency, priced.total, sub.currentPeriodEnd);
+    return !verdict.ok && verdict.reason !== 'not_unattended';
+  }
 
   async function dto(tx: Db, row: SubscriptionRow) {
     const plan = (await catalogRepo.findPlan(tx, row.planId))!;
@@ -91,7 +106,13 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
           payload: { accountId: account.id, subscriptionId: id, from: sub.planId, to: plan.id, effectiveAt: sub.currentPeriodEnd.toISOString(), conflicts },
         },
       ]);
-      return { subscription: await dto(tx, updated), effectiveAt: sub.currentPeriodEnd, entitlementChanges: changes, conflicts };
+      return {
+        subscription: await dto(tx, updated),
+        effectiveAt: sub.currentPeriodEnd,
+        entitlementChanges: changes,
+        conflicts,
+        renewalNeedsCustomerAction: await renewalNeedsCustomerAction(tx, updated, account),
+      };
     });
   }
 
@@ -125,7 +146,7 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock }) {
           payload: { accountId: account.id, subscriptionId: id, from: sub.billingCycle, to: billingCycle, effectiveAt: sub.currentPeriodEnd.toISOString() },
         },
       ]);
-      return dto(tx, updated);
+      return { ...(await dto(tx, updated)), renewalNeedsCustomerAction: await renewalNeedsCustomerAction(tx, updated, account) };
     });
   }
 

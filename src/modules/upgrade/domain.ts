@@ -30,6 +30,8 @@ export interface UpgradeChoice {
 
 export interface Evaluation {
   priced: PricedInvoice;
+  /** What each renewal will cost (plan fee and add-on, tax included). */
+  renewalTotal: number;
   period: Period;
   allowedMethods: PaymentMethodType[];
   /** Reasons the upgrade would be refused; empty when it may go ahead. */
@@ -104,7 +106,17 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
       blockers.push({ code: 'invalid_auto_recharge', detail: `Auto-recharge needs a card or UPI; ${choice.paymentMethodType} cannot be charged unattended` });
     }
   }
-  return { priced, period: periodAt(ctx.now, cycle.months, 0), allowedMethods, blockers };
+  // What each renewal will cost: the same plan fee and add-on, without the initial credits.
+  const renewalTotal = priceUpgrade({
+    currency: account.currency,
+    planName: plan.name,
+    cycle,
+    monthlyMinimum: price.monthlyMinimum,
+    whatsappAddonMonthly: choice.whatsappAddon ? price.whatsappAddonMonthly : null,
+    initialCredits: 0,
+    tax: ctx.tax,
+  }).total;
+  return { priced, renewalTotal, period: periodAt(ctx.now, cycle.months, 0), allowedMethods, blockers };
 }
 
 function paymentMethodRule(type: PaymentMethodType): string {

@@ -69,6 +69,12 @@ export const quoteSchema = z
     blockers: z
       .array(z.object({ code: z.string(), detail: z.string() }))
       .meta({ description: 'Why the upgrade would be refused now (e.g. `kyc_not_approved`), with the same codes the upgrade answers' }),
+    renewalTotal: minorUnitsSchema.meta({ description: 'What each renewal will cost: the plan fee and add-on for a period, tax included' }),
+    renewalNeedsCustomerAction: z.boolean().meta({
+      description:
+        'True when renewals cannot be charged without the customer: by card or UPI (card unless `paymentMethodType` says otherwise) ' +
+        'in India above the e-mandate cap (INR 15,000). Each renewal invoice will then wait for POST /v1/invoices/{id}/pay.',
+    }),
   })
   .meta({
     id: 'UpgradeQuote',
@@ -88,6 +94,8 @@ export const quoteSchema = z
         allowedPaymentMethods: ['card', 'netbanking', 'upi'],
         canUpgrade: true,
         blockers: [],
+        renewalTotal: 840750,
+        renewalNeedsCustomerAction: false,
       },
     ],
   });

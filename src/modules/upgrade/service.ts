@@ -15,6 +15,7 @@ import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { isOffline } from '../payments/methods.js';
 import { resolveUnknownCharge } from '../payments/charging.js';
+import { unattendedVerdict, type MandateRules, type UnattendedVerdict } from '../payments/mandate.js';
 import type { Effects, PaymentsService } from '../payments/service.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
@@ -44,6 +45,7 @@ export interface UpgradeDeps {
   logger: Logger;
   taxRates: Record<string, number>;
   invoiceDueDays: number;
+  mandate: MandateRules;
   payments: PaymentsService;
 }
 
@@ -98,6 +100,11 @@ export function createUpgradeService(deps: UpgradeDeps) {
       allowedPaymentMethods: evaluation.allowedMethods,
       canUpgrade: evaluation.blockers.length === 0,
       blockers: evaluation.blockers.map((b) => ({ code: b.code, detail: b.detail })),
+      renewalTotal: evaluation.renewalTotal,
+      // By card unless another method was named: an Indian card or UPI above its e-mandate cannot renew unattended.
+      renewalNeedsCustomerAction: needsCustomer(
+        unattendedVerdict(deps.mandate, { type: request.paymentMethodType ?? 'card', mandateMaxAmount: null, mandateValidUntil: null }, ctx.account.currency, evaluation.renewalTotal, evaluation.period.end),
+      ),
     };
   }
 
@@ -338,6 +345,8 @@ function choiceOf(request: QuoteRequest | UpgradeRequest, paymentMethodType: Pay
     autoRecharge: request.autoRecharge,
   };
 }
+
+const needsCustomer = (verdict: UnattendedVerdict): boolean => !verdict.ok && verdict.reason !== 'not_unattended';
 
 const refusalError = (refusal: Refusal) => new AppError(refusal.code, refusal.detail, refusal.extra);
 

@@ -1,0 +1,2 @@
+ALTER TABLE "invoices" ADD COLUMN "action_required" text;--> statement-breakpoint
+CREATE UNIQUE INDEX "payments_one_in_flight_per_invoice" ON "payments" USING btree ("invoice_id") WHERE "payments"."invoice_id" is not null and "payments"."status" in ('processing', 'unknown');

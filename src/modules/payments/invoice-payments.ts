@@ -1,0 +1,111 @@
+import type { Db } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
+import { AppError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import * as accountsRepo from '../accounts/repo.js';
+import * as billingRepo from '../billing/repo.js';
+import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
+import { nowForAccount } from '../test-clocks/time.js';
+import { resolveUnknownCharge } from './charging.js';
+import type { PaymentMethodsService } from './methods-service.js';
+import type { ChargeResult, PaymentProvider } from './provider.js';
+import * as repo from './repo.js';
+import type { PaymentResult } from './result.js';
+import type { AddPaymentMethodBody } from './schemas.js';
+import type { PaymentsService } from './service.js';
+
+export interface PayInvoiceInput {
+  /** One of the account's saved methods; without it (and without paymentMethod), the default. */
+  paymentMethodId?: string;
+  /** A new method, saved (not as the default) and charged. */
+  paymentMethod?: AddPaymentMethodBody['paymentMethod'];
+}
+
+/**
+ * A customer pays an open invoice themselves (Stripe's invoice `pay`): a renewal declined in
+ * dunning, or one waiting for them (above the e-mandate, the mandate ended, no method). The
+ * charge is the invoice's purpose's (a renewal's: the invoice paid, `active` again, dunning
+ * over), attended: never charged as unattended, and a decline is the customer's to see, not a
+ * dunning step. One charge of an invoice at a time: a concurrent pay or dunning retry waits.
+ */
+export function createInvoicePayments(deps: { db: Db; clock: Clock; provider: PaymentProvider; logger: Logger; payments: PaymentsService; methods: PaymentMethodsService }) {
+  const { db, clock, provider, logger, payments } = deps;
+
+  async function pay(invoiceId: string, viewer: { accountId: string | null }, input: PayInvoiceInput, idempotency: IdempotencyHandle | null): Promise<PaymentResult> {
+    const invoice = await billingRepo.findInvoice(db, invoiceId);
+    if (!invoice || (viewer.accountId && viewer.accountId !== invoice.accountId)) throw new AppError('invoice_not_found', `No invoice ${invoiceId}`);
+    // The same request retried: answer with the payment it made (reconciled if its answer was lost).
+    const mine = idempotency ? await repo.findPaymentByIdempotency(db, invoice.accountId, idempotency) : undefined;
+    if (mine) {
+      const result: ChargeResult =
+        mine.status === 'processing' || mine.status === 'unknown'
+          ? await resolveUnknownCharge(provider, mine, payments.chargeRequestOf(mine, (await repo.findPaymentMethod(db, mine.paymentMethodId))!), logger)
+          : { status: 'unknown' }; // final: settling it changes nothing, it only answers
+      return settle(mine.id, result, idempotency);
+    }
+    assertPayable(invoice);
+    const method = await methodFor(invoice.accountId, input);
+    const payment = await db.transaction(async (tx) => {
+      const account = (await accountsRepo.findAccount(tx, invoice.accountId, { forUpdate: true }))!;
+      const current = (await billingRepo.findInvoice(tx, invoiceId))!;
+      assertPayable(current);
+      const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
+      if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${current.number} is in flight; retry shortly`, { paymentId: inFlight.id });
+      return payments.open(tx, {
+        accountId: account.id,
+        purpose: 'renewal',
+        amount: current.total,
+        currency: current.currency,
+        method,
+        invoiceId,
+        attended: true,
+        request: { invoiceId, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
+        now: await nowForAccount(tx, account, clock),
+      });
+    });
+    return settle(payment.id, await payments.charge(payment, method), idempotency);
+  }
+
+  function assertPayable(invoice: billingRepo.InvoiceRow) {
+    if (invoice.status !== 'open') throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is ${invoice.status}`);
+    if (invoice.kind !== 'renewal') {
+      throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is a ${invoice.kind} invoice: wire transfers and cheques are recorded by ops (POST /v1/payments/{id}/confirm)`);
+    }
+  }
+
+  /** The method to charge: a new one (saved first, outside any transaction), a saved one, or the default. */
+  async function methodFor(accountId: string, input: PayInvoiceInput): Promise<repo.PaymentMethodRow> {
+    let id = input.paymentMethodId;
+    if (input.paymentMethod) id = (await deps.methods.add(accountId, { paymentMethod: input.paymentMethod })).id;
+    const method = id ? await repo.findPaymentMethod(db, id) : await repo.findDefaultMethod(db, accountId);
+    if (id && (!method || method.accountId !== accountId || method.status !== 'active')) throw new AppError('payment_method_not_found', `No payment method ${id}`);
+    if (!method) throw new AppError('payment_method_required', 'The account has no default payment method: give paymentMethod or paymentMethodId');
+    if (method.type === 'wire_transfer' || method.type === 'cheque') {
+      throw new AppError('payment_method_not_allowed', 'Pay by card, UPI or net banking; a wire transfer or cheque is recorded by ops when it arrives');
+    }
+    return method;
+  }
+
+  /** Settles and answers; a success is recorded for the Idempotency-Key with the change, a decline throws. */
+  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<PaymentResult> {
+    const { payment, value } = await payments.settle(paymentId, result, {
+      within: async (tx, settled) => {
+        if (settled.status === 'failed') return null;
+        const answer = await payments.resultIn(tx, settled.id);
+        if (settled.status === 'succeeded' && idempotency) {
+          await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
+          idempotency.completed = true;
+        }
+        return answer;
+      },
+    });
+    if (payment.status === 'failed') {
+      throw new AppError('payment_declined', payment.failureMessage ?? 'The payment was declined', { declineCode: payment.failureCode, paymentId: payment.id });
+    }
+    return value!;
+  }
+
+  return { pay };
+}
+
+export type InvoicePayments = ReturnType<typeof createInvoicePayments>;
