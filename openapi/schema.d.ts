@@ -309,8 +309,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Pay an open renewal invoice now
-         * @description For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ended, no method). Charges the given method, a saved one, or the default, with the customer present. Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, meanwhile answers 409 `invoice_payment_in_progress`. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
+         * Pay an open invoice now
+         * @description For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ended, no method); or an upgrade invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes and the awaited payment is superseded). Charges the given method, a saved one, or the default, with the customer present. Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, meanwhile answers 409 `invoice_payment_in_progress`. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
          */
         post: operations["payInvoice"];
         delete?: never;
@@ -5650,7 +5650,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invoice_not_payable` (not open, or not a renewal invoice), `invoice_payment_in_progress`, `idempotency_request_in_progress` */
+            /** @description `invoice_not_payable` (not open, or not a kind paid this way), `invoice_payment_in_progress`, `idempotency_request_in_progress` */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -155,3 +155,34 @@ t.test('pay: refusals (paid, void, not a renewal, no such method, no key) write 
   t.equal((await pay(upgradeInvoice.id, { paymentMethodId: 'pm_00000000000000000000000000' })).status, 409, 'checked in order: not payable first');
   t.equal((await w.ctx.query('select count(*)::int as n from payments')).rows[0].n, before, 'nothing written');
 });
+
+t.test('an Enterprise annual upgrade awaiting a wire transfer is paid by card instead: active, the wire payment superseded, ops cannot confirm it after', async (t) => {
+  const w = await world(t);
+  const account = (await w.ctx.call('POST', '/v1/accounts', { body: { name: 'Bharat Telecom Pvt Ltd', email: 'ap@bharat.example', country: 'IN', testClockId: w.clock.id } })).body;
+  await approveKyc(w.ctx, account.id);
+  const minimum = (await w.ctx.call('GET', '/v1/plans/plan_enterprise_v1')).body.prices.find((p: any) => p.currency === 'INR').minInitialCredits;
+  const pending = await w.ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: minimum, paymentMethod: { type: 'wire_transfer' } },
+    headers: { 'idempotency-key': 'wire' },
+  });
+  t.equal(pending.body.status, 'pending_payment');
+  const wirePayment = pending.body.payment.id;
+
+  const paid = await w.ctx.call('POST', `/v1/invoices/${pending.body.invoice.id}/pay`, {
+    key: w.ctx.keys.write,
+    body: { paymentMethod: { type: 'card', token: 'tok_rupay' } },
+    headers: { 'idempotency-key': 'by-card' },
+  });
+  t.equal(paid.status, 201, JSON.stringify(paid.body));
+  t.equal(paid.body.status, 'active');
+  t.equal(paid.body.account.status, 'active');
+  t.equal(paid.body.subscription.plan.id, 'plan_enterprise_v1');
+  t.same(paid.body.subscription.paymentMethod, { type: 'card', label: 'rupay' }, 'the card pays the renewals');
+  t.equal(paid.body.invoice.id, pending.body.invoice.id, 'the same invoice, paid');
+  const wire = (await w.ctx.query('select status, failure_code from payments where id = $1', [wirePayment])).rows[0];
+  t.same(wire, { status: 'failed', failure_code: 'superseded' });
+  const late = await w.ctx.call('POST', `/v1/payments/${wirePayment}/confirm`, { body: { reference: 'UTR123' } });
+  t.equal(late.status, 409);
+  t.equal(late.body.code, 'payment_not_confirmable', 'a wire arriving now is not a second upgrade');
+  t.equal((await w.ctx.query("select count(*)::int as n from subscriptions where account_id = $1", [account.id])).rows[0].n, 1);
+});

@@ -97,3 +97,27 @@ t.test('payment methods: every route refuses a missing key, the wrong scope, and
   const [theirs] = (await ctx.call('GET', `/v1/accounts/${other.id}/payment-methods`)).body.data;
   t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods/${theirs.id}/default`)).body.code, 'payment_method_not_found');
 });
+
+t.test('auto-recharge goes by the method\'s own e-mandate: more when the customer authenticated more; an ended mandate stops it, without a charge', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
+  const account = await paidAccount(ctx, 100000);
+  const setRecharge = (amount: number) => ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 200000, amount } });
+  const twentyThousand = 2_000_000; // INR 20,000 + GST: above the INR 15,000 cap
+  t.equal((await setRecharge(twentyThousand)).body.code, 'invalid_auto_recharge', 'the card\'s mandate is the cap');
+
+  const upi = await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, {
+    body: { paymentMethod: { type: 'upi', vpa: 'success@upi' }, makeDefault: true, mandate: { maxAmount: 5_000_000, authenticated: true } },
+  });
+  t.equal(upi.status, 201);
+  const set = await setRecharge(twentyThousand);
+  t.equal(set.status, 200, 'the UPI mandate authenticated for INR 50,000 covers it');
+
+  // Time passes and the mandate ends: the next recharge does not run, and says why.
+  await ctx.query('update payment_methods set mandate_valid_until = $2 where id = $1', [upi.body.id, new Date(ctx.clock.now().getTime() - 86_400_000)]);
+  t.equal(await ctx.services.purchases.recharge(account.id), 'skipped');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n, 0, 'nothing charged, nothing declined');
+  const settings = (await ctx.query('select enabled from auto_recharge_settings where account_id = $1', [account.id])).rows[0];
+  t.equal(settings.enabled, false, 'auto-recharge stopped');
+  const event = (await ctx.query("select payload from outbox where type = 'credits.recharge_failed' and account_id = $1", [account.id])).rows[0];
+  t.match(event.payload, { failureCode: 'mandate_expired', disabled: true });
+});

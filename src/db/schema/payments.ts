@@ -40,10 +40,15 @@ export const payments = pgTable(
   },
   (t) => [
     index('payments_account_idx').on(t.accountId, t.id),
-    // At most one upgrade payment in flight per account: concurrent upgrades cannot both charge.
-    uniqueIndex('payments_one_open_upgrade')
+    // At most one upgrade payment in flight per account, and one awaiting a wire transfer or
+    // cheque: concurrent upgrades cannot both charge. (A card payment of an awaited upgrade
+    // invoice may run beside the awaited one: whichever pays, the other is superseded.)
+    uniqueIndex('payments_one_upgrade_in_flight')
       .on(t.accountId)
-      .where(sql`${t.purpose} = 'upgrade' and ${t.status} in ('processing', 'unknown', 'awaiting_confirmation')`),
+      .where(sql`${t.purpose} = 'upgrade' and ${t.status} in ('processing', 'unknown')`),
+    uniqueIndex('payments_one_upgrade_awaiting')
+      .on(t.accountId)
+      .where(sql`${t.purpose} = 'upgrade' and ${t.status} = 'awaiting_confirmation'`),
     // At most one charge in flight per invoice: a customer paying it and a dunning retry cannot both charge.
     uniqueIndex('payments_one_in_flight_per_invoice')
       .on(t.invoiceId)

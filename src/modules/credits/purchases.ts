@@ -15,7 +15,7 @@ import { appendEvents, type NewEvent } from '../events/repo.js';
 import { resolveUnknownCharge } from '../payments/charging.js';
 import type { PaymentsService } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
-import { chargeableAfter, mandateApplies, overCap, type MandateRules } from '../payments/mandate.js';
+import { chargeableAfter, mandateApplies, unattendedVerdict, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
@@ -305,7 +305,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
         await tx.update(autoRechargeSettings).set({ nextAttemptAt: new Date(now.getTime() + 60_000) }).where(eq(autoRechargeSettings.accountId, accountId));
         return null;
       }
-      if (mandateApplies(account.currency, method.type) && !(await mandateAllows(tx, account, settings, now))) return null;
+      if (mandateApplies(account.currency, method.type) && !(await mandateAllows(tx, account, settings, method, now))) return null;
       await tx.update(autoRechargeSettings).set({ nextAttemptAt: null, noticeSentAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
       return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
     });
@@ -318,11 +318,22 @@ export function createPurchaseService(deps: PurchaseDeps) {
    * The e-mandate rules before an unattended charge: never above the cap, and only once the
    * pre-debit notice has been out for its window. Sends the notice when none is out yet.
    */
-  async function mandateAllows(tx: Db, account: accountsRepo.AccountRow, settings: typeof autoRechargeSettings.$inferSelect, now: Date): Promise<boolean> {
+  async function mandateAllows(
+    tx: Db,
+    account: accountsRepo.AccountRow,
+    settings: typeof autoRechargeSettings.$inferSelect,
+    method: paymentsRepo.PaymentMethodRow,
+    now: Date,
+  ): Promise<boolean> {
     const total = price(settings.amount, account.country).total;
-    if (overCap(deps.mandate, total)) {
-      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, account.id));
-      await appendEvents(tx, now, [await recordRechargeFailure(tx, account.id, 'mandate_cap_exceeded', now)]);
+    const verdict = unattendedVerdict(deps.mandate, method, account.currency, total, now);
+    if (!verdict.ok) {
+      // Not a decline (nothing was charged), and no retry can succeed until the customer acts
+      // (a method with a mandate that covers it): auto-recharge stops and says why.
+      await tx.update(autoRechargeSettings).set({ enabled: false, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
+      await appendEvents(tx, now, [
+        { type: 'credits.recharge_failed', accountId: account.id, payload: { accountId: account.id, failureCode: verdict.reason, failures: settings.consecutiveFailures, disabled: true } },
+      ]);
       return false;
     }
     const noticeAt = settings.noticeSentAt ?? now;
@@ -353,8 +364,15 @@ export function createPurchaseService(deps: PurchaseDeps) {
       const methodId = saved ? (await insertMethod(tx, accountId, saved, now)).id : await savedMethodId(tx, accountId);
       const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
       if (!method || !chargeableUnattended(method.type)) throw notUnattended();
-      if (mandateApplies(account.currency, method.type) && overCap(deps.mandate, price(input.amount, account.country).total)) {
-        throw new AppError('invalid_auto_recharge', `An unattended charge in India may take at most ${deps.mandate.capInr} paise (e-mandate cap), tax included`);
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, price(input.amount, account.country).total, now);
+      if (!verdict.ok) {
+        const limit = method.mandateMaxAmount ?? deps.mandate.capInr;
+        throw new AppError(
+          'invalid_auto_recharge',
+          verdict.reason === 'mandate_expired'
+            ? 'The e-mandate of this method has ended: save a method with a current mandate'
+            : `An unattended charge of this method may take at most ${limit} paise (its e-mandate), tax included`,
+        );
       }
       const balance = await repo.balanceOf(tx, accountId);
       const [current] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));

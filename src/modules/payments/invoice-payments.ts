@@ -43,34 +43,40 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; provider: Pa
           : { status: 'unknown' }; // final: settling it changes nothing, it only answers
       return settle(mine.id, result, idempotency);
     }
-    assertPayable(invoice);
+    await purposeOf(db, invoice);
     const method = await methodFor(invoice.accountId, input);
     const payment = await db.transaction(async (tx) => {
       const account = (await accountsRepo.findAccount(tx, invoice.accountId, { forUpdate: true }))!;
       const current = (await billingRepo.findInvoice(tx, invoiceId))!;
-      assertPayable(current);
+      const { purpose, request } = await purposeOf(tx, current);
       const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
       if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${current.number} is in flight; retry shortly`, { paymentId: inFlight.id });
       return payments.open(tx, {
         accountId: account.id,
-        purpose: 'renewal',
+        purpose,
         amount: current.total,
         currency: current.currency,
         method,
         invoiceId,
         attended: true,
-        request: { invoiceId, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
+        request: { ...request, invoiceId, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
         now: await nowForAccount(tx, account, clock),
       });
     });
     return settle(payment.id, await payments.charge(payment, method), idempotency);
   }
 
-  function assertPayable(invoice: billingRepo.InvoiceRow) {
+  /**
+   * What paying this invoice is for. A renewal invoice: the renewal's (paid, `active` again).
+   * An upgrade invoice awaiting a wire transfer or cheque, paid by card instead: the upgrade's,
+   * with what the awaited payment was for (the upgrade activates; the awaited one is superseded).
+   */
+  async function purposeOf(tx: Db, invoice: billingRepo.InvoiceRow): Promise<{ purpose: 'renewal' | 'upgrade'; request: Record<string, unknown> }> {
     if (invoice.status !== 'open') throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is ${invoice.status}`);
-    if (invoice.kind !== 'renewal') {
-      throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is a ${invoice.kind} invoice: wire transfers and cheques are recorded by ops (POST /v1/payments/{id}/confirm)`);
-    }
+    if (invoice.kind === 'renewal') return { purpose: 'renewal', request: {} };
+    const awaited = invoice.kind === 'upgrade' ? await repo.findAwaitingForInvoice(tx, invoice.id) : undefined;
+    if (!awaited) throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is a ${invoice.kind} invoice that is not paid this way`);
+    return { purpose: 'upgrade', request: awaited.request };
   }
 
   /** The method to charge: a new one (saved first, outside any transaction), a saved one, or the default. */

@@ -13,7 +13,6 @@ export interface MandateRules {
 export const mandateApplies = (currency: Currency, method: PaymentMethodType): boolean =>
   currency === 'INR' && (method === 'card' || method === 'upi');
 
-export const overCap = (rules: MandateRules, amount: number): boolean => amount > rules.capInr;
 
 /** When a charge announced at `noticeAt` may run. */
 export const chargeableAfter = (rules: MandateRules, noticeAt: Date): Date => new Date(noticeAt.getTime() + rules.noticeHours * 3_600_000);

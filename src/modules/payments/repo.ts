@@ -118,6 +118,12 @@ export async function findInFlightForInvoice(db: Db, invoiceId: string): Promise
   return row;
 }
 
+/** The payment of an invoice awaiting a wire transfer or cheque, if any. */
+export async function findAwaitingForInvoice(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
+  const [row] = await db.select().from(payments).where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'awaiting_confirmation')));
+  return row;
+}
+
 /** Payments of an invoice still awaiting offline money, when it was paid another way: they will not be. */
 export async function supersedeAwaiting(db: Db, invoiceId: string, paidBy: string, at: Date): Promise<void> {
   await db

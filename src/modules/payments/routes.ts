@@ -27,11 +27,12 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; m
       schema: {
         tags: ['Invoices'],
         operationId: 'payInvoice',
-        summary: 'Pay an open renewal invoice now',
+        summary: 'Pay an open invoice now',
         description:
           'For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ' +
-          'ended, no method). Charges the given method, a saved one, or the default, with the customer present. Paid: the invoice ' +
-          'is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and ' +
+          'ended, no method); or an upgrade invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes ' +
+          'and the awaited payment is superseded). Charges the given method, a saved one, or the default, with the customer ' +
+          'present. Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and ' +
           'leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, ' +
           `meanwhile answers 409 \`invoice_payment_in_progress\`. ${sandboxDescription}`,
         params: z.object({ invoiceId: invoiceIdSchema }),
@@ -42,7 +43,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; m
           ...errorResponses({
             402: 'The payment was declined (`payment_declined`, with `declineCode` and `paymentId`)',
             404: 'No such invoice or payment method (`invoice_not_found`, `payment_method_not_found`)',
-            409: '`invoice_not_payable` (not open, or not a renewal invoice), `invoice_payment_in_progress`, `idempotency_request_in_progress`',
+            409: '`invoice_not_payable` (not open, or not a kind paid this way), `invoice_payment_in_progress`, `idempotency_request_in_progress`',
             422: '`payment_method_required` (no default), `payment_method_not_allowed`, `idempotency_key_reused`',
           }),
         },

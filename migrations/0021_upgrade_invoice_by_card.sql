@@ -1,0 +1,3 @@
+DROP INDEX "payments_one_open_upgrade";--> statement-breakpoint
+CREATE UNIQUE INDEX "payments_one_upgrade_in_flight" ON "payments" USING btree ("account_id") WHERE "payments"."purpose" = 'upgrade' and "payments"."status" in ('processing', 'unknown');--> statement-breakpoint
+CREATE UNIQUE INDEX "payments_one_upgrade_awaiting" ON "payments" USING btree ("account_id") WHERE "payments"."purpose" = 'upgrade' and "payments"."status" = 'awaiting_confirmation';
