@@ -1131,6 +1131,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "payment.overpaid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money arrived for an invoice already paid or void (a card charge that landed after a wire was recorded): refund it
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_payment_overpaid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "invoice.created": {
         parameters: {
             query?: never;
@@ -1918,7 +1938,7 @@ export interface components {
         PayInvoiceInput: {
             /** @description One of the account's saved methods */
             paymentMethodId?: string;
-            /** @description A new method: saved (not as the default) and charged */
+            /** @description A new method: saved (the default only when the account has none) and charged */
             paymentMethod?: {
                 /** @constant */
                 type: "card";
@@ -2318,7 +2338,7 @@ export interface components {
              * @description The event types to receive (see the `webhooks` section); empty: every event
              * @default []
              */
-            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             /** @default  */
             description: string;
         };
@@ -2330,7 +2350,7 @@ export interface components {
         UpdateWebhookEndpointInput: {
             url?: string;
             /** @description The event types to receive (see the `webhooks` section); empty: every event */
-            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             description?: string;
             enabled?: boolean;
         };
@@ -10123,6 +10143,54 @@ export interface operations {
                         failureCode: string;
                         invoiceId?: string;
                         subscriptionId?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_payment_overpaid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "payment.overpaid";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        paymentId: string;
+                        invoiceId: string;
+                        /** @description Minor units */
+                        amount: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                        /** @enum {string} */
+                        invoiceStatus: "paid" | "void";
                     } & {
                         [key: string]: unknown;
                     };

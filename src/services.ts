@@ -91,7 +91,7 @@ export function createServices(deps: ServiceDeps) {
   return {
     payments,
     paymentMethods,
-    invoicePayments: createInvoicePayments({ db, clock, provider, logger, payments, methods: paymentMethods }),
+    invoicePayments: createInvoicePayments({ db, clock, payments, methods: paymentMethods }),
     renewals,
     purchases,
     webhooks,

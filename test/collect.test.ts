@@ -186,3 +186,63 @@ t.test('an Enterprise annual upgrade awaiting a wire transfer is paid by card in
   t.equal(late.body.code, 'payment_not_confirmable', 'a wire arriving now is not a second upgrade');
   t.equal((await w.ctx.query("select count(*)::int as n from subscriptions where account_id = $1", [account.id])).rows[0].n, 1);
 });
+
+t.test('ops cannot record a wire for an invoice whose card charge is in flight; a charge landing on an invoice settled meanwhile is flagged for refund, nothing else moves', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Net Bank Co', email: 'nb@acme.example', country: 'IN' } })).body;
+  await approveKyc(ctx, account.id);
+  const up = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'netbanking', bankCode: 'HDFC' } },
+    headers: { 'idempotency-key': 'nb' },
+  });
+  t.equal(up.status, 201);
+  ctx.clock.set(new Date(Date.parse(up.body.subscription.currentPeriod.end) + 60_000));
+  t.equal(await ctx.services.renewals.renew(up.body.subscription.id, new Date(up.body.subscription.currentPeriod.end)), 'invoiced', 'net banking: an open invoice awaiting the money');
+  const { rows: [awaiting] } = await ctx.query("select id, invoice_id from payments where purpose = 'renewal' and status = 'awaiting_confirmation'");
+
+  // The customer pays by card meanwhile, and the gateway's answer is lost.
+  const lost = await ctx.call('POST', `/v1/invoices/${awaiting.invoice_id}/pay`, { body: { paymentMethod: { type: 'card', token: 'tok_timeout' } }, headers: { 'idempotency-key': 'card' } });
+  t.equal(lost.status, 202);
+  const refused = await ctx.call('POST', `/v1/payments/${awaiting.id}/confirm`, { body: { reference: 'UTR1' } });
+  t.equal(refused.status, 409);
+  t.equal(refused.body.code, 'invoice_payment_in_progress');
+
+  // Written off meanwhile (as dunning would), then the card's charge turns out to have landed.
+  await ctx.query("update invoices set status = 'void', next_attempt_at = null where id = $1", [awaiting.invoice_id]);
+  const before = (await ctx.call('GET', `/v1/accounts/${account.id}`)).body.status;
+  const { findPayment } = await import('../src/modules/payments/repo.js');
+  const settled = await ctx.services.payments.reconcile((await findPayment(ctx.database.db, lost.body.payment.id))!);
+  t.equal(settled.payment.status, 'succeeded', 'the money is recorded');
+  t.equal((await ctx.query('select status from invoices where id = $1', [awaiting.invoice_id])).rows[0].status, 'void', 'the invoice is left as it was');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}`)).body.status, before, 'the account too');
+  const flagged = (await ctx.query("select payload from outbox where type = 'payment.overpaid'")).rows;
+  t.equal(flagged.length, 1, 'flagged for a refund');
+  t.match(flagged[0].payload, { paymentId: lost.body.payment.id, invoiceStatus: 'void' });
+});
+
+t.test('an Indian card made default after a net-banking renewal is invoiced gets its pre-debit notice before the retry charges it', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '24' });
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Net Bank Co', email: 'nb2@acme.example', country: 'IN' } })).body;
+  await approveKyc(ctx, account.id);
+  const up = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'netbanking', bankCode: 'HDFC' } },
+    headers: { 'idempotency-key': 'nb2' },
+  });
+  const end = new Date(up.body.subscription.currentPeriod.end);
+  ctx.clock.set(new Date(end.getTime() + 60_000));
+  await ctx.services.renewals.renew(up.body.subscription.id, end);
+  const { rows: [invoice] } = await ctx.query("select id, due_at, attempt_count from invoices where kind = 'renewal'");
+  await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { body: { paymentMethod: { type: 'card', token: 'tok_visa' }, makeDefault: true } });
+
+  ctx.clock.set(invoice.due_at);
+  t.equal(await ctx.services.renewals.retry(invoice.id, invoice.attempt_count), 'reminded', 'the notice first');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'renewal' and status <> 'awaiting_confirmation'")).rows[0].n, 0, 'nothing charged yet');
+  const notice = (await ctx.query("select payload from outbox where type = 'subscription.renewal_notice'")).rows;
+  t.equal(notice.length, 1);
+  const { rows: [deferred] } = await ctx.query('select next_attempt_at, attempt_count from invoices where id = $1', [invoice.id]);
+  t.equal(deferred.next_attempt_at.getTime(), invoice.due_at.getTime() + 24 * 3_600_000, 'charged a day after the notice');
+
+  ctx.clock.set(deferred.next_attempt_at);
+  t.equal(await ctx.services.renewals.retry(invoice.id, deferred.attempt_count), 'charged');
+  t.equal((await ctx.query('select status from invoices where id = $1', [invoice.id])).rows[0].status, 'paid');
+});

@@ -121,3 +121,24 @@ t.test('auto-recharge goes by the method\'s own e-mandate: more when the custome
   const event = (await ctx.query("select payload from outbox where type = 'credits.recharge_failed' and account_id = $1", [account.id])).rows[0];
   t.match(event.payload, { failureCode: 'mandate_expired', disabled: true });
 });
+
+t.test('a removed method is never charged again; a method with a payment open cannot be removed', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
+  const account = await paidAccount(ctx, 100000);
+  const b = (await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { body: { paymentMethod: card('tok_mastercard') } })).body;
+  t.equal((await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 1000, amount: 50000, paymentMethod: undefined } })).status, 200);
+  await ctx.query('update auto_recharge_settings set payment_method_id = $2, enabled = false where account_id = $1', [account.id, b.id]);
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${b.id}`)).status, 204, 'auto-recharge is off: removable');
+  const bought = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { body: { amount: 10000 }, headers: { 'idempotency-key': 'after-remove' } });
+  t.equal(bought.status, 201);
+  const charged = (await ctx.query('select payment_method_id from payments where id = $1', [bought.body.payment.id])).rows[0].payment_method_id;
+  t.not(charged, b.id, 'not the removed card');
+
+  // A card whose charge is awaited (its answer lost) cannot be removed until it settles.
+  const c = (await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { body: { paymentMethod: card('tok_timeout') } })).body;
+  const lost = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { body: { amount: 10000, paymentMethod: card('tok_timeout') }, headers: { 'idempotency-key': 'lost' } });
+  t.equal(lost.status, 202);
+  const lostMethod = (await ctx.query('select payment_method_id from payments where id = $1', [lost.body.payment.id])).rows[0].payment_method_id;
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${lostMethod}`)).body.code, 'payment_method_in_use');
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${c.id}`)).status, 204, 'the one with nothing open goes');
+});

@@ -12,8 +12,7 @@ import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { resolveUnknownCharge } from '../payments/charging.js';
-import type { PaymentsService } from '../payments/service.js';
+import { declinedError, type PaymentsService, type Purpose as PaymentPurpose } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
 import { chargeableAfter, mandateApplies, unattendedVerdict, type MandateRules } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
@@ -38,7 +37,7 @@ export interface PurchaseDeps {
   payments: PaymentsService;
 }
 
-type Purpose = 'purchase' | 'recharge';
+type Purpose = Extract<PaymentPurpose, 'purchase' | 'recharge'>;
 
 /**
  * Buying credits: a top-up the customer asks for, or an auto-recharge when a debit leaves
@@ -55,10 +54,12 @@ export function createPurchaseService(deps: PurchaseDeps) {
     return { amount, tax: { ...tax, amount: taxAmount }, total: amount + taxAmount };
   }
 
+  /** The method to charge when none is given: auto-recharge's own while it is saved, else the account's default. Never a removed one. */
   async function savedMethodId(tx: Db, accountId: string): Promise<string | null> {
     const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
-    if (settings) return settings.paymentMethodId;
-    return (await findLiveSubscription(tx, accountId))?.paymentMethodId ?? null;
+    const own = settings ? await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId) : undefined;
+    if (own?.status === 'active') return own.id;
+    return (await paymentsRepo.findDefaultMethod(tx, accountId))?.id ?? null;
   }
 
   /**
@@ -104,14 +105,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
    */
   async function purchase(accountId: string, input: { amount: number; paymentMethod?: PaymentMethodInput }, idempotency: IdempotencyHandle | null) {
     const mine = idempotency ? await paymentsRepo.findPaymentByIdempotency(db, accountId, idempotency) : undefined;
-    if (mine) {
-      const method = (await paymentsRepo.findPaymentMethod(db, mine.paymentMethodId))!;
-      const result =
-        mine.status === 'processing' || mine.status === 'unknown'
-          ? await resolveUnknownCharge(provider, mine, payments.chargeRequestOf(mine, method), logger)
-          : ({ status: 'unknown' } as const); // already final: settle only reads it back
-      return declinedOr(await settle(mine.id, result, idempotency));
-    }
+    if (mine) return declinedOr((await payments.reconcile(mine, { within: (tx, settled) => answer(tx, settled, idempotency) })).value);
     const saved = input.paymentMethod ? await saveMethod(accountId, input.paymentMethod, 'purchase') : null;
     const payment = await db.transaction(async (tx) => {
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
@@ -130,10 +124,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
 
   function declinedOr<T extends { payment: { status: string; failureCode: string | null; failureMessage: string | null; id: string } }>(settled: T): T {
     if (settled.payment.status !== 'failed') return settled;
-    throw new AppError('payment_declined', settled.payment.failureMessage ?? 'The payment was declined', {
-      declineCode: settled.payment.failureCode,
-      paymentId: settled.payment.id,
-    });
+    throw declinedError(settled.payment);
   }
 
   async function openPayment(
@@ -198,26 +189,26 @@ export function createPurchaseService(deps: PurchaseDeps) {
     });
   }
 
-  /** Applies the gateway's answer (see the handlers above) and answers for it, recording a credited answer for the Idempotency-Key with the credit. */
+  /** Applies the gateway's answer (see the handlers above) and answers for it. */
   async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null = null) {
-    const { value } = await payments.settle(paymentId, result, {
-      within: async (tx, settled) => {
-        const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
-        const answer = {
-          status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
-          balance: await repo.balanceOf(tx, settled.accountId),
-          payment: toPaymentDto(settled),
-          invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
-        };
-        // The response is recorded with the credit, so a crash after the commit cannot make a retry charge again.
-        if (idempotency && answer.status === 'credited') {
-          await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
-          idempotency.completed = true;
-        }
-        return answer;
-      },
-    });
-    return value;
+    return (await payments.settle(paymentId, result, { within: (tx, settled) => answer(tx, settled, idempotency) })).value;
+  }
+
+  /** A credits payment's answer, read in the settling transaction; a credited one is recorded for the Idempotency-Key with the credit. */
+  async function answer(tx: Db, settled: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null) {
+    const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
+    const result = {
+      status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
+      balance: await repo.balanceOf(tx, settled.accountId),
+      payment: toPaymentDto(settled),
+      invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
+    };
+    // Recorded with the credit, so a crash after the commit cannot make a retry charge again.
+    if (idempotency && result.status === 'credited') {
+      await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(result)));
+      idempotency.completed = true;
+    }
+    return result;
   }
 
   /** One more failure in a row: retry later with a doubling pause, or switch off at the limit. */

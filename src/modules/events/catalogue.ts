@@ -35,6 +35,10 @@ export const eventCatalogue = {
     summary: 'A charge was declined',
     data: { ...paymentRef, amount: money, currency, purpose, methodType, failureCode: z.string(), invoiceId: id('inv').optional(), subscriptionId: id('sub').optional() },
   },
+  'payment.overpaid': {
+    summary: 'Money arrived for an invoice already paid or void (a card charge that landed after a wire was recorded): refund it',
+    data: { ...paymentRef, invoiceId: id('inv'), amount: money, currency, invoiceStatus: z.enum(['paid', 'void']) },
+  },
   'invoice.created': { summary: 'An invoice was issued', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, status: z.enum(['open', 'paid']) } },
   'invoice.paid': {
     summary: 'An invoice was paid (a renewal: the renewal is complete)',

@@ -52,7 +52,14 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
       `Please pay it from your billing console by ${dayOf(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
   }),
   'subscription.past_due': (p) =>
-    p.failureCode === 'invoice_overdue'
+    typeof p.failureCode === 'string' && p.failureCode in actionReasons
+      ? {
+          subject: 'Your renewal is still unpaid',
+          body:
+            `Your renewal invoice is not paid yet (reminder ${String(p.attempt)}): it cannot be charged automatically because ${actionReasons[p.failureCode]}. ` +
+            `Please pay it from your billing console before ${dayOf(p.nextAttemptAt)} to avoid interruption.`,
+        }
+      : p.failureCode === 'invoice_overdue'
       ? {
           subject: 'Your invoice is overdue',
           body: `Your renewal invoice is past its due date (reminder ${String(p.attempt)}). Please pay it before ${dayOf(p.nextAttemptAt)} to avoid interruption.`,

@@ -1,23 +1,21 @@
 import type { Db } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
-import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
 import * as billingRepo from '../billing/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
-import { resolveUnknownCharge } from './charging.js';
 import type { PaymentMethodsService } from './methods-service.js';
-import type { ChargeResult, PaymentProvider } from './provider.js';
+import type { ChargeResult } from './provider.js';
 import * as repo from './repo.js';
 import type { PaymentResult } from './result.js';
 import type { AddPaymentMethodBody } from './schemas.js';
-import type { PaymentsService } from './service.js';
+import { declinedError, type PaymentsService } from './service.js';
 
 export interface PayInvoiceInput {
   /** One of the account's saved methods; without it (and without paymentMethod), the default. */
   paymentMethodId?: string;
-  /** A new method, saved (not as the default) and charged. */
+  /** A new method, saved (the default only when the account has none) and charged. */
   paymentMethod?: AddPaymentMethodBody['paymentMethod'];
 }
 
@@ -28,21 +26,15 @@ export interface PayInvoiceInput {
  * over), attended: never charged as unattended, and a decline is the customer's to see, not a
  * dunning step. One charge of an invoice at a time: a concurrent pay or dunning retry waits.
  */
-export function createInvoicePayments(deps: { db: Db; clock: Clock; provider: PaymentProvider; logger: Logger; payments: PaymentsService; methods: PaymentMethodsService }) {
-  const { db, clock, provider, logger, payments } = deps;
+export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: PaymentsService; methods: PaymentMethodsService }) {
+  const { db, clock, payments } = deps;
 
   async function pay(invoiceId: string, viewer: { accountId: string | null }, input: PayInvoiceInput, idempotency: IdempotencyHandle | null): Promise<PaymentResult> {
     const invoice = await billingRepo.findInvoice(db, invoiceId);
     if (!invoice || (viewer.accountId && viewer.accountId !== invoice.accountId)) throw new AppError('invoice_not_found', `No invoice ${invoiceId}`);
-    // The same request retried: answer with the payment it made (reconciled if its answer was lost).
+    // The same request retried: answer with the payment it made for this invoice (reconciled if its answer was lost).
     const mine = idempotency ? await repo.findPaymentByIdempotency(db, invoice.accountId, idempotency) : undefined;
-    if (mine) {
-      const result: ChargeResult =
-        mine.status === 'processing' || mine.status === 'unknown'
-          ? await resolveUnknownCharge(provider, mine, payments.chargeRequestOf(mine, (await repo.findPaymentMethod(db, mine.paymentMethodId))!), logger)
-          : { status: 'unknown' }; // final: settling it changes nothing, it only answers
-      return settle(mine.id, result, idempotency);
-    }
+    if (mine && mine.invoiceId === invoiceId) return answered(await payments.reconcile(mine, { within: (tx, settled) => answer(tx, settled, idempotency) }));
     await purposeOf(db, invoice);
     const method = await methodFor(invoice.accountId, input);
     const payment = await db.transaction(async (tx) => {
@@ -92,23 +84,24 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; provider: Pa
     return method;
   }
 
-  /** Settles and answers; a success is recorded for the Idempotency-Key with the change, a decline throws. */
-  async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<PaymentResult> {
-    const { payment, value } = await payments.settle(paymentId, result, {
-      within: async (tx, settled) => {
-        if (settled.status === 'failed') return null;
-        const answer = await payments.resultIn(tx, settled.id);
-        if (settled.status === 'succeeded' && idempotency) {
-          await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(answer)));
-          idempotency.completed = true;
-        }
-        return answer;
-      },
-    });
-    if (payment.status === 'failed') {
-      throw new AppError('payment_declined', payment.failureMessage ?? 'The payment was declined', { declineCode: payment.failureCode, paymentId: payment.id });
-    }
+  /** Settles and answers (see answer); a decline throws. */
+  const settle = async (paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<PaymentResult> =>
+    answered(await payments.settle(paymentId, result, { within: (tx, settled) => answer(tx, settled, idempotency) }));
+
+  function answered({ payment, value }: { payment: repo.PaymentRow; value: PaymentResult | null }): PaymentResult {
+    if (payment.status === 'failed') throw declinedError(payment);
     return value!;
+  }
+
+  /** The answer, read in the settling transaction; a success is recorded for the Idempotency-Key with the change. */
+  async function answer(tx: Db, settled: repo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<PaymentResult | null> {
+    if (settled.status === 'failed') return null;
+    const result = await payments.resultIn(tx, settled.id);
+    if (settled.status === 'succeeded' && idempotency) {
+      await completeIdempotency(tx, idempotency, 201, JSON.parse(JSON.stringify(result)));
+      idempotency.completed = true;
+    }
+    return result;
   }
 
   return { pay };

@@ -30,12 +30,12 @@ export type UnattendedVerdict = { ok: true } | { ok: false; reason: ActionRequir
  */
 export function unattendedVerdict(
   rules: MandateRules,
-  method: { type: PaymentMethodType; mandateMaxAmount: number | null; mandateValidUntil: Date | null } | null | undefined,
+  method: { type: PaymentMethodType; mandateMaxAmount: number | null; mandateValidUntil: Date | null; status?: 'active' | 'removed' } | null | undefined,
   currency: Currency,
   amount: number,
   now: Date,
 ): UnattendedVerdict {
-  if (!method) return { ok: false, reason: 'no_method' };
+  if (!method || method.status === 'removed') return { ok: false, reason: 'no_method' };
   if (method.type !== 'card' && method.type !== 'upi') return { ok: false, reason: 'not_unattended' };
   if (!mandateApplies(currency, method.type)) return { ok: true };
   if (method.mandateValidUntil && method.mandateValidUntil <= now) return { ok: false, reason: 'mandate_expired' };

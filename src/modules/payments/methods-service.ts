@@ -114,6 +114,7 @@ export function createPaymentMethodsService(deps: { db: Db; clock: Clock; provid
       const live = await subscriptionsRepo.findLiveSubscription(tx, accountId);
       if (active.length === 1 && live) throw new AppError('payment_method_in_use', 'The subscription charges this method, the only one: add another first');
       if (method.isDefault && active.length > 1) throw new AppError('payment_method_is_default', 'Make another method the default first');
+      if (await repo.methodHasOpenPayments(tx, methodId)) throw new AppError('payment_method_in_use', 'A payment of this method is in flight or awaiting money');
       const autoRecharge = await creditsRepo.findAutoRecharge(tx, accountId);
       if (autoRecharge?.enabled && autoRecharge.paymentMethodId === methodId) {
         throw new AppError('payment_method_in_use', 'Auto-recharge charges this method: switch it to another method or off first');
@@ -122,7 +123,7 @@ export function createPaymentMethodsService(deps: { db: Db; clock: Clock; provid
     });
   }
 
-  return { list, add, makeDefault, remove, makeDefaultIn };
+  return { list, add, makeDefault, remove };
 }
 
 export type PaymentMethodsService = ReturnType<typeof createPaymentMethodsService>;

@@ -41,6 +41,16 @@ export async function setDefaultMethod(db: Db, accountId: string, methodId: stri
   await db.update(paymentMethods).set({ isDefault: true }).where(eq(paymentMethods.id, methodId));
 }
 
+/** Whether a payment of this method is still open: in flight, or awaiting offline money. */
+export async function methodHasOpenPayments(db: Db, methodId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: payments.id })
+    .from(payments)
+    .where(and(eq(payments.paymentMethodId, methodId), inArray(payments.status, ['processing', 'unknown', 'awaiting_confirmation'])))
+    .limit(1);
+  return row !== undefined;
+}
+
 export async function removeMethod(db: Db, methodId: string, at: Date): Promise<void> {
   await db.update(paymentMethods).set({ status: 'removed', isDefault: false, removedAt: at }).where(eq(paymentMethods.id, methodId));
 }

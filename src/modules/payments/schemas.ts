@@ -152,7 +152,7 @@ export type AddPaymentMethodBody = z.infer<typeof addPaymentMethodBodySchema>;
 export const payInvoiceBodySchema = z
   .object({
     paymentMethodId: paymentMethodIdSchema.optional().meta({ description: 'One of the account\'s saved methods' }),
-    paymentMethod: addPaymentMethodBodySchema.shape.paymentMethod.optional().meta({ description: 'A new method: saved (not as the default) and charged' }),
+    paymentMethod: addPaymentMethodBodySchema.shape.paymentMethod.optional().meta({ description: 'A new method: saved (the default only when the account has none) and charged' }),
   })
   .refine((b) => !(b.paymentMethodId && b.paymentMethod), { message: 'give paymentMethodId or paymentMethod, not both' })
   .meta({

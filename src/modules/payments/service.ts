@@ -177,7 +177,29 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     if (!settleable) return { payment, settledNow: false };
     const handler = handlerOf(payment.purpose);
     const settling: Settling = { tx, payment, account, now };
+    // The invoice was settled another way meanwhile (ops recorded a wire, a void after dunning):
+    // what this payment was for is done, so its purpose is left alone.
+    const invoice = payment.invoiceId ? await billingRepo.findInvoice(tx, payment.invoiceId) : undefined;
+    const invoiceSettled = invoice !== undefined && invoice.status !== 'open';
 
+    if (result.status === 'succeeded' && invoiceSettled) {
+      payment = await repo.updatePayment(tx, paymentId, {
+        status: 'succeeded',
+        providerReference: offlineReference === undefined ? result.reference : null,
+        offlineReference: offlineReference ?? null,
+        updatedAt: now,
+      });
+      await appendEvents(tx, now, [
+        succeededEvent(payment, {}),
+        {
+          type: 'payment.overpaid',
+          accountId: payment.accountId,
+          payload: { accountId: payment.accountId, paymentId, invoiceId: invoice.id, amount: payment.amount, currency: payment.currency, invoiceStatus: invoice.status },
+        },
+      ]);
+      logger.warn({ paymentId, invoiceId: invoice.id, invoiceStatus: invoice.status }, 'money arrived for an invoice already settled: refund it');
+      return { payment, settledNow: true };
+    }
     if (result.status === 'succeeded') {
       const known = (await handler.fields?.(settling)) ?? {};
       const effects = await handler.succeeded(settling);
@@ -203,6 +225,8 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
         updatedAt: now,
       });
       await appendEvents(tx, now, [failedEvent(payment, known)]);
+      // A decline of an invoice settled meanwhile means nothing for its purpose (no dunning step).
+      if (invoiceSettled) return { payment, settledNow: true };
       const effects = await handler.failed({ ...settling, payment }, { code: result.code, message: result.message });
       if (effects.after?.length) await appendEvents(tx, now, effects.after);
       return { payment, settledNow: true };
@@ -264,10 +288,15 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     });
   }
 
-  /** What became of a payment whose answer was lost: the gateway's record decides (see resolveUnknownCharge). */
-  async function reconcile(payment: repo.PaymentRow) {
+  /**
+   * A payment met again (a request retried with its Idempotency-Key, the sweep): one whose
+   * answer was lost is reconciled from the gateway's record (see resolveUnknownCharge); a
+   * final one is only read back (settling it changes nothing). `within` as for settle.
+   */
+  async function reconcile<T = undefined>(payment: repo.PaymentRow, opts: { within?: (tx: Db, payment: repo.PaymentRow, settledNow: boolean) => Promise<T> } = {}) {
+    if (!inFlight(payment.status)) return settle(payment.id, { status: 'unknown' }, opts);
     const method = (await repo.findPaymentMethod(db, payment.paymentMethodId))!;
-    return settle(payment.id, await resolveUnknownCharge(provider, payment, chargeRequestOf(payment, method), logger));
+    return settle(payment.id, await resolveUnknownCharge(provider, payment, chargeRequestOf(payment, method), logger), opts);
   }
 
   /**
@@ -309,6 +338,9 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
         return resultIn(tx, paymentId);
       }
       if (payment.status !== 'awaiting_confirmation') throw new AppError('payment_not_confirmable', `Payment ${paymentId} is ${payment.status}`);
+      // The customer is paying the same invoice by card right now: wait for that answer first.
+      const inFlight = payment.invoiceId ? await repo.findInFlightForInvoice(tx, payment.invoiceId) : undefined;
+      if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of the same invoice is in flight; confirm again once it settled`, { paymentId: inFlight.id });
       if (input.amount !== undefined && input.amount !== payment.amount) {
         throw new AppError('payment_amount_mismatch', `The amount due is ${payment.amount}; ${input.amount} was confirmed`, { amountDue: payment.amount });
       }
@@ -359,19 +391,21 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     charge,
     chargeMany,
     settle,
-    settleIn,
     settleSucceededMany,
     reconcile,
     reconcileStale,
     confirmOffline,
     resultIn,
-    result: (paymentId: string) => resultIn(db, paymentId),
     get,
     listForAccount,
   };
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
+
+/** The customer's answer to a declined payment: 402 payment_declined with the gateway's reason. */
+export const declinedError = (payment: Pick<repo.PaymentRow, 'id' | 'failureCode' | 'failureMessage'>): AppError =>
+  new AppError('payment_declined', payment.failureMessage ?? 'The payment was declined', { declineCode: payment.failureCode, paymentId: payment.id });
 
 /** payment.succeeded or payment.failed: the payment, what it is for, and the purpose's own fields (its subscription). */
 function paymentEvent(type: 'payment.succeeded' | 'payment.failed', payment: repo.PaymentRow, fields: Record<string, unknown>): NewEvent {

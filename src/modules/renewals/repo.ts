@@ -152,6 +152,7 @@ export async function stateOfPayments(tx: Db, paymentIds: string[]) {
       paymentId: payments.id,
       accountId: payments.accountId,
       invoiceId: invoices.id,
+      invoiceStatus: invoices.status,
       number: invoices.number,
       total: invoices.total,
       currency: invoices.currency,

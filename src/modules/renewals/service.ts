@@ -8,7 +8,7 @@ import * as accountsRepo from '../accounts/repo.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { unattendedVerdict, type ActionRequired, type MandateRules } from '../payments/mandate.js';
+import { chargeableAfter, mandateApplies, unattendedVerdict, type ActionRequired, type MandateRules } from '../payments/mandate.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import { isAttended, type PaymentsService } from '../payments/service.js';
 import * as paymentsRepo from '../payments/repo.js';
@@ -282,6 +282,17 @@ export function createRenewalService(deps: RenewalDeps) {
         await remindOverdue(tx, invoice, sub!, account, now, verdict.reason === 'not_unattended' ? null : verdict.reason);
         return { kind: 'reminded' as const };
       }
+      // An Indian card or UPI no pre-debit notice covered for this period (it became the default
+      // after the renewal was invoiced): the notice first, the charge once its window has passed.
+      if (mandateApplies(account.currency, method!.type) && sub!.renewalNoticeFor?.getTime() !== invoice.periodStart.getTime()) {
+        const chargeAt = chargeableAfter(deps.mandate, now);
+        await tx.update(subscriptions).set({ renewalNoticeFor: invoice.periodStart, renewalNoticeAt: now }).where(eq(subscriptions.id, sub!.id));
+        await appendEvents(tx, now, [renewalNoticeEvent(account, sub!.id, invoice.total, chargeAt)]);
+        if (chargeAt > now) {
+          await tx.update(invoices).set({ nextAttemptAt: chargeAt }).where(eq(invoices.id, invoiceId));
+          return { kind: 'reminded' as const };
+        }
+      }
       // The method can be charged now (a new default, a larger mandate): the invoice no longer waits for the customer.
       await tx.update(invoices).set({ attemptCount: attempt + 1, nextAttemptAt: null, actionRequired: null }).where(eq(invoices.id, invoiceId));
       const payment = await openRenewalPayment(tx, invoice, account.id, method!, now);
@@ -312,7 +323,9 @@ export function createRenewalService(deps: RenewalDeps) {
         accountId: account.id,
         payload: { ...ids, attempt: attempts, retriesLeft: deps.dunningRetryDays.length - attempts + 1, nextAttemptAt: nextAttemptAt.toISOString(), failureCode: needsCustomer ?? 'invoice_overdue' },
       };
-      await appendEvents(tx, now, [pastDue]);
+      // The first time it waits for the customer (the method changed, the mandate ended): say how to pay.
+      const asked = needsCustomer && !invoice.actionRequired ? [requiresActionEvent(account, sub.id, invoice, needsCustomer, nextAttemptAt)] : [];
+      await appendEvents(tx, now, [pastDue, ...asked]);
       return;
     }
     await tx.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, invoice.id));
@@ -440,7 +453,7 @@ export function createRenewalService(deps: RenewalDeps) {
     // A wave's successes in one transaction, for subscriptions simply active in real time; the rest one by one.
     async succeededMany(tx, paid, now) {
       const states = await renewalsRepo.stateOfPayments(tx, paid.map((p) => p.id));
-      const plain = states.filter((s) => s.subscriptionStatus === 'active' && !s.testClockId);
+      const plain = states.filter((s) => s.invoiceStatus === 'open' && s.subscriptionStatus === 'active' && !s.testClockId);
       const plainIds = new Set(plain.map((s) => s.paymentId));
       await billingRepo.markInvoicesPaid(tx, plain.map((s) => s.invoiceId), now);
       return {

@@ -14,9 +14,8 @@ import * as creditsRepo from '../credits/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { isOffline } from '../payments/methods.js';
-import { resolveUnknownCharge } from '../payments/charging.js';
 import { unattendedVerdict, type MandateRules, type UnattendedVerdict } from '../payments/mandate.js';
-import type { Effects, PaymentsService } from '../payments/service.js';
+import { declinedError, type Effects, type PaymentsService } from '../payments/service.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { saveWithProvider } from '../payments/saving.js';
@@ -116,7 +115,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
   async function upgrade(accountId: string, request: UpgradeRequest, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
     // The same request retried (its first answer was lost, or was "unknown"): answer with its payment.
     const mine = idempotency ? await paymentsRepo.findPaymentByIdempotency(db, accountId, idempotency) : undefined;
-    if (mine) return answerFor(mine, idempotency!);
+    if (mine) return reconcile(mine, idempotency);
 
     // An earlier payment whose result nobody knows is settled before anything else is tried.
     const open = await paymentsRepo.findOpenUpgradePayment(db, accountId);
@@ -204,6 +203,14 @@ export function createUpgradeService(deps: UpgradeDeps) {
     return settle(prepared.payment.id, await payments.charge(prepared.payment, prepared.paymentMethod), idempotency);
   }
 
+  /** The upgrade's answer, read in the settling transaction; a success is recorded for the Idempotency-Key with it. */
+  async function answer(tx: Db, settled: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<UpgradeResult | null> {
+    if (settled.status === 'failed') return null;
+    const result = await payments.resultIn(tx, settled.id);
+    if (settled.status === 'succeeded') await recordIdempotent(tx, idempotency, 201, result);
+    return result;
+  }
+
   /** Everything that may refuse an upgrade: unlocked before the gateway is asked anything, and again under the account's lock. */
   async function admit(tx: Db, accountId: string, request: UpgradeRequest, lock: boolean) {
     const ctx = await loadContext(tx, accountId, request.planId, request.billingCycle, lock);
@@ -220,30 +227,16 @@ export function createUpgradeService(deps: UpgradeDeps) {
    * is recorded for the Idempotency-Key in the settling transaction; a decline throws.
    */
   async function settle(paymentId: string, result: ChargeResult, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
-    const { payment, value } = await payments.settle(paymentId, result, {
-      within: async (tx, settled) => {
-        if (settled.status === 'failed') return null;
-        const answer = await payments.resultIn(tx, settled.id);
-        if (settled.status === 'succeeded') await recordIdempotent(tx, idempotency, 201, answer);
-        return answer;
-      },
-    });
-    if (payment.status === 'failed') {
-      throw new AppError('payment_declined', payment.failureMessage ?? 'The payment was declined', { declineCode: payment.failureCode, paymentId: payment.id });
-    }
+    const { payment, value } = await payments.settle(paymentId, result, { within: (tx, settled) => answer(tx, settled, idempotency) });
+    if (payment.status === 'failed') throw declinedError(payment);
     return value!;
   }
 
-  async function answerFor(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle): Promise<UpgradeResult> {
-    if (payment.status === 'unknown' || payment.status === 'processing') return reconcile(payment, idempotency);
-    // Settling a final payment changes nothing: it answers it (a decline throws payment_declined).
-    return settle(payment.id, { status: 'unknown' }, idempotency);
-  }
-
-  /** Asks the gateway what became of a payment and settles it; a decline throws payment_declined. */
+  /** An upgrade payment met again: reconciled or read back, and answered (a decline throws payment_declined). */
   async function reconcile(payment: paymentsRepo.PaymentRow, idempotency: IdempotencyHandle | null): Promise<UpgradeResult> {
-    const method = (await paymentsRepo.findPaymentMethod(db, payment.paymentMethodId))!;
-    return settle(payment.id, await resolveUnknownCharge(provider, payment, payments.chargeRequestOf(payment, method), logger), idempotency);
+    const { payment: after, value } = await payments.reconcile(payment, { within: (tx, settled) => answer(tx, settled, idempotency) });
+    if (after.status === 'failed') throw declinedError(after);
+    return value!;
   }
 
   /**
