@@ -377,6 +377,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invoices/{invoiceId}/offline-payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record a wire transfer or cheque received for an open invoice (ops)
+         * @description For a renewal invoice the customer settled by bank transfer (NEFT, RTGS, IMPS) or cheque instead of paying by card: the invoice is paid, the account `active`, dunning over. An invoice with a payment awaiting money (an upgrade or renewal by wire) is confirmed through that payment, as POST /v1/payments/{id}/confirm does. The same reference again answers the same.
+         */
+        post: operations["recordOfflinePayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{accountId}/payments": {
         parameters: {
             query?: never;
@@ -1960,6 +1980,24 @@ export interface components {
                 /** @example HDFC */
                 bankCode: string;
             };
+        };
+        /**
+         * @example {
+         *       "reference": "NEFT HDFCN52026120212345",
+         *       "amount": 3363000,
+         *       "methodType": "wire_transfer"
+         *     }
+         */
+        RecordOfflinePaymentInput: {
+            /** @description Bank transfer UTR or cheque number */
+            reference: string;
+            /** @description When given, must equal the amount due */
+            amount?: number;
+            /**
+             * @description How the money came
+             * @enum {string}
+             */
+            methodType: "wire_transfer" | "cheque";
         };
         /**
          * @example {
@@ -6101,6 +6139,138 @@ export interface operations {
             };
             /** @description `payment_method_is_default` (make another the default first), `payment_method_in_use` (the only method of a live subscription, or auto-recharge's) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recordOfflinePayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @example inv_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                invoiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordOfflinePaymentInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentResult"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invoice (`invoice_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invoice_not_payable`, `invoice_payment_in_progress` (a card charge of it is in flight), `payment_not_confirmable` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The amount differs from the amount due (`payment_amount_mismatch`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -69,7 +69,6 @@ export function createServices(deps: ServiceDeps) {
   const renewals = createRenewalService({
     db,
     clock,
-    provider,
     logger,
     taxRates: config.TAX_RATES,
     invoiceDueDays: config.INVOICE_DUE_DAYS,

@@ -246,3 +246,32 @@ t.test('an Indian card made default after a net-banking renewal is invoiced gets
   t.equal(await ctx.services.renewals.retry(invoice.id, deferred.attempt_count), 'charged');
   t.equal((await ctx.query('select status from invoices where id = $1', [invoice.id])).rows[0].status, 'paid');
 });
+
+t.test('ops record a NEFT transfer for a renewal waiting for the customer: paid, active; the same reference again answers the same', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
+  const account = (await ctx.call('POST', '/v1/accounts', { body: { name: 'Iyer Cloud', email: 'neft@iyer.example', country: 'IN' } })).body;
+  await approveKyc(ctx, account.id);
+  const up = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, {
+    body: { planId: 'plan_growth_v1', billingCycle: 'quarterly', initialCredits: 500000, paymentMethod: { type: 'card', token: 'tok_visa' } },
+    headers: { 'idempotency-key': 'growth' },
+  });
+  t.equal(up.status, 201);
+  const end = new Date(up.body.subscription.currentPeriod.end);
+  ctx.clock.set(new Date(end.getTime() + 60_000));
+  t.equal(await ctx.services.renewals.renew(up.body.subscription.id, end), 'invoiced');
+  const [invoice] = (await ctx.call('GET', `/v1/accounts/${account.id}/invoices`)).body.data.filter((i: any) => i.status === 'requires_action');
+  t.ok(invoice, 'the renewal waits for the customer');
+
+  const body = { reference: 'NEFT HDFCN52026120212345', amount: invoice.total, methodType: 'wire_transfer' };
+  t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/offline-payments`, { key: ctx.keys.write, body })).status, 403, 'ops only');
+  const recorded = await ctx.call('POST', `/v1/invoices/${invoice.id}/offline-payments`, { body });
+  t.equal(recorded.status, 200, JSON.stringify(recorded.body));
+  t.equal(recorded.body.invoice.status, 'paid');
+  t.equal(recorded.body.payment.offlineReference, body.reference);
+  t.equal(recorded.body.account.status, 'active');
+  const again = await ctx.call('POST', `/v1/invoices/${invoice.id}/offline-payments`, { body });
+  t.equal(again.status, 200);
+  t.equal(again.body.payment.id, recorded.body.payment.id, 'the same recording answers the same');
+  t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/offline-payments`, { body: { ...body, reference: 'NEFT OTHER' } })).body.code, 'invoice_not_payable', 'a second, different transfer is refused');
+  t.equal((await ctx.query("select count(*)::int as n from payments where invoice_id = $1 and status = 'succeeded'", [invoice.id])).rows[0].n, 1, 'one payment');
+});

@@ -1,10 +1,8 @@
 import { and, eq, isNotNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, autoRechargeSettings, subscriptions, testClocks } from '../../db/schema/index.js';
-import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
-import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { taxFor } from '../billing/domain.js';
 import { issueInvoice } from '../billing/issue.js';
@@ -12,9 +10,9 @@ import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { declinedError, type PaymentsService, type Purpose as PaymentPurpose } from '../payments/service.js';
+import { declinedError, type PurposeDeps, type Purpose as PaymentPurpose } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
-import { chargeableAfter, mandateApplies, unattendedVerdict, type MandateRules } from '../payments/mandate.js';
+import { chargeableAfter, mandateApplies, unattendedVerdict } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
@@ -25,16 +23,11 @@ import { nowForAccount } from '../test-clocks/time.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import * as repo from './repo.js';
 
-export interface PurchaseDeps {
-  db: Db;
-  clock: Clock;
+export interface PurchaseDeps extends PurposeDeps {
+  /** Saves a method given with a purchase or auto-recharge settings. */
   provider: PaymentProvider;
-  logger: Logger;
-  taxRates: Record<string, number>;
   maxFailures: number;
   retryMinutes: number;
-  mandate: MandateRules;
-  payments: PaymentsService;
 }
 
 type Purpose = Extract<PaymentPurpose, 'purchase' | 'recharge'>;

@@ -128,6 +128,15 @@ export async function findInFlightForInvoice(db: Db, invoiceId: string): Promise
   return row;
 }
 
+/** Offline money recorded for an invoice, if any (to answer the same recording again). */
+export async function findSucceededOfflineForInvoice(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(payments)
+    .where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'succeeded'), sql`${payments.offlineReference} is not null`));
+  return row;
+}
+
 /** The payment of an invoice awaiting a wire transfer or cheque, if any. */
 export async function findAwaitingForInvoice(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
   const [row] = await db.select().from(payments).where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'awaiting_confirmation')));

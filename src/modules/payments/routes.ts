@@ -8,7 +8,7 @@ import { paymentResultSchema } from './result.js';
 import { invoiceIdSchema } from '../billing/schemas.js';
 import type { InvoicePayments } from './invoice-payments.js';
 import type { PaymentMethodsService } from './methods-service.js';
-import { addPaymentMethodBodySchema, confirmPaymentBodySchema, payInvoiceBodySchema, paymentIdSchema, paymentMethodIdSchema, paymentSchema, sandboxDescription, savedPaymentMethodSchema } from './schemas.js';
+import { addPaymentMethodBodySchema, confirmPaymentBodySchema, payInvoiceBodySchema, recordOfflineBodySchema, paymentIdSchema, paymentMethodIdSchema, paymentSchema, sandboxDescription, savedPaymentMethodSchema } from './schemas.js';
 import type { PaymentsService } from './service.js';
 
 const paymentListSchema = z
@@ -142,6 +142,33 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; m
       await methods.remove(request.params.accountId, request.params.methodId);
       return reply.status(204).send();
     },
+  );
+
+  app.post(
+    '/v1/invoices/:invoiceId/offline-payments',
+    {
+      config: { scope: 'ops', idempotency: 'optional', audit: 'invoice.record_offline' },
+      schema: {
+        tags: ['Invoices'],
+        operationId: 'recordOfflinePayment',
+        summary: 'Record a wire transfer or cheque received for an open invoice (ops)',
+        description:
+          'For a renewal invoice the customer settled by bank transfer (NEFT, RTGS, IMPS) or cheque instead of paying by card: the ' +
+          'invoice is paid, the account `active`, dunning over. An invoice with a payment awaiting money (an upgrade or renewal by ' +
+          'wire) is confirmed through that payment, as POST /v1/payments/{id}/confirm does. The same reference again answers the same.',
+        params: z.object({ invoiceId: invoiceIdSchema }),
+        body: recordOfflineBodySchema,
+        response: {
+          200: paymentResultSchema,
+          ...errorResponses({
+            404: 'No such invoice (`invoice_not_found`)',
+            409: '`invoice_not_payable`, `invoice_payment_in_progress` (a card charge of it is in flight), `payment_not_confirmable`',
+            422: 'The amount differs from the amount due (`payment_amount_mismatch`)',
+          }),
+        },
+      },
+    },
+    async (request) => payments.recordOffline(request.params.invoiceId, principalOf(request), request.body),
   );
 
   app.get(

@@ -160,3 +160,7 @@ export const payInvoiceBodySchema = z
     description: 'Without either, the account\'s default method is charged.',
     examples: [{}, { paymentMethodId: 'pm_01kb2m3n4p5q6r7s8t9v0w1x2y' }, { paymentMethod: { type: 'card', token: 'tok_visa' } }],
   });
+
+export const recordOfflineBodySchema = confirmPaymentBodySchema
+  .extend({ methodType: z.enum(['wire_transfer', 'cheque']).meta({ description: 'How the money came' }) })
+  .meta({ id: 'RecordOfflinePayment', examples: [{ reference: 'NEFT HDFCN52026120212345', amount: 3363000, methodType: 'wire_transfer' }] });

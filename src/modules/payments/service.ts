@@ -17,6 +17,7 @@ import { nowForAccount } from '../test-clocks/time.js';
 import { chargeAllWithDeadline, chargeMethodOf, chargeWithDeadline, resolveUnknownCharge } from './charging.js';
 import { toPaymentDto } from './dto.js';
 import type { ChargeRequest, ChargeResult, PaymentProvider } from './provider.js';
+import type { MandateRules } from './mandate.js';
 import * as repo from './repo.js';
 import type { PaymentResult } from './result.js';
 
@@ -66,6 +67,17 @@ export interface PurposeHandler {
   failed(settling: Settling, failure: { code: string; message: string }): Promise<Effects>;
   /** Many successes of plain cases in one transaction (a renewal wave); without it, one by one. */
   succeededMany?(tx: Db, payments: repo.PaymentRow[], now: Date): Promise<ManySettled>;
+}
+
+/** What every module whose purpose takes money is built with. */
+export interface PurposeDeps {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  /** Tax per billing country in basis points. */
+  taxRates: Record<string, number>;
+  mandate: MandateRules;
+  payments: PaymentsService;
 }
 
 export interface OpenPayment {
@@ -350,6 +362,39 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
   }
 
   /**
+   * Ops record money received for an open invoice that no payment awaits (a renewal the
+   * customer settled by NEFT or cheque instead of paying by card): a payment of the
+   * invoice's purpose is recorded with the reference and settles it, as a confirmed wire
+   * would. Recording the same reference again answers the same. An invoice with a payment
+   * awaiting money is confirmed through that payment.
+   */
+  async function recordOffline(invoiceId: string, viewer: { accountId: string | null }, input: { reference: string; amount?: number; methodType: 'wire_transfer' | 'cheque' }): Promise<PaymentResult> {
+    const found = await billingRepo.findInvoice(db, invoiceId);
+    if (!found || (viewer.accountId && viewer.accountId !== found.accountId)) throw new AppError('invoice_not_found', `No invoice ${invoiceId}`);
+    const awaited = await repo.findAwaitingForInvoice(db, invoiceId);
+    if (awaited) return confirmOffline(awaited.id, input);
+    return db.transaction(async (tx) => {
+      const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
+      const invoice = (await billingRepo.findInvoice(tx, invoiceId))!;
+      const recorded = await repo.findSucceededOfflineForInvoice(tx, invoiceId);
+      if (recorded?.offlineReference === input.reference) return resultIn(tx, recorded.id);
+      if (invoice.status !== 'open' || invoice.kind !== 'renewal') {
+        throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is ${invoice.status === 'open' ? `a ${invoice.kind} invoice no payment awaits` : invoice.status}`);
+      }
+      const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
+      if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${invoice.number} is in flight; record the money once it settled`, { paymentId: inFlight.id });
+      if (input.amount !== undefined && input.amount !== invoice.total) {
+        throw new AppError('payment_amount_mismatch', `The amount due is ${invoice.total}; ${input.amount} was recorded`, { amountDue: invoice.total });
+      }
+      const now = await nowForAccount(tx, account, clock);
+      const method = await repo.insertPaymentMethod(tx, { id: newId('pm', now), accountId: account.id, type: input.methodType, reference: null, label: null, last4: null, createdAt: now });
+      const payment = await open(tx, { accountId: account.id, purpose: 'renewal', offline: true, amount: invoice.total, currency: invoice.currency, method, invoiceId, request: { invoiceId, recordedBy: 'ops' }, now });
+      await settleIn(tx, payment.id, { status: 'succeeded', reference: input.reference }, input.reference);
+      return resultIn(tx, payment.id);
+    });
+  }
+
+  /**
    * A payment with what it bought, as the upgrade and offline confirmation answer it: the
    * account, its live subscription once paid, the invoice. `status` follows the payment.
    */
@@ -395,6 +440,7 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     reconcile,
     reconcileStale,
     confirmOffline,
+    recordOffline,
     resultIn,
     get,
     listForAccount,

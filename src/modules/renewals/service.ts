@@ -1,16 +1,14 @@
 import { and, asc, eq, inArray, isNotNull, lte, not, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, billingCycles, invoices, paymentMethods, payments as paymentsTable, subscriptions, testClocks } from '../../db/schema/index.js';
-import type { Clock } from '../../lib/clock.js';
-import type { Logger } from '../../lib/logger.js';
 import * as billingRepo from '../billing/repo.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { chargeableAfter, mandateApplies, unattendedVerdict, type ActionRequired, type MandateRules } from '../payments/mandate.js';
-import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
-import { isAttended, type PaymentsService } from '../payments/service.js';
+import { chargeableAfter, mandateApplies, unattendedVerdict, type ActionRequired } from '../payments/mandate.js';
+import type { ChargeResult } from '../payments/provider.js';
+import { isAttended, type PurposeDeps } from '../payments/service.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { addMonthsClamped } from '../subscriptions/periods.js';
 import type { SubscriptionRow } from '../subscriptions/repo.js';
@@ -20,17 +18,10 @@ import { priceNextPeriod as priceFor, renewalCharge } from './domain.js';
 import * as renewalsRepo from './repo.js';
 import { batchable } from './repo.js';
 
-export interface RenewalDeps {
-  db: Db;
-  clock: Clock;
-  provider: PaymentProvider;
-  logger: Logger;
-  taxRates: Record<string, number>;
+export interface RenewalDeps extends PurposeDeps {
   invoiceDueDays: number;
   /** Days after the renewal to retry a declined charge: [1, 3, 7] by default. */
   dunningRetryDays: number[];
-  mandate: MandateRules;
-  payments: PaymentsService;
 }
 
 export type DueWork =

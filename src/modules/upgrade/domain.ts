@@ -63,15 +63,17 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
     return { refused: { code: 'addon_not_available', detail: `${plan.name} has no WhatsApp add-on price in ${account.currency}` } };
   }
 
-  const priced = priceUpgrade({
-    currency: account.currency,
-    planName: plan.name,
-    cycle,
-    monthlyMinimum: price.monthlyMinimum,
-    whatsappAddonMonthly: choice.whatsappAddon ? price.whatsappAddonMonthly : null,
-    initialCredits: choice.initialCredits,
-    tax: ctx.tax,
-  });
+  const priceWith = (initialCredits: number) =>
+    priceUpgrade({
+      currency: account.currency,
+      planName: plan.name,
+      cycle,
+      monthlyMinimum: price.monthlyMinimum,
+      whatsappAddonMonthly: choice.whatsappAddon ? price.whatsappAddonMonthly : null,
+      initialCredits,
+      tax: ctx.tax,
+    });
+  const priced = priceWith(choice.initialCredits);
   const allowedMethods = allowedPaymentMethods(account.country, plan.tier, cycle.code);
   const blockers: Refusal[] = [];
 
@@ -107,16 +109,7 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
     }
   }
   // What each renewal will cost: the same plan fee and add-on, without the initial credits.
-  const renewalTotal = priceUpgrade({
-    currency: account.currency,
-    planName: plan.name,
-    cycle,
-    monthlyMinimum: price.monthlyMinimum,
-    whatsappAddonMonthly: choice.whatsappAddon ? price.whatsappAddonMonthly : null,
-    initialCredits: 0,
-    tax: ctx.tax,
-  }).total;
-  return { priced, renewalTotal, period: periodAt(ctx.now, cycle.months, 0), allowedMethods, blockers };
+  return { priced, renewalTotal: priceWith(0).total, period: periodAt(ctx.now, cycle.months, 0), allowedMethods, blockers };
 }
 
 function paymentMethodRule(type: PaymentMethodType): string {

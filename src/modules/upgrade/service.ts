@@ -1,10 +1,8 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, billingCycles } from '../../db/schema/index.js';
-import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
-import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { taxFor, type PricedInvoice } from '../billing/domain.js';
 import { issueInvoice } from '../billing/issue.js';
@@ -14,8 +12,8 @@ import * as creditsRepo from '../credits/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { isOffline } from '../payments/methods.js';
-import { unattendedVerdict, type MandateRules, type UnattendedVerdict } from '../payments/mandate.js';
-import { declinedError, type Effects, type PaymentsService } from '../payments/service.js';
+import { unattendedVerdict, type UnattendedVerdict } from '../payments/mandate.js';
+import { declinedError, type Effects, type PurposeDeps } from '../payments/service.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { saveWithProvider } from '../payments/saving.js';
@@ -37,15 +35,10 @@ interface UpgradeSnapshot {
   idempotency: { apiKeyId: string; key: string } | null;
 }
 
-export interface UpgradeDeps {
-  db: Db;
-  clock: Clock;
+export interface UpgradeDeps extends PurposeDeps {
+  /** Saves the method an upgrade is paid with. */
   provider: PaymentProvider;
-  logger: Logger;
-  taxRates: Record<string, number>;
   invoiceDueDays: number;
-  mandate: MandateRules;
-  payments: PaymentsService;
 }
 
 export function createUpgradeService(deps: UpgradeDeps) {
