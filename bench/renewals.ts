@@ -38,13 +38,21 @@ async function seed(url: string, count: number, periodStart: Date, periodEnd: Da
        from generate_series(1, $1) g`,
     [count, periodStart],
   );
+  // Saved as the gateway keeps them: its vault holds the token or VPA, our row its reference.
   await query(
     url,
-    `insert into payment_methods (id, account_id, type, reference, label, created_at)
+    `insert into sandbox_payment_methods (reference, idempotency_key, type, instrument, created_at)
+       select ${id('spm_wave')}, ${id('pm_wave')}, case when g % 4 = 0 then 'upi' else 'card' end,
+              case when g % 4 = 0 then 'success@upi' else 'tok_visa' end, $2
+       from generate_series(1, $1) g`,
+    [count, periodStart],
+  );
+  await query(
+    url,
+    `insert into payment_methods (id, account_id, type, reference, label, last4, is_default, created_at)
        select ${id('pm_wave')}, ${id('acc_wave')},
-              (case when g % 4 = 0 then 'upi' else 'card' end)::payment_method_type,
-              case when g % 4 = 0 then 'success@upi' else 'tok_visa' end,
-              case when g % 4 = 0 then 'google_pay' else 'visa' end, $2
+              (case when g % 4 = 0 then 'upi' else 'card' end)::payment_method_type, ${id('spm_wave')},
+              case when g % 4 = 0 then 'su***@upi' else 'visa' end, case when g % 4 = 0 then null else '4242' end, true, $2
        from generate_series(1, $1) g`,
     [count, periodStart],
   );
