@@ -39,10 +39,12 @@ export function maintenanceTasks(deps: {
       run: () => scheduleDueWork(deps),
     },
     {
-      // Grace: six scheduler passes (30 s by default) before a job counts as possibly lost.
+      // Grace: six scheduler passes (30 s by default), 10 s at least, before a job counts as
+      // possibly lost; no more often than every 2 s. A backlog (a renewal wave's emails) is
+      // not re-added many times a second by a fast scheduler.
       name: 'queue again relayed events whose job Redis lost',
-      everyMs: deps.schedulerIntervalMs,
-      run: createEventRequeuer({ db: deps.db, queues: deps.queues, graceMs: 6 * deps.schedulerIntervalMs }),
+      everyMs: Math.max(deps.schedulerIntervalMs, 2_000),
+      run: createEventRequeuer({ db: deps.db, queues: deps.queues, graceMs: Math.max(6 * deps.schedulerIntervalMs, 10_000) }),
     },
     {
       name: 'reconcile unknown payments',

@@ -94,7 +94,8 @@ export const EVENT_JOB_GRACE_MS = 30_000;
 const REQUEUE_PAGE = 2000;
 
 /**
- * Finds relayed events whose job has not finished and queues them again under their job id.
+ * Finds relayed events whose job has not finished and queues them again under their job id,
+ * once no job waits in the events queue.
  * A job still in Redis (waiting in a backlog, running, retrying, or failed for good) keeps
  * its id, so BullMQ ignores the add; a job Redis lost (a FLUSHALL, a restart without
  * persistence) is queued anew, and sends at most once (the email's own record). Walks the
@@ -103,6 +104,11 @@ const REQUEUE_PAGE = 2000;
 export function createEventRequeuer(deps: { db: Db; queues: Queues; graceMs?: number; pageSize?: number }) {
   let afterId = 0;
   return async function requeueLostEvents(): Promise<number> {
+    // While jobs wait in the queue (a renewal wave's emails) nothing needs finding yet: what
+    // Redis lost is found once the backlog has drained, without re-adding it page by page.
+    // Running and retrying jobs do not count, so steady traffic never holds the sweep off.
+    const counts = await withDeadline(deps.queues.events.getJobCounts('waiting', 'prioritized'), QUEUE_ADD_DEADLINE_MS, 'reading the events queue');
+    if (Object.values(counts).some((n) => n > 0)) return 0;
     const rows = await listUnhandled(deps.db, deps.graceMs ?? EVENT_JOB_GRACE_MS, afterId, deps.pageSize ?? REQUEUE_PAGE);
     afterId = rows.length === (deps.pageSize ?? REQUEUE_PAGE) ? rows.at(-1)!.id : 0;
     if (rows.length) await withDeadline(deps.queues.events.addBulk(rows.map(eventJob)), QUEUE_ADD_DEADLINE_MS, 'queueing events again');
