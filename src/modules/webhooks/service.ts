@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, notLike, or } from 'drizzle-orm';
 import { Webhook } from 'standardwebhooks';
 import type { Db } from '../../db/client.js';
-import { outbox, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -13,6 +11,8 @@ import * as accountsRepo from '../accounts/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type OutboxRow } from '../events/repo.js';
 import { nextDelayMs, retryWindowMs, type DeliveryClass } from './domain.js';
+import * as repo from './repo.js';
+import type { DeliveryRow, EndpointRow } from './repo.js';
 import { assertDeliverable, guardedAgent } from './ssrf.js';
 import { fetch as undiciFetch } from 'undici';
 
@@ -29,7 +29,6 @@ export interface WebhookDeps {
 }
 
 type Viewer = { accountId: string | null };
-type EndpointRow = typeof webhookEndpoints.$inferSelect;
 
 const TIMEOUT_MS = 15_000;
 /** A delivery in flight holds this lease; a worker that died leaves it due again afterwards. */
@@ -63,7 +62,7 @@ export function createWebhookService(deps: WebhookDeps) {
   });
 
   async function mustFindEndpoint(tx: Db, id: string, viewer: Viewer): Promise<EndpointRow> {
-    const [row] = await tx.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.id, id), ne(webhookEndpoints.status, 'deleted')));
+    const row = await repo.findEndpoint(tx, id);
     if (!row || (viewer.accountId && viewer.accountId !== row.accountId)) throw new AppError('webhook_endpoint_not_found', `No webhook endpoint ${id}`);
     return row;
   }
@@ -74,45 +73,34 @@ export function createWebhookService(deps: WebhookDeps) {
     const now = clock.now();
     const secret = newSecret();
     const id = newId('we', now);
-    const [row] = await db
-      .insert(webhookEndpoints)
-      .values({ id, accountId, url: input.url, description: input.description, eventTypes: input.eventTypes, status: 'enabled', secret: deps.secrets.seal(secret, id), createdAt: now, updatedAt: now })
-      .returning();
+    const row = await repo.insertEndpoint(db, { id, accountId, url: input.url, description: input.description, eventTypes: input.eventTypes, status: 'enabled', secret: deps.secrets.seal(secret, id), createdAt: now, updatedAt: now });
     // The secret is shown this once.
-    return { ...toDto(row!), secret };
+    return { ...toDto(row), secret };
   }
 
   async function list(accountId: string) {
-    const rows = await db
-      .select()
-      .from(webhookEndpoints)
-      .where(and(eq(webhookEndpoints.accountId, accountId), ne(webhookEndpoints.status, 'deleted')))
-      .orderBy(asc(webhookEndpoints.createdAt));
+    const rows = await repo.listEndpoints(db, accountId);
     return { data: rows.map(toDto), nextCursor: null };
   }
 
   async function update(id: string, viewer: Viewer, input: { url?: string; eventTypes?: string[]; description?: string; enabled?: boolean }) {
     const current = await mustFindEndpoint(db, id, viewer);
     if (input.url) await assertDeliverable(input.url, deps);
-    const [row] = await db
-      .update(webhookEndpoints)
-      .set({
-        url: input.url ?? current.url,
-        eventTypes: input.eventTypes ?? current.eventTypes,
-        description: input.description ?? current.description,
-        ...(input.enabled === undefined ? {} : { status: input.enabled ? 'enabled' : 'disabled', disabledReason: input.enabled ? null : 'disabled by the account' }),
-        updatedAt: clock.now(),
-      })
-      .where(eq(webhookEndpoints.id, id))
-      .returning();
+    const row = await repo.updateEndpoint(db, id, {
+      url: input.url ?? current.url,
+      eventTypes: input.eventTypes ?? current.eventTypes,
+      description: input.description ?? current.description,
+      ...(input.enabled === undefined ? {} : { status: input.enabled ? 'enabled' : 'disabled', disabledReason: input.enabled ? null : 'disabled by the account' }),
+      updatedAt: clock.now(),
+    });
     return toDto(row!);
   }
 
   async function remove(id: string, viewer: Viewer) {
     await mustFindEndpoint(db, id, viewer);
     await db.transaction(async (tx) => {
-      await tx.update(webhookEndpoints).set({ status: 'deleted', updatedAt: clock.now() }).where(eq(webhookEndpoints.id, id));
-      await tx.update(webhookDeliveries).set({ status: 'failed', nextAttemptAt: null, lastError: 'endpoint deleted' }).where(and(eq(webhookDeliveries.endpointId, id), eq(webhookDeliveries.status, 'pending')));
+      await repo.markEndpointDeleted(tx, id, clock.now());
+      await repo.failPendingDeliveries(tx, id, 'endpoint deleted');
     });
   }
 
@@ -121,16 +109,13 @@ export function createWebhookService(deps: WebhookDeps) {
     const current = await mustFindEndpoint(db, id, viewer);
     const now = clock.now();
     const secret = newSecret();
-    await db
-      .update(webhookEndpoints)
-      .set({
-        secret: deps.secrets.seal(secret, id),
-        // A legacy plain secret is sealed on its way out too.
-        previousSecret: deps.secrets.reseal(current.secret, id),
-        previousSecretExpiresAt: new Date(now.getTime() + deps.secretGraceHours * 3_600_000),
-        updatedAt: now,
-      })
-      .where(eq(webhookEndpoints.id, id));
+    await repo.setSecrets(db, id, {
+      secret: deps.secrets.seal(secret, id),
+      // A legacy plain secret is sealed on its way out too.
+      previousSecret: deps.secrets.reseal(current.secret, id),
+      previousSecretExpiresAt: new Date(now.getTime() + deps.secretGraceHours * 3_600_000),
+      updatedAt: now,
+    });
     return { ...toDto({ ...current, updatedAt: now }), secret };
   }
 
@@ -142,32 +127,26 @@ export function createWebhookService(deps: WebhookDeps) {
     if (!event.accountId) return 0;
     const account = await accountsRepo.findAccount(tx, event.accountId);
     if (!account) return 0;
-    const endpoints = (
-      await tx.select().from(webhookEndpoints).where(and(eq(webhookEndpoints.accountId, account.id), eq(webhookEndpoints.status, 'enabled')))
-    ).filter((e) => e.eventTypes.length === 0 || e.eventTypes.includes(event.type));
+    const endpoints = (await repo.listEnabledEndpoints(tx, account.id)).filter((e) => e.eventTypes.length === 0 || e.eventTypes.includes(event.type));
     if (endpoints.length === 0) return 0;
     const plan = await catalogRepo.findPlan(tx, account.planId);
     const deliveryClass: DeliveryClass = plan?.entitlements.webhooks ?? 'standard';
     const now = clock.now();
-    const inserted = await tx
-      .insert(webhookDeliveries)
-      .values(
-        endpoints.map((e) => ({
-          id: newId('whd', now),
-          endpointId: e.id,
-          accountId: account.id,
-          eventId: event.eventId,
-          eventType: event.type,
-          deliveryClass,
-          status: 'pending' as const,
-          nextAttemptAt: now,
-          giveUpAt: new Date(now.getTime() + retryWindowMs[deliveryClass] * deps.retryScale),
-          createdAt: now,
-        })),
-      )
-      .onConflictDoNothing()
-      .returning({ id: webhookDeliveries.id });
-    return inserted.length;
+    return repo.insertDeliveries(
+      tx,
+      endpoints.map((e) => ({
+        id: newId('whd', now),
+        endpointId: e.id,
+        accountId: account.id,
+        eventId: event.eventId,
+        eventType: event.type,
+        deliveryClass,
+        status: 'pending' as const,
+        nextAttemptAt: now,
+        giveUpAt: new Date(now.getTime() + retryWindowMs[deliveryClass] * deps.retryScale),
+        createdAt: now,
+      })),
+    );
   }
 
   /**
@@ -177,27 +156,7 @@ export function createWebhookService(deps: WebhookDeps) {
    */
   async function findDue(limit = 500): Promise<Array<{ id: string; attempt: number; deliveryClass: DeliveryClass }>> {
     const now = clock.now();
-    const take = async (classes: DeliveryClass[]) => {
-      const due = db
-        .select({ id: webhookDeliveries.id })
-        .from(webhookDeliveries)
-        .where(
-          and(
-            eq(webhookDeliveries.status, 'pending'),
-            inArray(webhookDeliveries.deliveryClass, classes),
-            lte(webhookDeliveries.nextAttemptAt, now),
-            or(isNull(webhookDeliveries.leasedUntil), lt(webhookDeliveries.leasedUntil, now)),
-          ),
-        )
-        .orderBy(asc(webhookDeliveries.nextAttemptAt))
-        .limit(limit)
-        .for('update', { skipLocked: true });
-      return db
-        .update(webhookDeliveries)
-        .set({ leasedUntil: new Date(now.getTime() + queuedLeaseMs) })
-        .where(inArray(webhookDeliveries.id, due))
-        .returning({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, deliveryClass: webhookDeliveries.deliveryClass });
-    };
+    const take = (classes: DeliveryClass[]) => repo.leaseDueDeliveries(db, classes, now, new Date(now.getTime() + queuedLeaseMs), limit);
     const rows = [...(await take(['priority', 'guaranteed'])), ...(await take(['standard']))];
     return rows.map((r) => ({ id: r.id, attempt: r.attempts + 1, deliveryClass: r.deliveryClass }));
   }
@@ -205,12 +164,12 @@ export function createWebhookService(deps: WebhookDeps) {
   /** One attempt: sign, POST with a 15 s timeout, record it, and schedule the next or finish. */
   async function deliver(deliveryId: string, attempt: number): Promise<'succeeded' | 'retrying' | 'failed' | 'skipped'> {
     const claimed = await db.transaction(async (tx) => {
-      const [d] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, deliveryId)).for('update', { skipLocked: true });
+      const d = await repo.lockDelivery(tx, deliveryId);
       if (!d || d.status !== 'pending' || d.attempts + 1 !== attempt || !d.nextAttemptAt || d.nextAttemptAt > clock.now()) return null;
       const now = clock.now();
-      await tx.update(webhookDeliveries).set({ attempts: attempt, leasedUntil: new Date(now.getTime() + LEASE_MS) }).where(eq(webhookDeliveries.id, deliveryId));
-      const [endpoint] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, d.endpointId));
-      const [event] = await tx.select().from(outbox).where(eq(outbox.eventId, d.eventId));
+      await repo.startAttempt(tx, deliveryId, attempt, new Date(now.getTime() + LEASE_MS));
+      const endpoint = await repo.findEndpointIncludingDeleted(tx, d.endpointId);
+      const event = await repo.findEvent(tx, d.eventId);
       return { delivery: d, endpoint: endpoint!, event: event! };
     });
     if (!claimed) return 'skipped';
@@ -238,10 +197,7 @@ export function createWebhookService(deps: WebhookDeps) {
     }
     if (outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300) return finish(delivery, attempt, outcome, 'succeeded');
     if (outcome.statusCode === 410) {
-      await db
-        .update(webhookEndpoints)
-        .set({ status: 'disabled', disabledReason: 'the receiver answered 410 Gone', updatedAt: clock.now() })
-        .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.status, 'enabled')));
+      await repo.disableEnabledEndpoint(db, endpoint.id, 'the receiver answered 410 Gone', clock.now());
       return finish(delivery, attempt, outcome, 'failed');
     }
     return finish(delivery, attempt, outcome, 'retry');
@@ -273,7 +229,7 @@ export function createWebhookService(deps: WebhookDeps) {
   }
 
   async function finish(
-    delivery: typeof webhookDeliveries.$inferSelect,
+    delivery: DeliveryRow,
     attempt: number,
     outcome: { statusCode: number | null; latencyMs: number; error: string | null },
     result: 'succeeded' | 'failed' | 'retry',
@@ -284,21 +240,16 @@ export function createWebhookService(deps: WebhookDeps) {
     const next = pause && pause > delivery.giveUpAt ? delivery.giveUpAt : pause;
     const status = result === 'succeeded' ? 'succeeded' : result === 'failed' || !next ? 'failed' : 'pending';
     return db.transaction(async (tx) => {
-      const updated = await tx
-        .update(webhookDeliveries)
-        .set({
-          status,
-          nextAttemptAt: status === 'pending' ? next : null,
-          leasedUntil: null,
-          lastStatusCode: outcome.statusCode,
-          lastError: outcome.error,
-          deliveredAt: status === 'succeeded' ? now : null,
-        })
-        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, attempt), eq(webhookDeliveries.status, 'pending')))
-        .returning({ id: webhookDeliveries.id });
+      const settled = await repo.settleDelivery(tx, delivery.id, attempt, {
+        status,
+        nextAttemptAt: status === 'pending' ? next : null,
+        statusCode: outcome.statusCode,
+        error: outcome.error,
+        deliveredAt: status === 'succeeded' ? now : null,
+      });
       // Another attempt settled this delivery meanwhile (a redelivery raced it): record nothing.
-      if (updated.length === 0) return 'failed' as const;
-      await tx.insert(webhookAttempts).values({
+      if (!settled) return 'failed' as const;
+      await repo.insertAttempt(tx, {
         deliveryId: delivery.id,
         attemptedAt: now,
         statusCode: outcome.statusCode,
@@ -318,16 +269,9 @@ export function createWebhookService(deps: WebhookDeps) {
 
   async function listDeliveries(endpointId: string, viewer: Viewer, opts: { before?: string; limit: number }) {
     await mustFindEndpoint(db, endpointId, viewer);
-    const rows = await db
-      .select()
-      .from(webhookDeliveries)
-      .where(and(eq(webhookDeliveries.endpointId, endpointId), opts.before ? lt(webhookDeliveries.id, opts.before) : undefined))
-      .orderBy(desc(webhookDeliveries.id))
-      .limit(opts.limit + 1);
+    const rows = await repo.listDeliveriesOfEndpoint(db, endpointId, { before: opts.before, limit: opts.limit + 1 });
     const result = page(rows, opts.limit, (r) => r.id);
-    const attempts = result.data.length
-      ? await db.select().from(webhookAttempts).where(inArray(webhookAttempts.deliveryId, result.data.map((d) => d.id))).orderBy(asc(webhookAttempts.id))
-      : [];
+    const attempts = result.data.length ? await repo.listAttempts(db, result.data.map((d) => d.id)) : [];
     return {
       data: result.data.map((d) => ({
         id: d.id,
@@ -350,26 +294,17 @@ export function createWebhookService(deps: WebhookDeps) {
   async function redeliver(endpointId: string, deliveryId: string, viewer: Viewer) {
     const endpoint = await mustFindEndpoint(db, endpointId, viewer);
     const now = clock.now();
-    const [current] = await db.select().from(webhookDeliveries).where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, endpoint.id)));
+    const current = await repo.findDeliveryOfEndpoint(db, endpoint.id, deliveryId);
     if (!current) throw new AppError('webhook_delivery_not_found', `No delivery ${deliveryId}`);
-    const [row] = await db
-      .update(webhookDeliveries)
-      .set({ status: 'pending', nextAttemptAt: now, leasedUntil: null, giveUpAt: new Date(now.getTime() + retryWindowMs[current.deliveryClass] * deps.retryScale), deliveredAt: null })
-      // Not while an attempt is queued or running: that would send it twice at once.
-      .where(and(eq(webhookDeliveries.id, deliveryId), or(isNull(webhookDeliveries.leasedUntil), lt(webhookDeliveries.leasedUntil, now))))
-      .returning();
+    // Refused while an attempt is queued or running: that would send it twice at once.
+    const row = await repo.rearmDelivery(db, deliveryId, now, new Date(now.getTime() + retryWindowMs[current.deliveryClass] * deps.retryScale));
     if (!row) throw new AppError('webhook_delivery_in_flight', `Delivery ${deliveryId} is being attempted; retry shortly`);
     return { id: row.id, status: row.status };
   }
 
   /** An account's events, newest first: a consumer that missed deliveries catches up here. */
   async function listEvents(accountId: string, opts: { before?: number; limit: number; type?: string }) {
-    const rows = await db
-      .select()
-      .from(outbox)
-      .where(and(eq(outbox.accountId, accountId), opts.before ? lt(outbox.id, opts.before) : undefined, opts.type ? eq(outbox.type, opts.type) : undefined))
-      .orderBy(desc(outbox.id))
-      .limit(opts.limit + 1);
+    const rows = await repo.listAccountEvents(db, accountId, { before: opts.before, limit: opts.limit + 1, type: opts.type });
     const result = page(rows, opts.limit, (r) => String(r.id));
     return {
       data: result.data.map((r) => ({ id: r.eventId, type: r.type, accountId: r.accountId, data: r.payload, createdAt: r.createdAt })),
@@ -383,17 +318,11 @@ export function createWebhookService(deps: WebhookDeps) {
    * gone from SECRETS_KEYS are listed, not fatal.
    */
   async function resealSecrets(batch = 500): Promise<{ resealed: number; unreadable: string[] }> {
-    const current = `enc:v1:${deps.secrets.currentKeyId.replace(/[\\_%]/g, '\\$&')}:%`;
-    const stale = or(notLike(webhookEndpoints.secret, current), and(isNotNull(webhookEndpoints.previousSecret), notLike(webhookEndpoints.previousSecret, current)));
+    const sealedPrefix = `enc:v1:${deps.secrets.currentKeyId}:`;
     let resealed = 0;
     const unreadable: string[] = [];
     for (let after = ''; ; ) {
-      const rows = await db
-        .select({ id: webhookEndpoints.id, secret: webhookEndpoints.secret, previousSecret: webhookEndpoints.previousSecret })
-        .from(webhookEndpoints)
-        .where(and(gt(webhookEndpoints.id, after), stale))
-        .orderBy(asc(webhookEndpoints.id))
-        .limit(batch);
+      const rows = await repo.listStaleSecrets(db, sealedPrefix, after, batch);
       if (rows.length === 0) break;
       for (const row of rows) {
         let set: { secret: string; previousSecret: string | null };
@@ -404,12 +333,7 @@ export function createWebhookService(deps: WebhookDeps) {
           unreadable.push(row.id);
           continue;
         }
-        const unchanged = and(
-          eq(webhookEndpoints.id, row.id),
-          eq(webhookEndpoints.secret, row.secret),
-          row.previousSecret === null ? isNull(webhookEndpoints.previousSecret) : eq(webhookEndpoints.previousSecret, row.previousSecret),
-        );
-        resealed += (await db.update(webhookEndpoints).set(set).where(unchanged).returning({ id: webhookEndpoints.id })).length;
+        if (await repo.replaceSecretsIfUnchanged(db, row, set)) resealed += 1;
       }
       after = rows.at(-1)!.id;
     }
