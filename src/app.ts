@@ -54,7 +54,6 @@ export interface AppDeps {
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
-const accountIdsInJson = /"accountId":"(acc_[0-9a-z]{26})"/g;
 
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
@@ -83,19 +82,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const changes = await openChangeFeed(deps.database, deps.logger);
   app.addHook('onClose', () => changes.close());
   app.decorate('changes', changes);
+  // The services drop an account they changed from this process's caches themselves (see
+  // accountChanged in services.ts), so a caller's next check sees its change at once.
   const services = createServices({ ...deps, changes });
-  // A request that may have changed an account (any route beyond the read scope; usage tells
-  // the cache itself) drops it from this process's caches before it answers,
-  // so the caller's next check sees the change even before the notification arrives.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
-    const { scope, hot } = request.routeOptions.config;
-    if (scope && scope !== 'read' && !hot) {
-      const accountId = (request.params as { accountId?: string } | undefined)?.accountId;
-      if (accountId) services.authorization.invalidate(accountId);
-      // Routes named by another id (a payment, a subscription): the accounts their answer names.
-      else if (typeof payload === 'string') for (const m of payload.matchAll(accountIdsInJson)) services.authorization.invalidate(m[1]!);
-    }
     done(null, payload);
   });
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
-import { paidAccount, readyAccount, setup, type TestContext } from './helper.js';
+import { approveKyc, createAccount, paidAccount, readyAccount, setup, type TestContext } from './helper.js';
 
 const call = { action: 'outbound_call', destination: '+14155550123' };
 const smsIndia = { action: 'outbound_sms', destination: '+919876543210' };
@@ -9,6 +9,19 @@ const authorize = async (ctx: TestContext, accountId: string, body: object) => (
 
 /** A write that fires no trigger, so the change feed never hears of it (superuser only). */
 const unannounced = (ctx: TestContext, statement: string) => ctx.query(`begin; set local session_replication_role = replica; ${statement}; commit`);
+
+/** Stops the database announcing what authorize reads: only this api's own invalidation can make the next check fresh. */
+async function silenceFeed(ctx: TestContext) {
+  for (const [table, trigger] of [
+    ['accounts', 'accounts_notify_update'],
+    ['credit_balances', 'credit_balances_notify_update'],
+    ['credit_balances', 'credit_balances_notify_insert'],
+    ['whitelisted_numbers', 'whitelisted_numbers_notify'],
+    ['subscriptions', 'subscriptions_notify'],
+  ]) {
+    await ctx.query(`alter table ${table} disable trigger ${trigger}`);
+  }
+}
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -33,16 +46,7 @@ t.test('authorize answers from memory, and the database announces every change t
 
 t.test('a change made through this api is seen by the very next check, without the feed', async (t) => {
   const ctx = await setup(t);
-  // Nothing is announced: only this api's own invalidation can make the next check fresh.
-  for (const [table, trigger] of [
-    ['accounts', 'accounts_notify_update'],
-    ['credit_balances', 'credit_balances_notify_update'],
-    ['credit_balances', 'credit_balances_notify_insert'],
-    ['whitelisted_numbers', 'whitelisted_numbers_notify'],
-    ['subscriptions', 'subscriptions_notify'],
-  ]) {
-    await ctx.query(`alter table ${table} disable trigger ${trigger}`);
-  }
+  await silenceFeed(ctx);
 
   // Balance: exactly one pulse (60 paise), spent, then topped up.
   const funded = await paidAccount(ctx, 60);
@@ -52,11 +56,22 @@ t.test('a change made through this api is seen by the very next check, without t
   t.equal((await authorize(ctx, funded.id, call)).reason, 'insufficient_credits', 'after the debit');
   await ctx.call('POST', `/v1/accounts/${funded.id}/credits/adjustments`, { body: { amount: 60, reason: 'goodwill' }, headers: { 'idempotency-key': 'adj-back' } });
   t.equal((await authorize(ctx, funded.id, call)).allowed, true, 'after the top-up');
+  await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [{ id: 'c2', accountId: funded.id, type: 'voice_call', durationSeconds: 30 }] } });
+  t.equal((await authorize(ctx, funded.id, call)).reason, 'insufficient_credits', 'spent again');
+  const bought = await ctx.call('POST', `/v1/accounts/${funded.id}/credits/purchases`, { key: ctx.keys.write, body: { amount: 1000 }, headers: { 'idempotency-key': 'buy' } });
+  t.equal(bought.status, 201);
+  t.equal((await authorize(ctx, funded.id, call)).allowed, true, 'after the credit purchase');
 
   // DLT registration.
   t.equal((await authorize(ctx, funded.id, smsIndia)).reason, 'dlt_required');
   await ctx.call('PUT', `/v1/accounts/${funded.id}/dlt`, { body: { entityId: '1201159876543210987' } });
   t.equal((await authorize(ctx, funded.id, smsIndia)).allowed, true, 'after the DLT registration');
+
+  // KYC.
+  const applicant = await createAccount(ctx, { country: 'IN' });
+  t.equal((await authorize(ctx, applicant.id, { action: 'purchase_exophone' })).reason, 'kyc_not_approved');
+  await approveKyc(ctx, applicant.id);
+  t.equal((await authorize(ctx, applicant.id, { action: 'purchase_exophone' })).reason, 'paid_plan_required', 'after the KYC approval');
 
   // Trial whitelist, then the upgrade.
   const trial = await readyAccount(ctx, { country: 'IN' });
@@ -65,6 +80,8 @@ t.test('a change made through this api is seen by the very next check, without t
   const added = await ctx.call('POST', `/v1/accounts/${trial.id}/whitelisted-numbers`, { body: { number: call.destination } });
   t.equal(added.status, 201);
   t.equal((await authorize(ctx, trial.id, call)).allowed, true, 'after whitelisting');
+  t.equal((await ctx.call('DELETE', `/v1/accounts/${trial.id}/whitelisted-numbers/${encodeURIComponent(call.destination)}`)).status, 204);
+  t.equal((await authorize(ctx, trial.id, call)).reason, 'number_not_whitelisted', 'after the removal');
   const upgraded = await ctx.call('POST', `/v1/accounts/${trial.id}/upgrade`, {
     body: { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, paymentMethod: { type: 'card', token: 'tok_visa' } },
     headers: { 'idempotency-key': 'up-trial' },
@@ -83,6 +100,25 @@ t.test('a change made through this api is seen by the very next check, without t
   const confirmed = await ctx.call('POST', `/v1/payments/${pending.body.payment.id}/confirm`, { body: { reference: 'UTR1', amount: pending.body.invoice.total } });
   t.equal(confirmed.status, 200);
   t.equal((await authorize(ctx, wire.id, { action: 'purchase_exophone' })).allowed, true, 'after ops confirmed the wire');
+});
+
+t.test('a past_due account that pays its invoice through this api is allowed by the very next check, without the feed', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' }); // charge at the period end
+  const declining = await paidAccount(ctx, 100000, { paymentMethod: { type: 'card', token: 'tok_chargeCustomerFail' } });
+  const [subscription] = (await ctx.query("select id, current_period_end from subscriptions where account_id = $1 and status = 'active'", [declining.id])).rows;
+  ctx.clock.set(new Date(subscription.current_period_end.getTime() + 60_000));
+  await ctx.services.renewals.renew(subscription.id, subscription.current_period_end); // the worker's: declined, past_due
+  ctx.clock.advance(4 * 86_400_000);
+  await ctx.app.changes.sync();
+  t.equal((await authorize(ctx, declining.id, call)).reason, 'past_due_beyond_grace');
+
+  await silenceFeed(ctx);
+  const card = await ctx.call('POST', `/v1/accounts/${declining.id}/payment-methods`, { body: { paymentMethod: { type: 'card', token: 'tok_mastercard' }, makeDefault: true } });
+  t.equal(card.status, 201);
+  const [invoice] = (await ctx.call('GET', `/v1/accounts/${declining.id}/invoices`)).body.data.filter((i: any) => i.status === 'open');
+  const paid = await ctx.call('POST', `/v1/invoices/${invoice.id}/pay`, { key: ctx.keys.write, body: {}, headers: { 'idempotency-key': 'recover' } });
+  t.equal(paid.status, 201, JSON.stringify(paid.body));
+  t.equal((await authorize(ctx, declining.id, call)).allowed, true, 'active again at once');
 });
 
 t.test('renewals and limits made by the worker reach the api through the feed', async (t) => {

@@ -16,7 +16,14 @@ import type { AccountDto } from './schemas.js';
 
 const TRIAL_PLAN_CODE = 'trial';
 
-export function createAccountsService(deps: { db: Db; clock: Clock; trialWhitelistLimit: number; testClocksEnabled: boolean }) {
+export function createAccountsService(deps: {
+  db: Db;
+  clock: Clock;
+  trialWhitelistLimit: number;
+  testClocksEnabled: boolean;
+  /** Told once a change to an account (KYC, whitelist) is committed: this process's caches drop it. */
+  accountChanged: (accountId: string) => void;
+}) {
   const { db, clock } = deps;
 
   async function mustFind(db: Db, id: string, opts: { forUpdate?: boolean } = {}) {
@@ -88,6 +95,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       ]);
       return updated;
     });
+    deps.accountChanged(id);
     return toAccountDto(row);
   }
 
@@ -115,7 +123,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
     const number = toE164(input);
     if (!number) throw new AppError('invalid_phone_number', `${JSON.stringify(input)} is not a valid E.164 number such as +919876543210`);
     const now = clock.now();
-    return db.transaction(async (tx) => {
+    const added = await db.transaction(async (tx) => {
       // The row lock serialises concurrent adds, so two cannot both take the last place.
       const account = await mustFind(tx, accountId, { forUpdate: true });
       const existing = await repo.findWhitelisted(tx, accountId, number);
@@ -134,6 +142,8 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       await appendEvents(tx, now, [{ type: 'whitelist.number_added', accountId, payload: { accountId, number } }]);
       return { created: true, entry: { number: entry.number, createdAt: entry.createdAt } };
     });
+    if (added.created) deps.accountChanged(accountId);
+    return added;
   }
 
   async function removeWhitelistedNumber(accountId: string, input: string): Promise<void> {
@@ -146,6 +156,7 @@ export function createAccountsService(deps: { db: Db; clock: Clock; trialWhiteli
       }
       await appendEvents(tx, now, [{ type: 'whitelist.number_removed', accountId, payload: { accountId, number } }]);
     });
+    deps.accountChanged(accountId);
   }
 
   async function listWhitelistedNumbers(accountId: string, opts: { after?: string; limit: number }) {

@@ -28,8 +28,9 @@ const details: Record<string, string> = {
  * Answers the voice and SMS platform's "may this account do this now?". With a change feed
  * (the api) an account's facts are cached: every write that can change an answer notifies
  * the feed in its own transaction (migration 0014), and this process also drops an account
- * as soon as one of its own requests changed it (`invalidate`), so an answer is never older
- * than the last change. Accounts on a test clock are never cached.
+ * as soon as one of its services committed a change to it (`invalidate`, given to them as
+ * `accountChanged`), so an answer is never older than the last change. Accounts on a test
+ * clock are never cached.
  */
 export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDays: number; changes?: ChangeFeed; cacheSize?: number }) {
   const { db, clock, changes } = deps;
@@ -81,8 +82,9 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
   }
 
   /**
-   * This process changed the account: forget it now rather than when the notification
-   * arrives, so the caller's next check sees its own change.
+   * This process committed a change to the account: forget it now rather than when the
+   * notification arrives, so the caller's next check sees its own change. Without a change
+   * feed (the worker, the CLI) nothing is cached and this does nothing.
    */
   function invalidate(accountId: string) {
     facts.invalidate(accountId);
@@ -102,6 +104,7 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     const account = await accountsRepo.findAccount(db, accountId);
     if (!account) throw new AppError('account_not_found', `No account ${accountId}`);
     await db.update(accounts).set({ dltEntityId: entityId, updatedAt: clock.now() }).where(eq(accounts.id, accountId));
+    invalidate(accountId);
     return { accountId, dltEntityId: entityId, registered: entityId !== null };
   }
 

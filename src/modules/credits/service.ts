@@ -20,7 +20,13 @@ type Result = UsageResult['results'][number];
  * The credit ledger. Every write of a balance locks the account row first and writes the
  * ledger entries in the same transaction, so the balance always equals the sum of entries.
  */
-export function createCreditsService(deps: { db: Db; clock: Clock; usageLanes?: number }) {
+export function createCreditsService(deps: {
+  db: Db;
+  clock: Clock;
+  usageLanes?: number;
+  /** Told once an adjustment is committed: this process's caches drop the account. (Usage tells them the balance instead: rateUsage answers it.) */
+  accountChanged: (accountId: string) => void;
+}) {
   const { db, clock } = deps;
   const usage = createUsageCommitter({ db, clock, lanes: deps.usageLanes });
 
@@ -64,7 +70,7 @@ export function createCreditsService(deps: { db: Db; clock: Clock; usageLanes?: 
       const [done] = await db.select({ id: creditLedger.id }).from(creditLedger).where(eq(creditLedger.sourceKey, sourceKey));
       if (done) return getCredits(accountId);
     }
-    return db.transaction(async (tx) => {
+    const adjusted = await db.transaction(async (tx) => {
       const account = await mustFind(tx, accountId, { forUpdate: true });
       const now = await nowForAccount(tx, account, clock);
       const balance = await repo.balanceOf(tx, accountId);
@@ -86,6 +92,8 @@ export function createCreditsService(deps: { db: Db; clock: Clock; usageLanes?: 
       ]);
       return getCredits(accountId, tx);
     });
+    deps.accountChanged(accountId);
+    return adjusted;
   }
 
 

@@ -39,6 +39,8 @@ export interface UpgradeDeps extends PurposeDeps {
   /** Saves the method an upgrade is paid with. */
   provider: PaymentProvider;
   invoiceDueDays: number;
+  /** Told once an upgrade awaiting money is committed (`pending_payment`); a paid one is told by the payments service. */
+  accountChanged: (accountId: string) => void;
 }
 
 export function createUpgradeService(deps: UpgradeDeps) {
@@ -190,7 +192,10 @@ export function createUpgradeService(deps: UpgradeDeps) {
       });
       return { kind: 'charge' as const, payment, paymentMethod };
     });
-    if (prepared.kind === 'done') return prepared.result;
+    if (prepared.kind === 'done') {
+      deps.accountChanged(accountId);
+      return prepared.result;
+    }
 
     // The first charge goes by the saved method's reference too: one way to charge a method.
     return settle(prepared.payment.id, await payments.charge(prepared.payment, prepared.paymentMethod), idempotency);
