@@ -1221,7 +1221,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * A renewal cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`
+         * A renewal or an auto-recharge cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_invoice_requires_action"];
@@ -10499,7 +10499,13 @@ export interface operations {
                     data: {
                         eventId: string;
                         accountId: string;
-                        subscriptionId: string;
+                        /**
+                         * @description What the invoice is for: a subscription renewal, or an auto-recharge of credits
+                         * @enum {string}
+                         */
+                        kind: "renewal" | "credits";
+                        /** @description The renewing subscription (renewals only) */
+                        subscriptionId?: string;
                         invoiceId: string;
                         number: string;
                         /** @description Minor units */

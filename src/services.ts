@@ -63,8 +63,13 @@ export function createServices(deps: ServiceDeps) {
     secrets: createSecretBox(secretsKeys),
   });
   const auth = createAuthService({ db, clock, hasher: createKeyHasher(secretsKeys), changes: deps.changes });
+  const authorization = createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS, changes: deps.changes, cacheSize: config.AUTHORIZE_CACHE_ACCOUNTS });
+  // A service that committed a change to what authorize reads says so: this process drops the
+  // account at once, so the caller's next check sees it (other processes hear the database's
+  // notification). Without a change feed (worker, CLI) nothing is cached: a no-op.
+  const accountChanged = authorization.invalidate;
   // One payment lifecycle; upgrades, renewals and purchases each register what their payments mean.
-  const payments = createPaymentsService({ db, clock, provider, logger });
+  const payments = createPaymentsService({ db, clock, provider, logger, accountChanged });
   const paymentMethods = createPaymentMethodsService({ db, clock, provider, logger, mandate });
   const renewals = createRenewalService({
     db,
@@ -84,6 +89,7 @@ export function createServices(deps: ServiceDeps) {
     taxRates: config.TAX_RATES,
     maxFailures: config.AUTO_RECHARGE_MAX_FAILURES,
     retryMinutes: config.AUTO_RECHARGE_RETRY_MINUTES,
+    invoiceDueDays: config.INVOICE_DUE_DAYS,
     mandate,
     payments,
   });
@@ -105,11 +111,11 @@ export function createServices(deps: ServiceDeps) {
     subscriptions: createSubscriptionsService({ db, clock, taxRates: config.TAX_RATES, mandate }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth,
-    credits: createCreditsService({ db, clock }),
+    credits: createCreditsService({ db, clock, accountChanged }),
     exophones: createExophonesService({ db, clock }),
-    authorization: createAuthorizationService({ db, clock, graceDays: config.PAST_DUE_GRACE_DAYS, changes: deps.changes, cacheSize: config.AUTHORIZE_CACHE_ACCOUNTS }),
+    authorization,
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
-    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED }),
+    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED, accountChanged }),
     billing: createBillingService({ db }),
     upgrades: createUpgradeService({
       db,
@@ -120,6 +126,7 @@ export function createServices(deps: ServiceDeps) {
       invoiceDueDays: config.INVOICE_DUE_DAYS,
       mandate,
       payments,
+      accountChanged,
     }),
   };
 }

@@ -98,7 +98,7 @@ t.test('payment methods: every route refuses a missing key, the wrong scope, and
   t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods/${theirs.id}/default`)).body.code, 'payment_method_not_found');
 });
 
-t.test('auto-recharge goes by the method\'s own e-mandate: more when the customer authenticated more; an ended mandate stops it, without a charge', async (t) => {
+t.test('auto-recharge goes by the method\'s own e-mandate: more when the customer authenticated more; one it does not cover waits for the customer as an invoice they pay', async (t) => {
   const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
   const account = await paidAccount(ctx, 100000);
   const setRecharge = (amount: number) => ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 200000, amount } });
@@ -111,15 +111,57 @@ t.test('auto-recharge goes by the method\'s own e-mandate: more when the custome
   t.equal(upi.status, 201);
   const set = await setRecharge(twentyThousand);
   t.equal(set.status, 200, 'the UPI mandate authenticated for INR 50,000 covers it');
+  const balanceBefore = (await ctx.query('select balance from credit_balances where account_id = $1', [account.id])).rows[0].balance;
 
-  // Time passes and the mandate ends: the next recharge does not run, and says why.
+  // Time passes and the mandate ends: the recharge is not attempted and is no decline; its invoice waits for the customer.
   await ctx.query('update payment_methods set mandate_valid_until = $2 where id = $1', [upi.body.id, new Date(ctx.clock.now().getTime() - 86_400_000)]);
   t.equal(await ctx.services.purchases.recharge(account.id), 'skipped');
   t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n, 0, 'nothing charged, nothing declined');
-  const settings = (await ctx.query('select enabled from auto_recharge_settings where account_id = $1', [account.id])).rows[0];
-  t.equal(settings.enabled, false, 'auto-recharge stopped');
-  const event = (await ctx.query("select payload from outbox where type = 'credits.recharge_failed' and account_id = $1", [account.id])).rows[0];
-  t.match(event.payload, { failureCode: 'mandate_expired', disabled: true });
+  t.equal((await ctx.query('select enabled from auto_recharge_settings where account_id = $1', [account.id])).rows[0].enabled, true, 'auto-recharge stays on');
+  t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'credits.recharge_failed'")).rows[0].n, 0, 'no failure reported');
+  const asked = (await ctx.query("select payload from outbox where type = 'invoice.requires_action' and account_id = $1", [account.id])).rows;
+  t.equal(asked.length, 1);
+  t.match(asked[0].payload, { kind: 'credits', reason: 'mandate_expired', total: 2_360_000, currency: 'INR' });
+  const invoice = (await ctx.call('GET', `/v1/invoices/${asked[0].payload.invoiceId}`)).body;
+  t.match(invoice, { status: 'requires_action', total: 2_360_000, actionRequired: { reason: 'mandate_expired' } });
+
+  // Due again while that invoice waits: no second invoice.
+  await ctx.query('update auto_recharge_settings set next_attempt_at = $2 where account_id = $1', [account.id, ctx.clock.now()]);
+  t.equal(await ctx.services.purchases.recharge(account.id), 'skipped');
+  t.equal((await ctx.query("select count(*)::int as n from invoices where kind = 'credits' and status = 'open'")).rows[0].n, 1, 'one invoice waits');
+
+  // The customer pays it by card (attended: no mandate needed); a retry of the same request answers the same.
+  const pay = () =>
+    ctx.call('POST', `/v1/invoices/${invoice.id}/pay`, { body: { paymentMethod: { type: 'card', token: 'tok_mastercard' } }, headers: { 'idempotency-key': `recharge-${invoice.id}` } });
+  const paid = await pay();
+  t.equal(paid.status, 201, JSON.stringify(paid.body));
+  t.match(paid.body.invoice, { id: invoice.id, status: 'paid' });
+  t.same((await pay()).body.invoice.id, invoice.id, 'the retry answers the same');
+  const balanceAfter = (await ctx.query('select balance from credit_balances where account_id = $1', [account.id])).rows[0].balance;
+  t.equal(balanceAfter - balanceBefore, twentyThousand, 'credited once');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge' and status = 'succeeded'")).rows[0].n, 1, 'charged once');
+  t.equal((await ctx.query("select count(*)::int as n from invoices where kind = 'credits'")).rows[0].n, 1, 'no second invoice issued for it');
+  t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/pay`, { body: {}, headers: { 'idempotency-key': 'again' } })).body.code, 'invoice_not_payable');
+});
+
+t.test('ops record a bank transfer against an auto-recharge invoice waiting for the customer: the credits are added once', async (t) => {
+  const ctx = await setup(t, { PRE_DEBIT_NOTICE_HOURS: '0' });
+  const account = await paidAccount(ctx, 100000);
+  t.equal((await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 200000, amount: 500000 } })).status, 200);
+  await ctx.query('update payment_methods set mandate_valid_until = $2 where account_id = $1', [account.id, new Date(ctx.clock.now().getTime() - 1000)]);
+  await ctx.query('update auto_recharge_settings set next_attempt_at = $2 where account_id = $1', [account.id, ctx.clock.now()]);
+  t.equal(await ctx.services.purchases.recharge(account.id), 'skipped');
+  const { rows } = await ctx.query("select id, total from invoices where kind = 'credits' and status = 'open' and account_id = $1", [account.id]);
+  t.equal(rows.length, 1);
+  const before = (await ctx.query('select balance from credit_balances where account_id = $1', [account.id])).rows[0].balance;
+  const record = () => ctx.call('POST', `/v1/invoices/${rows[0].id}/offline-payments`, { key: ctx.keys.ops, body: { reference: 'NEFT HDFC0001', methodType: 'wire_transfer', amount: Number(rows[0].total) } });
+  const recorded = await record();
+  t.equal(recorded.status, 200, JSON.stringify(recorded.body));
+  t.match(recorded.body, { invoice: { status: 'paid' }, payment: { purpose: 'recharge', offlineReference: 'NEFT HDFC0001' } });
+  t.equal((await record()).body.payment.id, recorded.body.payment.id, 'the same reference again answers the same');
+  const after = (await ctx.query('select balance from credit_balances where account_id = $1', [account.id])).rows[0].balance;
+  t.equal(after - before, 500000, 'credited once');
+  t.equal((await ctx.query('select status from invoices where id = $1', [rows[0].id])).rows[0].status, 'paid');
 });
 
 t.test('a removed method is never charged again; a method with a payment open cannot be removed', async (t) => {

@@ -23,3 +23,10 @@ t.test('a renewal waiting for the customer says so, and never that a charge fail
   const notice = email('subscription.renewal_notice', { amount: 3363000, currency: 'INR', chargeAt: '2027-03-01T10:00:00Z', requiresAction: 'above_mandate' });
   t.match(notice?.subject, /will need your approval/);
 });
+
+t.test('an auto-recharge waiting for the customer asks them to pay it, as a recharge', async (t) => {
+  const ask = email('invoice.requires_action', { kind: 'credits', number: 'INV-2026-27-000009', total: 2360000, currency: 'INR', reason: 'mandate_expired', payBy: '2026-12-17T10:00:00Z' });
+  t.match(ask?.subject, /auto-recharge/);
+  t.match(ask?.text, /INR 23,600\.00.*e-mandate of your saved method has ended.*by 2026-12-17/s);
+  t.notMatch(ask?.text, /subscription/, 'not spoken of as a renewal');
+});

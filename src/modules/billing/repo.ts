@@ -111,9 +111,30 @@ export async function markInvoicesPaid(db: Db, ids: string[], at: Date): Promise
     .where(sql`${invoices.id} = any(${sql.param(ids)}::text[])`);
 }
 
-export async function findInvoice(db: Db, id: string): Promise<InvoiceRow | undefined> {
-  const [row] = await db.select().from(invoices).where(eq(invoices.id, id));
+export async function findInvoice(db: Db, id: string, opts: { forUpdate?: boolean } = {}): Promise<InvoiceRow | undefined> {
+  const query = db.select().from(invoices).where(eq(invoices.id, id));
+  const [row] = opts.forUpdate ? await query.for('update') : await query;
   return row;
+}
+
+/** An open invoice's dunning schedule: attempts counted, when it is looked at next, whether it waits for the customer. */
+export async function setInvoiceSchedule(db: Db, id: string, set: Partial<Pick<InvoiceRow, 'attemptCount' | 'nextAttemptAt' | 'actionRequired'>>): Promise<void> {
+  await db.update(invoices).set(set).where(eq(invoices.id, id));
+}
+
+/** The open credits invoice waiting for the customer (an auto-recharge the e-mandate did not cover), if any. */
+export async function findCreditsAwaitingCustomer(db: Db, accountId: string): Promise<InvoiceRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(invoices)
+    .where(and(eq(invoices.accountId, accountId), eq(invoices.kind, 'credits'), eq(invoices.status, 'open'), sql`${invoices.actionRequired} is not null`))
+    .limit(1);
+  return row;
+}
+
+/** Written off: nothing more is collected for it. */
+export async function voidInvoice(db: Db, id: string): Promise<void> {
+  await db.update(invoices).set({ status: 'void', nextAttemptAt: null }).where(eq(invoices.id, id));
 }
 
 export async function linesOf(db: Db, invoiceId: string): Promise<InvoiceLineRow[]> {

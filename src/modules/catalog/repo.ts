@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, or } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { billingCycles, planPrices, plans } from '../../db/schema/index.js';
 
@@ -23,6 +23,12 @@ export async function findPlan(db: Db, id: string, opts: { forUpdate?: boolean }
   return row;
 }
 
+/** Plans by id, superseded or not (what subscriptions were sold). */
+export async function findPlans(db: Db, ids: string[]): Promise<PlanRow[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(plans).where(sql`${plans.id} = any(${sql.param(ids)}::text[])`);
+}
+
 export async function findCurrentPlanByCode(db: Db, code: string): Promise<PlanRow | undefined> {
   const [row] = await db
     .select()
@@ -44,6 +50,11 @@ export async function insertPlan(db: Db, plan: typeof plans.$inferInsert, prices
 
 export async function supersedePlan(db: Db, id: string, at: Date): Promise<void> {
   await db.update(plans).set({ supersededAt: at }).where(eq(plans.id, id));
+}
+
+export async function findBillingCycle(db: Db, code: string) {
+  const [row] = await db.select().from(billingCycles).where(eq(billingCycles.code, code as (typeof billingCycles.$inferSelect)['code']));
+  return row;
 }
 
 export async function listBillingCycles(db: Db) {

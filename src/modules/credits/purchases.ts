@@ -1,6 +1,4 @@
-import { and, eq, isNotNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, autoRechargeSettings, subscriptions, testClocks } from '../../db/schema/index.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
@@ -10,15 +8,15 @@ import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
 import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
-import { declinedError, type PurposeDeps, type Purpose as PaymentPurpose } from '../payments/service.js';
+import { declinedError, isAttended, type PurposeDeps, type Purpose as PaymentPurpose } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
-import { chargeableAfter, mandateApplies, unattendedVerdict } from '../payments/mandate.js';
+import { chargeableAfter, mandateApplies, unattendedVerdict, type ActionRequired } from '../payments/mandate.js';
 import { chargeableUnattended } from '../payments/methods.js';
 import type { ChargeResult, PaymentProvider } from '../payments/provider.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { saveWithProvider, type StoredMethod } from '../payments/saving.js';
 import type { PaymentMethodInput } from '../payments/schemas.js';
-import { findLiveSubscription } from '../subscriptions/repo.js';
+import * as subscriptionsRepo from '../subscriptions/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import * as repo from './repo.js';
@@ -28,6 +26,8 @@ export interface PurchaseDeps extends PurposeDeps {
   provider: PaymentProvider;
   maxFailures: number;
   retryMinutes: number;
+  /** Days the customer has to pay an auto-recharge the e-mandate did not cover. */
+  invoiceDueDays: number;
 }
 
 type Purpose = Extract<PaymentPurpose, 'purchase' | 'recharge'>;
@@ -49,7 +49,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
 
   /** The method to charge when none is given: auto-recharge's own while it is saved, else the account's default. Never a removed one. */
   async function savedMethodId(tx: Db, accountId: string): Promise<string | null> {
-    const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+    const settings = await repo.findAutoRecharge(tx, accountId);
     const own = settings ? await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId) : undefined;
     if (own?.status === 'active') return own.id;
     return (await paymentsRepo.findDefaultMethod(tx, accountId))?.id ?? null;
@@ -151,7 +151,10 @@ export function createPurchaseService(deps: PurchaseDeps) {
       unattended: purpose === 'recharge',
       async succeeded({ tx, payment, account, now }) {
         const request = payment.request as CreditsRequest;
-        const invoice = await issueCreditsInvoice(tx, account, payment, request, now);
+        // An invoice it pays (an auto-recharge that waited for the customer), or one issued now, paid.
+        const invoice = payment.invoiceId
+          ? (await billingRepo.markInvoicesPaid(tx, [payment.invoiceId], now), (await billingRepo.findInvoice(tx, payment.invoiceId))!)
+          : await issueInvoice(tx, creditsInvoice(account, purpose, request, 'paid', now, now));
         await repo.applyEntry(tx, {
           accountId: account.id,
           currency: account.currency,
@@ -161,14 +164,12 @@ export function createPurchaseService(deps: PurchaseDeps) {
           description: `${purpose === 'recharge' ? 'Auto-recharge' : 'Credits purchase'}, invoice ${invoice.number}`,
           at: now,
         });
-        if (purpose === 'recharge') {
-          await tx.update(autoRechargeSettings).set({ consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
-        }
+        if (purpose === 'recharge') await repo.updateAutoRecharge(tx, account.id, { consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now });
         const ids = { accountId: account.id, paymentId: payment.id, invoiceId: invoice.id };
         return {
           invoiceId: invoice.id,
           after: [
-            { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total } },
+            { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, kind: 'credits', currency: invoice.currency } },
             {
               type: purpose === 'recharge' ? 'credits.recharged' : 'credits.purchased',
               accountId: account.id,
@@ -177,8 +178,9 @@ export function createPurchaseService(deps: PurchaseDeps) {
           ],
         };
       },
-      failed: async ({ tx, account, now }, failure) =>
-        purpose === 'recharge' ? { after: [await recordRechargeFailure(tx, account.id, failure.code, now)] } : {},
+      // A declined auto-recharge backs off; the customer's own attempt at its invoice was theirs to see.
+      failed: async ({ tx, payment, account, now }, failure) =>
+        purpose === 'recharge' && !isAttended(payment) ? { after: [await recordRechargeFailure(tx, account.id, failure.code, now)] } : {},
     });
   }
 
@@ -206,64 +208,43 @@ export function createPurchaseService(deps: PurchaseDeps) {
 
   /** One more failure in a row: retry later with a doubling pause, or switch off at the limit. */
   async function recordRechargeFailure(tx: Db, accountId: string, failureCode: string, now: Date): Promise<NewEvent> {
-    const [settings] = await tx
-      .update(autoRechargeSettings)
-      .set({ consecutiveFailures: sql`${autoRechargeSettings.consecutiveFailures} + 1`, updatedAt: now })
-      .where(eq(autoRechargeSettings.accountId, accountId))
-      .returning();
-    const failures = settings!.consecutiveFailures;
+    const failures = (await repo.countRechargeFailure(tx, accountId, now)).consecutiveFailures;
     if (failures >= deps.maxFailures) {
-      await tx.update(autoRechargeSettings).set({ enabled: false, nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+      await repo.updateAutoRecharge(tx, accountId, { enabled: false, nextAttemptAt: null });
       return { type: 'credits.recharge_failed', accountId, payload: { accountId, failureCode, failures, disabled: true } };
     }
     const nextAttemptAt = new Date(now.getTime() + deps.retryMinutes * 60_000 * 2 ** (failures - 1));
-    await tx.update(autoRechargeSettings).set({ nextAttemptAt }).where(eq(autoRechargeSettings.accountId, accountId));
+    await repo.updateAutoRecharge(tx, accountId, { nextAttemptAt });
     return { type: 'credits.recharge_failed', accountId, payload: { accountId, failureCode, failures, disabled: false, nextAttemptAt: nextAttemptAt.toISOString() } };
   }
 
-  async function issueCreditsInvoice(
-    tx: Db,
-    account: accountsRepo.AccountRow,
-    payment: paymentsRepo.PaymentRow,
-    request: { credits: number; tax: { label: string; rateBps: number; amount: number } },
-    now: Date,
-  ) {
-    const sub = await findLiveSubscription(tx, account.id);
-    const description = payment.purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS';
+  /** A credits invoice: paid (the money arrived) or open (an auto-recharge waiting for the customer). */
+  function creditsInvoice(account: accountsRepo.AccountRow, purpose: Purpose, request: CreditsRequest, status: 'paid' | 'open', now: Date, dueAt: Date) {
+    const description = purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS';
     const credits = request.credits;
-    return issueInvoice(tx, {
+    return {
       accountId: account.id,
       subscriptionId: null,
-      kind: 'credits',
-      status: 'paid',
+      kind: 'credits' as const,
+      status,
       priced: {
-        currency: payment.currency as Currency,
-        lines: [{ kind: 'credits', description, quantity: 1, unitAmount: credits, grossAmount: credits, discountAmount: 0, amount: credits }],
+        currency: account.currency as Currency,
+        lines: [{ kind: 'credits' as const, description, quantity: 1, unitAmount: credits, grossAmount: credits, discountAmount: 0, amount: credits }],
         subtotal: credits,
         discountTotal: 0,
         tax: request.tax,
-        total: payment.amount,
+        total: credits + request.tax.amount,
       },
       planId: account.planId,
-      billingCycle: sub?.billingCycle ?? 'monthly',
+      billingCycle: 'monthly' as const,
       period: { start: now, end: now },
       now,
-      dueAt: now,
-    });
+      dueAt,
+    };
   }
 
   /** Auto-recharges due now (per account clock): the scheduler hands them to the queue. */
-  async function findDueRecharges(limit = 500): Promise<Array<{ accountId: string; dueAt: Date }>> {
-    const now = sql`coalesce(${testClocks.frozenTime}, ${clock.now().toISOString()}::timestamptz)`;
-    const rows = await db
-      .select({ accountId: autoRechargeSettings.accountId, dueAt: autoRechargeSettings.nextAttemptAt })
-      .from(autoRechargeSettings)
-      .innerJoin(accounts, eq(accounts.id, autoRechargeSettings.accountId))
-      .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
-      .where(and(eq(autoRechargeSettings.enabled, true), isNotNull(autoRechargeSettings.nextAttemptAt), lte(autoRechargeSettings.nextAttemptAt, now)))
-      .limit(limit);
-    return rows.map((r) => ({ accountId: r.accountId, dueAt: r.dueAt! }));
-  }
+  const findDueRecharges = (limit = 500): Promise<Array<{ accountId: string; dueAt: Date }>> => repo.listDueRecharges(db, clock.now(), limit);
 
   /**
    * Runs one auto-recharge if it is still wanted: enabled, due, the balance still below the
@@ -272,25 +253,24 @@ export function createPurchaseService(deps: PurchaseDeps) {
   async function recharge(accountId: string): Promise<'recharged' | 'failed' | 'unknown' | 'skipped'> {
     const payment = await db.transaction(async (tx) => {
       const account = await accountsRepo.findAccount(tx, accountId, { forUpdate: true });
-      const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId)).for('update');
+      const settings = await repo.findAutoRecharge(tx, accountId, { forUpdate: true });
       if (!account || !settings) return null;
       const now = await nowForAccount(tx, account, clock);
       if (!settings.enabled || !settings.nextAttemptAt || settings.nextAttemptAt > now) return null;
       const balance = await repo.balanceOf(tx, accountId);
-      const [sub] = await tx.select().from(subscriptions).where(and(eq(subscriptions.accountId, accountId), eq(subscriptions.status, 'active')));
+      const sub = await subscriptionsRepo.findActiveSubscription(tx, accountId);
       const method = await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId);
       if (balance >= settings.threshold || account.status !== 'active' || !sub || sub.cancelAtPeriodEnd || !method || !chargeableUnattended(method.type)) {
-        await tx.update(autoRechargeSettings).set({ nextAttemptAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+        await repo.updateAutoRecharge(tx, accountId, { nextAttemptAt: null });
         return null;
       }
-      const open = await tx.execute(sql`select 1 from payments where account_id = ${accountId} and purpose = 'recharge' and status in ('processing', 'unknown')`);
-      if ((open as unknown as { rows: unknown[] }).rows.length) {
+      if (await paymentsRepo.hasRechargeInFlight(tx, accountId)) {
         // One is in flight: look again in a minute, after reconciliation had its chance.
-        await tx.update(autoRechargeSettings).set({ nextAttemptAt: new Date(now.getTime() + 60_000) }).where(eq(autoRechargeSettings.accountId, accountId));
+        await repo.updateAutoRecharge(tx, accountId, { nextAttemptAt: new Date(now.getTime() + 60_000) });
         return null;
       }
       if (mandateApplies(account.currency, method.type) && !(await mandateAllows(tx, account, settings, method, now))) return null;
-      await tx.update(autoRechargeSettings).set({ nextAttemptAt: null, noticeSentAt: null }).where(eq(autoRechargeSettings.accountId, accountId));
+      await repo.updateAutoRecharge(tx, accountId, { nextAttemptAt: null, noticeSentAt: null });
       return openPayment(tx, account, 'recharge', settings.amount, settings.paymentMethodId, now);
     });
     if (!payment) return 'skipped';
@@ -305,24 +285,19 @@ export function createPurchaseService(deps: PurchaseDeps) {
   async function mandateAllows(
     tx: Db,
     account: accountsRepo.AccountRow,
-    settings: typeof autoRechargeSettings.$inferSelect,
+    settings: repo.AutoRechargeRow,
     method: paymentsRepo.PaymentMethodRow,
     now: Date,
   ): Promise<boolean> {
     const total = price(settings.amount, account.country).total;
     const verdict = unattendedVerdict(deps.mandate, method, account.currency, total, now);
     if (!verdict.ok) {
-      // Not a decline (nothing was charged), and no retry can succeed until the customer acts
-      // (a method with a mandate that covers it): auto-recharge stops and says why.
-      await tx.update(autoRechargeSettings).set({ enabled: false, nextAttemptAt: null, updatedAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
-      await appendEvents(tx, now, [
-        { type: 'credits.recharge_failed', accountId: account.id, payload: { accountId: account.id, failureCode: verdict.reason, failures: settings.consecutiveFailures, disabled: true } },
-      ]);
+      await awaitCustomer(tx, account, settings, verdict.reason === 'not_unattended' ? 'no_method' : verdict.reason, now);
       return false;
     }
     const noticeAt = settings.noticeSentAt ?? now;
     if (!settings.noticeSentAt) {
-      await tx.update(autoRechargeSettings).set({ noticeSentAt: now }).where(eq(autoRechargeSettings.accountId, account.id));
+      await repo.updateAutoRecharge(tx, account.id, { noticeSentAt: now });
       await appendEvents(tx, now, [
         {
           type: 'credits.recharge_notice',
@@ -333,8 +308,33 @@ export function createPurchaseService(deps: PurchaseDeps) {
     }
     const chargeAt = chargeableAfter(deps.mandate, noticeAt);
     if (chargeAt <= now) return true;
-    await tx.update(autoRechargeSettings).set({ nextAttemptAt: chargeAt }).where(eq(autoRechargeSettings.accountId, account.id));
+    await repo.updateAutoRecharge(tx, account.id, { nextAttemptAt: chargeAt });
     return false;
+  }
+
+  /**
+   * A recharge the e-mandate does not cover (above its maximum, ended): not attempted and not
+   * a decline. Its invoice is issued open, waiting for the customer to pay it
+   * (POST /v1/invoices/{id}/pay) by its due date; auto-recharge stays on, but issues no other
+   * while that one waits. Unpaid past its due date, it is written off and the next recharge
+   * asks again.
+   */
+  async function awaitCustomer(tx: Db, account: accountsRepo.AccountRow, settings: repo.AutoRechargeRow, reason: ActionRequired, now: Date): Promise<void> {
+    await repo.updateAutoRecharge(tx, account.id, { nextAttemptAt: null, noticeSentAt: null, updatedAt: now });
+    const waiting = await billingRepo.findCreditsAwaitingCustomer(tx, account.id);
+    if (waiting && waiting.dueAt > now) return;
+    if (waiting) await billingRepo.voidInvoice(tx, waiting.id);
+    const priced = price(settings.amount, account.country);
+    const payBy = new Date(now.getTime() + deps.invoiceDueDays * 86_400_000);
+    const invoice = await issueInvoice(tx, { ...creditsInvoice(account, 'recharge', { credits: settings.amount, tax: priced.tax }, 'open', now, payBy), actionRequired: reason });
+    await appendEvents(tx, now, [
+      { type: 'invoice.created', accountId: account.id, payload: { accountId: account.id, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'open' } },
+      {
+        type: 'invoice.requires_action',
+        accountId: account.id,
+        payload: { accountId: account.id, kind: 'credits', invoiceId: invoice.id, number: invoice.number, total: invoice.total, currency: invoice.currency, reason, payBy: payBy.toISOString() },
+      },
+    ]);
   }
 
   /** Auto-recharge settings; the method must be chargeable unattended (card, UPI). */
@@ -359,7 +359,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
         );
       }
       const balance = await repo.balanceOf(tx, accountId);
-      const [current] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+      const current = await repo.findAutoRecharge(tx, accountId);
       // Saving the same settings again must not skip the backoff of failed recharges: only
       // switching on or changing the method starts afresh.
       const fresh = !current || (!current.enabled && input.enabled) || current.paymentMethodId !== method.id;
@@ -380,7 +380,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
             : (current.nextAttemptAt ?? (balance < input.threshold ? now : null)),
         updatedAt: now,
       };
-      await tx.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });
+      await repo.upsertAutoRecharge(tx, row);
       await appendEvents(tx, now, [{ type: 'credits.auto_recharge_updated', accountId, payload: { accountId, enabled: input.enabled, threshold: input.threshold, amount: input.amount } }]);
       return { enabled: row.enabled, threshold: row.threshold, amount: row.amount };
     });

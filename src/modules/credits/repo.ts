@@ -1,6 +1,6 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { autoRechargeSettings, creditBalances, creditLedger } from '../../db/schema/index.js';
+import { accounts, autoRechargeSettings, creditBalances, creditLedger, testClocks } from '../../db/schema/index.js';
 import type { Currency } from '../../lib/money.js';
 
 export interface CreditEntry {
@@ -59,9 +59,43 @@ export async function upsertAutoRecharge(db: Db, row: typeof autoRechargeSetting
   await db.insert(autoRechargeSettings).values(row).onConflictDoUpdate({ target: autoRechargeSettings.accountId, set: row });
 }
 
-export async function findAutoRecharge(db: Db, accountId: string) {
-  const [row] = await db.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+export type AutoRechargeRow = typeof autoRechargeSettings.$inferSelect;
+
+export async function findAutoRecharge(db: Db, accountId: string, opts: { forUpdate?: boolean } = {}): Promise<AutoRechargeRow | undefined> {
+  const query = db.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+  const [row] = opts.forUpdate ? await query.for('update') : await query;
   return row;
+}
+
+export async function updateAutoRecharge(
+  db: Db,
+  accountId: string,
+  set: Partial<Pick<AutoRechargeRow, 'enabled' | 'nextAttemptAt' | 'noticeSentAt' | 'consecutiveFailures' | 'updatedAt'>>,
+): Promise<void> {
+  await db.update(autoRechargeSettings).set(set).where(eq(autoRechargeSettings.accountId, accountId));
+}
+
+/** One more failed recharge in a row; the settings after it. */
+export async function countRechargeFailure(db: Db, accountId: string, at: Date): Promise<AutoRechargeRow> {
+  const [row] = await db
+    .update(autoRechargeSettings)
+    .set({ consecutiveFailures: sql`${autoRechargeSettings.consecutiveFailures} + 1`, updatedAt: at })
+    .where(eq(autoRechargeSettings.accountId, accountId))
+    .returning();
+  return row!;
+}
+
+/** Auto-recharges due at `now` on each account's own clock (its test clock's, or the real one). */
+export async function listDueRecharges(db: Db, now: Date, limit: number): Promise<Array<{ accountId: string; dueAt: Date }>> {
+  const at = sql`coalesce(${testClocks.frozenTime}, ${now.toISOString()}::timestamptz)`;
+  const rows = await db
+    .select({ accountId: autoRechargeSettings.accountId, dueAt: autoRechargeSettings.nextAttemptAt })
+    .from(autoRechargeSettings)
+    .innerJoin(accounts, eq(accounts.id, autoRechargeSettings.accountId))
+    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+    .where(and(eq(autoRechargeSettings.enabled, true), isNotNull(autoRechargeSettings.nextAttemptAt), lte(autoRechargeSettings.nextAttemptAt, at)))
+    .limit(limit);
+  return rows.map((r) => ({ accountId: r.accountId, dueAt: r.dueAt! }));
 }
 
 /** Auto-recharge charges this method from its next charge on. */

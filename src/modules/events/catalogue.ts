@@ -54,10 +54,12 @@ export const eventCatalogue = {
     },
   },
   'invoice.requires_action': {
-    summary: 'A renewal cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`',
+    summary:
+      'A renewal or an auto-recharge cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`',
     data: {
       accountId,
-      subscriptionId: id('sub'),
+      kind: z.enum(['renewal', 'credits']).meta({ description: 'What the invoice is for: a subscription renewal, or an auto-recharge of credits' }),
+      subscriptionId: id('sub').optional().meta({ description: 'The renewing subscription (renewals only)' }),
       invoiceId: id('inv'),
       number: z.string(),
       total: money,

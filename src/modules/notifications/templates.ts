@@ -45,12 +45,20 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
           body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}: ${money(p.total, p.currency)} paid, invoice ${String(p.number)}. The invoice is in your billing history.`,
         }
       : null,
-  'invoice.requires_action': (p) => ({
-    subject: 'Action needed: pay your subscription renewal',
-    body:
-      `Your renewal invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
-      `Please pay it from your billing console by ${dayOf(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
-  }),
+  'invoice.requires_action': (p) =>
+    p.kind === 'credits'
+      ? {
+          subject: 'Action needed: pay your credits auto-recharge',
+          body:
+            `Your auto-recharge invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
+            `Please pay it from your billing console by ${dayOf(p.payBy)} to add the credits; auto-recharge asks again only once it is paid or that day has passed.`,
+        }
+      : {
+          subject: 'Action needed: pay your subscription renewal',
+          body:
+            `Your renewal invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
+            `Please pay it from your billing console by ${dayOf(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
+        },
   'subscription.past_due': (p) =>
     typeof p.failureCode === 'string' && p.failureCode in actionReasons
       ? {

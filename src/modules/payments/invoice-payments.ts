@@ -10,6 +10,7 @@ import type { ChargeResult } from './provider.js';
 import * as repo from './repo.js';
 import type { PaymentResult } from './result.js';
 import type { AddPaymentMethodBody } from './schemas.js';
+import { invoicePurpose } from './invoice-purpose.js';
 import { declinedError, type PaymentsService } from './service.js';
 
 export interface PayInvoiceInput {
@@ -21,9 +22,9 @@ export interface PayInvoiceInput {
 
 /**
  * A customer pays an open invoice themselves (Stripe's invoice `pay`): a renewal declined in
- * dunning, or one waiting for them (above the e-mandate, the mandate ended, no method). The
- * charge is the invoice's purpose's (a renewal's: the invoice paid, `active` again, dunning
- * over), attended: never charged as unattended, and a decline is the customer's to see, not a
+ * dunning, a renewal or an auto-recharge waiting for them (above the e-mandate, the mandate
+ * ended, no method), an upgrade awaiting a wire. The charge is the invoice's purpose's (see
+ * invoicePurpose), attended: never charged as unattended, and a decline is the customer's to see, not a
  * dunning step. One charge of an invoice at a time: a concurrent pay or dunning retry waits.
  */
 export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: PaymentsService; methods: PaymentMethodsService }) {
@@ -35,12 +36,12 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: Pa
     // The same request retried: answer with the payment it made for this invoice (reconciled if its answer was lost).
     const mine = idempotency ? await repo.findPaymentByIdempotency(db, invoice.accountId, idempotency) : undefined;
     if (mine && mine.invoiceId === invoiceId) return answered(await payments.reconcile(mine, { within: (tx, settled) => answer(tx, settled, idempotency) }));
-    await purposeOf(db, invoice);
+    await invoicePurpose(db, invoice);
     const method = await methodFor(invoice.accountId, input);
     const payment = await db.transaction(async (tx) => {
       const account = (await accountsRepo.findAccount(tx, invoice.accountId, { forUpdate: true }))!;
       const current = (await billingRepo.findInvoice(tx, invoiceId))!;
-      const { purpose, request } = await purposeOf(tx, current);
+      const { purpose, request } = await invoicePurpose(tx, current);
       const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
       if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${current.number} is in flight; retry shortly`, { paymentId: inFlight.id });
       return payments.open(tx, {
@@ -56,19 +57,6 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: Pa
       });
     });
     return settle(payment.id, await payments.charge(payment, method), idempotency);
-  }
-
-  /**
-   * What paying this invoice is for. A renewal invoice: the renewal's (paid, `active` again).
-   * An upgrade invoice awaiting a wire transfer or cheque, paid by card instead: the upgrade's,
-   * with what the awaited payment was for (the upgrade activates; the awaited one is superseded).
-   */
-  async function purposeOf(tx: Db, invoice: billingRepo.InvoiceRow): Promise<{ purpose: 'renewal' | 'upgrade'; request: Record<string, unknown> }> {
-    if (invoice.status !== 'open') throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is ${invoice.status}`);
-    if (invoice.kind === 'renewal') return { purpose: 'renewal', request: {} };
-    const awaited = invoice.kind === 'upgrade' ? await repo.findAwaitingForInvoice(tx, invoice.id) : undefined;
-    if (!awaited) throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is a ${invoice.kind} invoice that is not paid this way`);
-    return { purpose: 'upgrade', request: awaited.request };
   }
 
   /** The method to charge: a new one (saved first, outside any transaction), a saved one, or the default. */

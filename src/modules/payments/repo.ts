@@ -151,6 +151,24 @@ export async function supersedeAwaiting(db: Db, invoiceId: string, paidBy: strin
     .where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'awaiting_confirmation'), sql`${payments.id} <> ${paidBy}`));
 }
 
+/** An auto-recharge charge of the account still in flight (at most one: a unique index). */
+export async function hasRechargeInFlight(db: Db, accountId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: payments.id })
+    .from(payments)
+    .where(and(eq(payments.accountId, accountId), eq(payments.purpose, 'recharge'), inArray(payments.status, ['processing', 'unknown'])))
+    .limit(1);
+  return row !== undefined;
+}
+
+/** An invoice written off: the offline money it awaited will not come. */
+export async function failAwaitingForInvoice(db: Db, invoiceId: string, at: Date): Promise<void> {
+  await db
+    .update(payments)
+    .set({ status: 'failed', failureCode: 'invoice_overdue', failureMessage: 'The invoice was not paid', updatedAt: at, touchedAt: sql`now()` })
+    .where(and(eq(payments.invoiceId, invoiceId), eq(payments.status, 'awaiting_confirmation')));
+}
+
 export async function findPayments(db: Db, ids: string[]): Promise<PaymentRow[]> {
   if (ids.length === 0) return [];
   return db.select().from(payments).where(sql`${payments.id} = any(${sql.param(ids)}::text[])`);

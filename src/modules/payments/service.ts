@@ -18,6 +18,7 @@ import { chargeAllWithDeadline, chargeMethodOf, chargeWithDeadline, resolveUnkno
 import { toPaymentDto } from './dto.js';
 import type { ChargeRequest, ChargeResult, PaymentProvider } from './provider.js';
 import type { MandateRules } from './mandate.js';
+import { invoicePurpose } from './invoice-purpose.js';
 import * as repo from './repo.js';
 import type { PaymentResult } from './result.js';
 
@@ -111,7 +112,7 @@ const inFlight = (status: repo.PaymentRow['status']) => status === 'processing' 
  * gateway's record by one sweep; money paid offline is recorded by ops. What success and
  * failure mean is the purpose's handler, run inside the settling transaction.
  */
-export function createPaymentsService(deps: { db: Db; clock: Clock; provider: PaymentProvider; logger: Logger }) {
+export function createPaymentsService(deps: { db: Db; clock: Clock; provider: PaymentProvider; logger: Logger; accountChanged: (accountId: string) => void }) {
   const { db, clock, provider, logger } = deps;
   const handlers = new Map<Purpose, PurposeHandler>();
 
@@ -257,11 +258,14 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     result: ChargeResult,
     opts: { within?: (tx: Db, payment: repo.PaymentRow, settledNow: boolean) => Promise<T> } = {},
   ): Promise<{ payment: repo.PaymentRow; settledNow: boolean; value: T }> {
-    return db.transaction(async (tx) => {
+    const done = await db.transaction(async (tx) => {
       const settled = await settleIn(tx, paymentId, result);
       const value = opts.within ? await opts.within(tx, settled.payment, settled.settledNow) : (undefined as T);
       return { ...settled, value };
     });
+    // Committed (an upgrade active, credits bought, a renewal paid): this process's caches drop the account now.
+    if (done.settledNow) deps.accountChanged(done.payment.accountId);
+    return done;
   }
 
   /**
@@ -338,7 +342,7 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
    * answers the same; another reference, or a payment not awaiting money, is refused.
    */
   async function confirmOffline(paymentId: string, input: { reference: string; amount?: number }): Promise<PaymentResult> {
-    return db.transaction(async (tx) => {
+    const confirmed = await db.transaction(async (tx) => {
       const found = await repo.findPayment(tx, paymentId);
       if (!found) throw new AppError('payment_not_found', `No payment ${paymentId}`);
       await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true });
@@ -359,6 +363,8 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
       await settleIn(tx, paymentId, { status: 'succeeded', reference: input.reference }, input.reference);
       return resultIn(tx, paymentId);
     });
+    deps.accountChanged(confirmed.account.id);
+    return confirmed;
   }
 
   /**
@@ -373,14 +379,12 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
     if (!found || (viewer.accountId && viewer.accountId !== found.accountId)) throw new AppError('invoice_not_found', `No invoice ${invoiceId}`);
     const awaited = await repo.findAwaitingForInvoice(db, invoiceId);
     if (awaited) return confirmOffline(awaited.id, input);
-    return db.transaction(async (tx) => {
+    const paid = await db.transaction(async (tx) => {
       const account = (await accountsRepo.findAccount(tx, found.accountId, { forUpdate: true }))!;
       const invoice = (await billingRepo.findInvoice(tx, invoiceId))!;
       const recorded = await repo.findSucceededOfflineForInvoice(tx, invoiceId);
       if (recorded?.offlineReference === input.reference) return resultIn(tx, recorded.id);
-      if (invoice.status !== 'open' || invoice.kind !== 'renewal') {
-        throw new AppError('invoice_not_payable', `Invoice ${invoice.number} is ${invoice.status === 'open' ? `a ${invoice.kind} invoice no payment awaits` : invoice.status}`);
-      }
+      const { purpose, request } = await invoicePurpose(tx, invoice);
       const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
       if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${invoice.number} is in flight; record the money once it settled`, { paymentId: inFlight.id });
       if (input.amount !== undefined && input.amount !== invoice.total) {
@@ -388,10 +392,12 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
       }
       const now = await nowForAccount(tx, account, clock);
       const method = await repo.insertPaymentMethod(tx, { id: newId('pm', now), accountId: account.id, type: input.methodType, reference: null, label: null, last4: null, createdAt: now });
-      const payment = await open(tx, { accountId: account.id, purpose: 'renewal', offline: true, amount: invoice.total, currency: invoice.currency, method, invoiceId, request: { invoiceId, recordedBy: 'ops' }, now });
+      const payment = await open(tx, { accountId: account.id, purpose, offline: true, amount: invoice.total, currency: invoice.currency, method, invoiceId, request: { ...request, invoiceId, recordedBy: 'ops' }, now });
       await settleIn(tx, payment.id, { status: 'succeeded', reference: input.reference }, input.reference);
       return resultIn(tx, payment.id);
     });
+    deps.accountChanged(paid.account.id);
+    return paid;
   }
 
   /**

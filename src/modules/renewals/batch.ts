@@ -1,14 +1,11 @@
 import type { Db } from '../../db/client.js';
-import { billingCycles, plans } from '../../db/schema/index.js';
 import { newId } from '../../lib/ids.js';
 import { issueInvoices, type InvoiceEvent, type InvoiceToIssue } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, checkEvents, reserveOutboxIds, type NewEvent } from '../events/repo.js';
-import { unattendedVerdict } from '../payments/mandate.js';
 import type { ChargeRequest, ChargeResult } from '../payments/provider.js';
 import type { OpenPayment } from '../payments/service.js';
-import { addMonthsClamped } from '../subscriptions/periods.js';
-import { batchRoute, priceNextPeriod } from './domain.js';
+import { batchRoute, planRenewal, renewalEvents, renewalInvoice, type RenewalRules } from './domain.js';
 import * as repo from './repo.js';
 import type { RenewalDeps } from './service.js';
 
@@ -57,6 +54,7 @@ const SINGLE_CONCURRENCY = 4;
  */
 export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
   const { db, clock, logger, payments } = deps;
+  const rules: RenewalRules = { mandate: deps.mandate, taxRates: deps.taxRates, invoiceDueDays: deps.invoiceDueDays, dunningRetryDays: deps.dunningRetryDays };
 
   /** Renews the named periods: a batch for the plain ones, the single path for the rest. */
   async function renewMany(items: RenewalItem[]): Promise<ItemOutcome[]> {
@@ -114,10 +112,10 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     const step: BatchStep = { issued: [], single: [], skipped: [] };
     const plain = [];
     for (const row of locked) {
-      const routed = batchRoute(row.sub, row.account, row.methodType, row.periodEnd, now, deps.mandate);
+      const routed = batchRoute(row.sub, row.account, row.methodType, row.periodEnd, now);
       if (routed.route === 'skipped') step.skipped.push(row.sub.id);
       else if (routed.route === 'single') step.single.push({ subscriptionId: row.sub.id, periodEnd: row.periodEnd });
-      else plain.push({ ...row, charge: routed.charge });
+      else plain.push(row);
     }
     if (plain.length === 0) return step;
 
@@ -126,78 +124,47 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
     const periods: repo.PeriodUpdate[] = [];
     const pending: Array<Omit<Issued, 'number'> & { created: NewEvent; after: NewEvent[] }> = [];
     const opened: OpenPayment[] = [];
-    for (const { sub, account, methodType, methodReference, mandateMaxAmount, mandateValidUntil, charge, periodEnd } of plain) {
-      let next;
+    for (const { sub, account, methodType, methodReference, mandateMaxAmount, mandateValidUntil, periodEnd } of plain) {
+      let plan;
       try {
-        next = priceNextPeriod(sub, account, { plan: catalog.plans.get(sub.planId), prices: catalog.prices, cycle: catalog.cycles.get(sub.billingCycle) }, deps.taxRates);
+        const method = { type: methodType!, mandateMaxAmount, mandateValidUntil };
+        plan = planRenewal(sub, account, method, { plan: catalog.plans.get(sub.planId), prices: catalog.prices, cycle: catalog.cycles.get(sub.billingCycle) }, now, rules);
       } catch {
         // Not billable as it stands: the single path fails it the way it always has.
         step.single.push({ subscriptionId: sub.id, periodEnd });
         continue;
       }
-      const { planId, cycleCode, cycle, whatsappAddon, priced } = next;
-      // One the rules forbid charging unattended (above the e-mandate, expired): the single path makes it wait for the customer.
-      if (!unattendedVerdict(deps.mandate, { type: methodType!, mandateMaxAmount, mandateValidUntil }, account.currency, priced.total, now).ok) {
+      // Anything but a charge now (it waits for the customer, or for its notice): the single path.
+      if (plan.collect !== 'charge_now') {
         step.single.push({ subscriptionId: sub.id, periodEnd });
         continue;
       }
-      const start = sub.currentPeriodEnd;
-      const monthsElapsed = sub.monthsElapsed + cycle.months;
-      const end = addMonthsClamped(sub.anchorAt, monthsElapsed);
       const invoiceId = newId('inv', now);
       const paymentId = newId('pay', now);
-      invoices.push({
-        id: invoiceId,
-        accountId: account.id,
-        subscriptionId: sub.id,
-        kind: 'renewal',
-        status: 'open',
-        priced,
-        planId,
-        billingCycle: cycleCode,
-        period: { start, end },
-        now,
-        dueAt: charge.chargeAt,
-        attemptCount: 1,
-        nextAttemptAt: null,
-      });
-      periods.push({ id: sub.id, planId, billingCycle: cycleCode, whatsappAddon, start, end, monthsElapsed, noticeFor: charge.notice?.sentNow ? periodEnd : null });
+      invoices.push({ ...renewalInvoice(sub, account, plan, now), id: invoiceId });
+      periods.push({ id: sub.id, planId: plan.planId, billingCycle: plan.cycleCode, whatsappAddon: plan.whatsappAddon, start: plan.start, end: plan.end, monthsElapsed: plan.monthsElapsed, noticeFor: plan.notice?.sentNow ? periodEnd : null });
       const payment: OpenPayment = {
         id: paymentId,
         accountId: account.id,
         purpose: 'renewal',
-        amount: priced.total,
-        currency: priced.currency,
+        amount: plan.priced.total,
+        currency: plan.priced.currency,
         method: { id: sub.paymentMethodId, type: methodType! },
         invoiceId,
         request: { invoiceId },
         now,
       };
       opened.push(payment);
-      const base = { accountId: account.id, subscriptionId: sub.id };
-      const after: NewEvent[] = [
-        {
-          type: 'subscription.renewed',
-          accountId: account.id,
-          payload: { ...base, invoiceId, planId, billingCycle: cycleCode, periodStart: start.toISOString(), periodEnd: end.toISOString() },
-        },
-      ];
-      if (charge.notice?.sentNow) {
-        after.push({
-          type: 'subscription.renewal_notice',
-          accountId: account.id,
-          payload: { ...base, amount: priced.total, currency: account.currency, chargeAt: charge.chargeAt.toISOString() },
-        });
-      }
+      // The single renewal's events, in its order: invoice.created (its number comes with the invoice), then the rest.
+      const events = renewalEvents(sub, account, plan, { id: invoiceId, total: plan.priced.total, currency: plan.priced.currency });
       pending.push({
         accountId: account.id,
         subscriptionId: sub.id,
         invoiceId,
-        total: priced.total,
+        total: plan.priced.total,
         charge: payments.chargeRequestOf({ ...payment, id: paymentId, invoiceId }, { type: methodType!, reference: methodReference }),
-        // The single renewal's events, in its order: invoice.created (its number comes with the invoice), then the rest.
-        created: { type: 'invoice.created', accountId: account.id, payload: { ...base, invoiceId, total: priced.total, status: 'open' } },
-        after,
+        created: events.created,
+        after: [...events.before, ...events.after],
       });
     }
     if (pending.length === 0) return step;
@@ -226,9 +193,9 @@ export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
   }
 
   async function catalogOf(tx: Db, planIds: string[]) {
-    const found = await tx.select().from(plans).where(repo.anyOf(plans.id, planIds));
+    const found = await catalogRepo.findPlans(tx, planIds);
     const prices = await catalogRepo.pricesOf(tx, planIds);
-    const cycles = await tx.select().from(billingCycles);
+    const cycles = await catalogRepo.listBillingCycles(tx);
     return { plans: new Map(found.map((p) => [p.id, p])), prices, cycles: new Map(cycles.map((c) => [c.code, c])) };
   }
 

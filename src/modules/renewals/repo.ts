@@ -1,6 +1,6 @@
-import { and, asc, eq, lte, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, lte, not, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, invoices, paymentMethods, payments, subscriptions } from '../../db/schema/index.js';
+import { accounts, invoices, paymentMethods, payments, subscriptions, testClocks } from '../../db/schema/index.js';
 
 /**
  * SQL for "this due subscription may take the batch path", as far as the database can tell
@@ -167,4 +167,109 @@ export async function stateOfPayments(tx: Db, paymentIds: string[]) {
     .innerJoin(invoices, eq(invoices.id, payments.invoiceId))
     .innerJoin(subscriptions, eq(subscriptions.id, invoices.subscriptionId))
     .where(anyOf(payments.id, paymentIds));
+}
+
+/** The time each account lives on: its test clock's, or the real one (the query joins test_clocks). */
+const accountNow = (now: Date): SQL => sql`coalesce(${testClocks.frozenTime}, ${now.toISOString()}::timestamptz)`;
+
+/**
+ * Due renewals the batch drain leaves alone (test clocks, cancellations, scheduled changes,
+ * offline methods...: the negation of batchable), locked SKIP LOCKED so sweeps side by side
+ * do not read the same rows.
+ */
+export async function lockDueSingles(tx: Db, now: Date, noticeHours: number, limit: number) {
+  return tx
+    .select({ id: subscriptions.id, periodEnd: subscriptions.currentPeriodEnd })
+    .from(subscriptions)
+    .innerJoin(accounts, eq(accounts.id, subscriptions.accountId))
+    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+    .leftJoin(paymentMethods, eq(paymentMethods.id, subscriptions.paymentMethodId))
+    .where(and(eq(subscriptions.status, 'active'), lte(subscriptions.currentPeriodEnd, accountNow(now)), not(batchable(now, noticeHours))))
+    .orderBy(asc(subscriptions.currentPeriodEnd))
+    .limit(limit)
+    .for('update', { of: subscriptions, skipLocked: true });
+}
+
+/** Open invoices whose next dunning step is due, locked SKIP LOCKED. */
+export async function lockDueRetries(tx: Db, now: Date, limit: number) {
+  return tx
+    .select({ id: invoices.id, attempt: invoices.attemptCount })
+    .from(invoices)
+    .innerJoin(accounts, eq(accounts.id, invoices.accountId))
+    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+    .where(and(eq(invoices.status, 'open'), isNotNull(invoices.nextAttemptAt), lte(invoices.nextAttemptAt, accountNow(now))))
+    .orderBy(asc(invoices.nextAttemptAt))
+    .limit(limit)
+    .for('update', { of: invoices, skipLocked: true });
+}
+
+/** Pre-debit notices (Indian card and UPI mandates) that fall due before a period end and are not sent yet. */
+export async function listDueNotices(db: Db, now: Date, noticeHours: number, limit: number) {
+  const at = accountNow(now);
+  return db
+    .select({ id: subscriptions.id, periodEnd: subscriptions.currentPeriodEnd })
+    .from(subscriptions)
+    .innerJoin(accounts, eq(accounts.id, subscriptions.accountId))
+    .innerJoin(paymentMethods, eq(paymentMethods.id, subscriptions.paymentMethodId))
+    .leftJoin(testClocks, eq(testClocks.id, accounts.testClockId))
+    .where(
+      and(
+        eq(subscriptions.status, 'active'),
+        eq(subscriptions.cancelAtPeriodEnd, false),
+        eq(accounts.currency, 'INR'),
+        inArray(paymentMethods.type, ['card', 'upi']),
+        sql`${subscriptions.renewalNoticeFor} is distinct from ${subscriptions.currentPeriodEnd}`,
+        sql`${subscriptions.currentPeriodEnd} - ${`${noticeHours} hours`}::interval <= ${at}`,
+        sql`${subscriptions.currentPeriodEnd} > ${at}`,
+      ),
+    )
+    .limit(limit);
+}
+
+/** The pre-debit notice for the period ending `periodEnd` went out at `now`. */
+export async function markNoticeSent(tx: Db, subscriptionId: string, periodEnd: Date, now: Date): Promise<void> {
+  await tx.update(subscriptions).set({ renewalNoticeFor: periodEnd, renewalNoticeAt: now }).where(eq(subscriptions.id, subscriptionId));
+}
+
+/** Dunning: the subscription and its account are past_due (since the first time, for the account). */
+export async function markPastDue(tx: Db, subscriptionId: string, accountId: string, now: Date): Promise<void> {
+  await tx.update(subscriptions).set({ status: 'past_due', updatedAt: now }).where(eq(subscriptions.id, subscriptionId));
+  await tx
+    .update(accounts)
+    .set({ status: 'past_due', pastDueSince: sql`coalesce(${accounts.pastDueSince}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
+    .where(eq(accounts.id, accountId));
+}
+
+/** Paid after all: the subscription and its account are active again. */
+export async function markRecovered(tx: Db, subscriptionId: string, accountId: string, now: Date): Promise<void> {
+  await tx.update(subscriptions).set({ status: 'active', updatedAt: now }).where(eq(subscriptions.id, subscriptionId));
+  await tx.update(accounts).set({ status: 'active', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, accountId));
+}
+
+/** The subscription ends; the account keeps its data and credits, limited. */
+export async function markEnded(tx: Db, subscriptionId: string, accountId: string, now: Date): Promise<void> {
+  await tx.update(subscriptions).set({ status: 'cancelled', cancelAtPeriodEnd: false, endedAt: now, updatedAt: now }).where(eq(subscriptions.id, subscriptionId));
+  await tx.update(accounts).set({ status: 'limited', pastDueSince: null, updatedAt: now }).where(eq(accounts.id, accountId));
+}
+
+/** Work still due on a test clock (renewals, retries, charges in flight, recharges, notices): advancing it waits for zero. */
+export async function pendingOnClock(db: Db, testClockId: string, noticeHours: number): Promise<number> {
+  const result = await db.execute<{ n: string }>(sql`
+    select
+      (select count(*) from subscriptions s join accounts a on a.id = s.account_id join test_clocks c on c.id = a.test_clock_id
+        where c.id = ${testClockId} and s.status = 'active' and s.current_period_end <= c.frozen_time)
+    + (select count(*) from invoices i join accounts a on a.id = i.account_id join test_clocks c on c.id = a.test_clock_id
+        where c.id = ${testClockId} and i.status = 'open' and i.next_attempt_at <= c.frozen_time)
+    + (select count(*) from payments p join accounts a on a.id = p.account_id
+        where a.test_clock_id = ${testClockId} and p.purpose in ('renewal', 'recharge') and p.status in ('processing', 'unknown'))
+    + (select count(*) from auto_recharge_settings r join accounts a on a.id = r.account_id join test_clocks c on c.id = a.test_clock_id
+        where c.id = ${testClockId} and r.enabled and r.next_attempt_at <= c.frozen_time)
+    + (select count(*) from subscriptions s join accounts a on a.id = s.account_id join test_clocks c on c.id = a.test_clock_id
+        join payment_methods m on m.id = s.payment_method_id
+        where c.id = ${testClockId} and ${noticeHours} > 0 and s.status = 'active' and not s.cancel_at_period_end
+          and a.currency = 'INR' and m.type in ('card', 'upi') and s.renewal_notice_for is distinct from s.current_period_end
+          and s.current_period_end - make_interval(hours => ${noticeHours}) <= c.frozen_time and s.current_period_end > c.frozen_time)
+    as n`);
+  const rows = (result as unknown as { rows: Array<{ n: string }> }).rows;
+  return Number(rows[0]?.n ?? 0);
 }

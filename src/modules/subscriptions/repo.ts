@@ -9,12 +9,24 @@ export async function insertSubscription(db: Db, row: typeof subscriptions.$infe
   return inserted!;
 }
 
+export async function findSubscription(db: Db, id: string, opts: { forUpdate?: boolean } = {}): Promise<SubscriptionRow | undefined> {
+  const query = db.select().from(subscriptions).where(eq(subscriptions.id, id));
+  const [row] = opts.forUpdate ? await query.for('update') : await query;
+  return row;
+}
+
 /** The subscription that is not cancelled, if any. */
 export async function findLiveSubscription(db: Db, accountId: string): Promise<SubscriptionRow | undefined> {
   const [row] = await db
     .select()
     .from(subscriptions)
     .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
+  return row;
+}
+
+/** The active subscription (not past due, not cancelled), if any. */
+export async function findActiveSubscription(db: Db, accountId: string): Promise<SubscriptionRow | undefined> {
+  const [row] = await db.select().from(subscriptions).where(and(eq(subscriptions.accountId, accountId), eq(subscriptions.status, 'active')));
   return row;
 }
 
