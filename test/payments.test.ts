@@ -32,7 +32,10 @@ type Fixture = Awaited<ReturnType<typeof fixture>>;
 const upgradeBody = { planId: 'plan_starter_v1', billingCycle: 'monthly', initialCredits: 100000, addOns: { whatsapp: false }, paymentMethod: { type: 'card', token: 'tok_visa' } };
 
 /** Each purpose: how to make one payment of it, and what its success shows. */
-const purposes: Record<string, { pay(f: Fixture, accountId: string): Promise<unknown>; prepare(f: Fixture): Promise<string>; paid(f: Fixture, accountId: string): Promise<boolean> }> = {
+const purposes: Record<
+  string,
+  { pay(f: Fixture, accountId: string): Promise<unknown>; prepare(f: Fixture): Promise<string>; paid(f: Fixture, accountId: string): Promise<boolean>; purpose?: string; attended?: boolean }
+> = {
   upgrade: {
     prepare: async ({ ctx }) => (await readyAccount(ctx)).id,
     pay: ({ services }, accountId) => services.upgrades.upgrade(accountId, upgradeBody as never, null),
@@ -67,13 +70,50 @@ const purposes: Record<string, { pay(f: Fixture, accountId: string): Promise<unk
     pay: ({ services }, accountId) => services.purchases.recharge(accountId),
     paid: async ({ ctx }, accountId) => (await ctx.query("select count(*)::int as n from credit_ledger where account_id = $1 and kind = 'recharge'", [accountId])).rows[0].n === 1,
   },
+  // POST /v1/invoices/{id}/pay: the customer pays a renewal the e-mandate did not cover; the payment is the renewal's.
+  'invoice payment of a renewal': {
+    purpose: 'renewal',
+    attended: true,
+    prepare: async ({ ctx, services }) => {
+      const account = await paidAccount(ctx, 100000);
+      await ctx.query('update payment_methods set mandate_max_amount = 100 where account_id = $1', [account.id]);
+      const { rows } = await ctx.query('select id, current_period_end from subscriptions where account_id = $1', [account.id]);
+      ctx.clock.set(new Date(rows[0].current_period_end.getTime() + 60_000));
+      if ((await services.renewals.renew(rows[0].id, rows[0].current_period_end)) !== 'invoiced') throw new Error('the renewal should wait for the customer');
+      return account.id;
+    },
+    pay: async ({ ctx, services }, accountId) => {
+      const { rows } = await ctx.query("select id from invoices where account_id = $1 and kind = 'renewal' and status = 'open'", [accountId]);
+      return services.invoicePayments.pay(rows[0].id, { accountId: null }, {}, null);
+    },
+    paid: async ({ ctx }, accountId) => (await ctx.query("select status from invoices where account_id = $1 and kind = 'renewal'", [accountId])).rows[0]?.status === 'paid',
+  },
+  // The same for an auto-recharge the e-mandate did not cover: the payment is the recharge's.
+  'invoice payment of an auto-recharge': {
+    purpose: 'recharge',
+    attended: true,
+    prepare: async ({ ctx, services }) => {
+      const account = await paidAccount(ctx, 100000);
+      const res = await ctx.call('PUT', `/v1/accounts/${account.id}/credits/auto-recharge`, { body: { enabled: true, threshold: 200000, amount: 500000 } });
+      if (res.status !== 200) throw new Error(`auto-recharge ${res.status}: ${JSON.stringify(res.body)}`);
+      await ctx.query('update payment_methods set mandate_valid_until = $2 where account_id = $1', [account.id, new Date(ctx.clock.now().getTime() - 1000)]);
+      if ((await services.purchases.recharge(account.id)) !== 'skipped') throw new Error('the recharge should wait for the customer');
+      return account.id;
+    },
+    pay: async ({ ctx, services }, accountId) => {
+      const { rows } = await ctx.query("select id from invoices where account_id = $1 and kind = 'credits' and status = 'open'", [accountId]);
+      return services.invoicePayments.pay(rows[0].id, { accountId: null }, {}, null);
+    },
+    paid: async ({ ctx }, accountId) => (await ctx.query("select count(*)::int as n from credit_ledger where account_id = $1 and kind = 'recharge'", [accountId])).rows[0].n === 1,
+  },
 };
 
 const paymentOf = async (ctx: TestContext, accountId: string, purpose: string) =>
   (await ctx.query('select id, status, failure_code from payments where account_id = $1 and purpose = $2 order by id desc limit 1', [accountId, purpose])).rows[0];
 
-for (const [purpose, p] of Object.entries(purposes)) {
-  t.test(`${purpose}: succeeded`, async (t) => {
+for (const [name, p] of Object.entries(purposes)) {
+  const purpose = p.purpose ?? name;
+  t.test(`${name}: succeeded`, async (t) => {
     const f = await fixture(t);
     const accountId = await p.prepare(f);
     await p.pay(f, accountId);
@@ -83,7 +123,7 @@ for (const [purpose, p] of Object.entries(purposes)) {
     t.equal(events.length, 1, 'one payment.succeeded, naming its purpose');
   });
 
-  t.test(`${purpose}: declined`, async (t) => {
+  t.test(`${name}: declined`, async (t) => {
     const f = await fixture(t);
     const accountId = await p.prepare(f);
     f.setMode('decline');
@@ -91,8 +131,8 @@ for (const [purpose, p] of Object.entries(purposes)) {
       () => 'answered',
       (err: { code?: string }) => err.code,
     );
-    // The customer is told when present (upgrade, top-up); a renewal or recharge records it.
-    t.equal(outcome, purpose === 'upgrade' || purpose === 'purchase' ? 'payment_declined' : 'answered');
+    // The customer is told when present (upgrade, top-up, paying an invoice); a renewal or recharge records it.
+    t.equal(outcome, purpose === 'upgrade' || purpose === 'purchase' || p.attended ? 'payment_declined' : 'answered');
     const payment = await paymentOf(f.ctx, accountId, purpose);
     t.equal(payment.status, 'failed');
     t.equal(payment.failure_code, 'card_declined');
@@ -101,7 +141,7 @@ for (const [purpose, p] of Object.entries(purposes)) {
     t.equal(events[0].n, 1, 'one payment.failed');
   });
 
-  t.test(`${purpose}: unknown, then reconciled by the one sweep`, async (t) => {
+  t.test(`${name}: unknown, then reconciled by the one sweep`, async (t) => {
     const f = await fixture(t);
     const accountId = await p.prepare(f);
     f.setMode('lose');
