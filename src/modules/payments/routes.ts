@@ -30,9 +30,10 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; m
         summary: 'Pay an open invoice now',
         description:
           'For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ' +
-          'ended, no method); or an upgrade invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes ' +
-          'and the awaited payment is superseded). Charges the given method, a saved one, or the default, with the customer ' +
-          'present. Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and ' +
+          'ended, no method); an auto-recharge of credits waiting for the customer (paid: the credits are added once); or an upgrade ' +
+          'invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes and the awaited payment is ' +
+          'superseded). Charges the given method, a saved one, or the default, with the customer present (no e-mandate limit). ' +
+          'Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and ' +
           'leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, ' +
           `meanwhile answers 409 \`invoice_payment_in_progress\`. ${sandboxDescription}`,
         params: z.object({ invoiceId: invoiceIdSchema }),
@@ -154,7 +155,8 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService; m
         summary: 'Record a wire transfer or cheque received for an open invoice (ops)',
         description:
           'For a renewal invoice the customer settled by bank transfer (NEFT, RTGS, IMPS) or cheque instead of paying by card: the ' +
-          'invoice is paid, the account `active`, dunning over. An invoice with a payment awaiting money (an upgrade or renewal by ' +
+          'invoice is paid, the account `active`, dunning over; for an auto-recharge invoice waiting for the customer: paid, the ' +
+          'credits added. An invoice with a payment awaiting money (an upgrade or renewal by ' +
           'wire) is confirmed through that payment, as POST /v1/payments/{id}/confirm does. The same reference again answers the same.',
         params: z.object({ invoiceId: invoiceIdSchema }),
         body: recordOfflineBodySchema,
