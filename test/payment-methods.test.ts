@@ -184,3 +184,27 @@ t.test('a removed method is never charged again; a method with a payment open ca
   t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${lostMethod}`)).body.code, 'payment_method_in_use');
   t.equal((await ctx.call('DELETE', `/v1/accounts/${account.id}/payment-methods/${c.id}`)).status, 204, 'the one with nothing open goes');
 });
+
+t.test('a pre-debit notice covers the method it named: a new default Indian card gets its own before it is charged', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const { rows } = await ctx.query('select id, current_period_end from subscriptions where account_id = $1', [account.id]);
+  const [sub, end] = [rows[0].id, rows[0].current_period_end as Date];
+  ctx.clock.set(new Date(end.getTime() - 23 * 3_600_000));
+  t.equal(await ctx.services.renewals.sendRenewalNotice(sub, end), 'sent', 'the notice for the visa card');
+  const added = await ctx.call('POST', `/v1/accounts/${account.id}/payment-methods`, { body: { paymentMethod: card('tok_mastercard'), makeDefault: true } });
+  t.equal(added.status, 201);
+
+  ctx.clock.set(new Date(end.getTime() + 60_000));
+  t.equal(await ctx.services.renewals.renew(sub, end), 'invoiced', 'not charged on the visa card\'s notice');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'renewal'")).rows[0].n, 0, 'nothing charged yet');
+  const notices = (await ctx.query("select payload from outbox where type = 'subscription.renewal_notice' order by id")).rows;
+  t.equal(notices.length, 2, 'a second notice, for the mastercard');
+  const invoice = (await ctx.query("select id, attempt_count, next_attempt_at from invoices where kind = 'renewal' and account_id = $1", [account.id])).rows[0];
+  t.equal(invoice.next_attempt_at.getTime(), end.getTime() + 60_000 + 24 * 3_600_000, 'charged once its window has passed');
+
+  ctx.clock.set(invoice.next_attempt_at);
+  t.equal(await ctx.services.renewals.retry(invoice.id, invoice.attempt_count), 'charged');
+  const charged = (await ctx.query("select payment_method_id, status from payments where purpose = 'renewal'")).rows;
+  t.same(charged, [{ payment_method_id: added.body.id, status: 'succeeded' }], 'the mastercard, once');
+});

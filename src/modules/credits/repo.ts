@@ -98,7 +98,10 @@ export async function listDueRecharges(db: Db, now: Date, limit: number): Promis
   return rows.map((r) => ({ accountId: r.accountId, dueAt: r.dueAt! }));
 }
 
-/** Auto-recharge charges this method from its next charge on. */
+/** Auto-recharge charges this method from its next charge on; a pre-debit notice sent for another does not cover it. */
 export async function setAutoRechargeMethod(db: Db, accountId: string, paymentMethodId: string, at: Date): Promise<void> {
-  await db.update(autoRechargeSettings).set({ paymentMethodId, updatedAt: at }).where(eq(autoRechargeSettings.accountId, accountId));
+  const same = sql`${autoRechargeSettings.paymentMethodId} = ${paymentMethodId}`;
+  await db
+    .update(autoRechargeSettings)
+    .set({ paymentMethodId, noticeSentAt: sql`case when ${same} then ${autoRechargeSettings.noticeSentAt} end`, updatedAt: at }).where(eq(autoRechargeSettings.accountId, accountId));
 }

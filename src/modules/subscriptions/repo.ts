@@ -1,4 +1,4 @@
-import { and, eq, ne } from 'drizzle-orm';
+import { and, eq, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { subscriptions } from '../../db/schema/index.js';
 
@@ -30,10 +30,19 @@ export async function findActiveSubscription(db: Db, accountId: string): Promise
   return row;
 }
 
-/** The live subscription charges this method from its next charge on. */
+/**
+ * The live subscription charges this method from its next charge on. A pre-debit notice sent
+ * for another method does not cover this one: it is forgotten, so the charge waits for its own.
+ */
 export async function setPaymentMethodOfLive(db: Db, accountId: string, paymentMethodId: string, at: Date): Promise<void> {
+  const same = sql`${subscriptions.paymentMethodId} = ${paymentMethodId}`;
   await db
     .update(subscriptions)
-    .set({ paymentMethodId, updatedAt: at })
+    .set({
+      paymentMethodId,
+      renewalNoticeFor: sql`case when ${same} then ${subscriptions.renewalNoticeFor} end`,
+      renewalNoticeAt: sql`case when ${same} then ${subscriptions.renewalNoticeAt} end`,
+      updatedAt: at,
+    })
     .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
 }
