@@ -198,6 +198,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{accountId}/billing-profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get the billing profile and how invoices will be taxed */
+        get: operations["getBillingProfile"];
+        /**
+         * Set the billing profile printed on tax invoices
+         * @description Legal name, address, state and GSTIN as the customer's tax invoices must show them (GST Rule 46). For an Indian account the `state` is the GST state code and decides the place of supply: the seller's state is taxed CGST + SGST, any other IGST; without a profile, invoices are taxed as supplied in the seller's state. A GSTIN is checked by format and check character and must be of that state. Invoices issued earlier keep the details they were issued with. Replaces the whole profile; the same body again is a no-op.
+         */
+        put: operations["setBillingProfile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{accountId}/entitlements": {
         parameters: {
             query?: never;
@@ -1852,6 +1873,33 @@ export interface components {
             /** @description Required when rejecting */
             reason?: string;
         };
+        /**
+         * @example {
+         *       "legalName": "Bharat Telecom Private Limited",
+         *       "address": {
+         *         "line1": "12, Nariman Point",
+         *         "city": "Mumbai",
+         *         "postalCode": "400021"
+         *       },
+         *       "state": "27",
+         *       "gstin": "27AAJCP8025A1ZL"
+         *     }
+         */
+        SetBillingProfileInput: {
+            /** @description The registered legal name printed on tax invoices */
+            legalName: string;
+            address: {
+                line1: string;
+                line2?: string | null;
+                city: string;
+                /** @description India: the 6-digit PIN code */
+                postalCode: string;
+            };
+            /** @description India (required): the GST state code, e.g. `29` (Karnataka), `27` (Maharashtra); it decides the place of supply. Elsewhere: the state or region, if any */
+            state?: string | null;
+            /** @description Indian businesses registered for GST: their 15-character GSTIN (its first two digits are the `state`); checked by format and check character */
+            gstin?: string | null;
+        };
         /** @description How to pay. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`. */
         PaymentMethodInputInput: {
             /** @constant */
@@ -2630,6 +2678,66 @@ export interface components {
                 used: number;
             };
         };
+        /**
+         * @example {
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "legalName": "Bharat Telecom Private Limited",
+         *       "address": {
+         *         "line1": "12, Nariman Point",
+         *         "line2": null,
+         *         "city": "Mumbai",
+         *         "postalCode": "400021"
+         *       },
+         *       "state": {
+         *         "code": "27",
+         *         "name": "Maharashtra"
+         *       },
+         *       "gstin": "27AAJCP8025A1ZL",
+         *       "taxTreatment": {
+         *         "supplyType": "inter_state",
+         *         "placeOfSupply": {
+         *           "code": "27",
+         *           "name": "Maharashtra"
+         *         },
+         *         "label": "IGST 18%"
+         *       },
+         *       "updatedAt": "2026-12-02T10:00:00.000Z"
+         *     }
+         */
+        BillingProfile: {
+            accountId: string;
+            legalName: string;
+            address: {
+                line1: string;
+                line2: string | null;
+                city: string;
+                postalCode: string;
+            };
+            state: {
+                code: string;
+                name: string;
+            } | null;
+            gstin: string | null;
+            /** @description How this account's invoices will be taxed from now on */
+            taxTreatment: {
+                /**
+                 * @description `intra_state`: the seller's state, CGST + SGST; `inter_state`: IGST; `export`: export of services at zero rate; `foreign`: the rate configured for the country
+                 * @enum {string}
+                 */
+                supplyType: "intra_state" | "inter_state" | "export" | "foreign";
+                placeOfSupply: {
+                    code: string;
+                    name: string;
+                };
+                /**
+                 * @example CGST 9% + SGST 9%
+                 * @example IGST 18%
+                 */
+                label: string;
+            };
+            /** Format: date-time */
+            updatedAt: string;
+        };
         InvoiceLine: {
             /** @enum {string} */
             kind: "plan_fee" | "whatsapp_addon" | "credits";
@@ -2645,10 +2753,46 @@ export interface components {
             /** @description grossAmount - discountAmount, rounded half-up once */
             amount: number;
         };
+        /** @description The tax invoice's parties, place of supply and terms (GST Rule 46), as they were when it was issued */
+        InvoiceSupply: {
+            /** @enum {string} */
+            type: "intra_state" | "inter_state" | "export" | "foreign";
+            /** @description The state the service is supplied in (GST state code and name); `96` Other Countries for an export */
+            placeOfSupply: {
+                code: string;
+                name: string;
+            };
+            /** @description Whether the recipient pays the tax (never, for these services) */
+            reverseCharge: boolean;
+            /** @description Services Accounting Code of what is sold */
+            sac: string;
+            seller: {
+                legalName: string;
+                address: string;
+                gstin: string;
+                state: {
+                    code: string;
+                    name: string;
+                };
+            };
+            buyer: {
+                legalName: string;
+                address: string | null;
+                gstin: string | null;
+                state: {
+                    code: string;
+                    name: string;
+                } | null;
+                country: string;
+                email: string;
+            };
+            /** @description On an export of services at zero rate: the terms it is made under (a Letter of Undertaking) */
+            exportTerms: string | null;
+        };
         /**
          * @example {
          *       "id": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *       "number": "INV-2026-27-000042",
+         *       "number": "INV/2627/0000042",
          *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "status": "paid",
@@ -2683,10 +2827,53 @@ export interface components {
          *       "subtotal": 912500,
          *       "discountTotal": 37500,
          *       "tax": {
-         *         "label": "GST 18%",
+         *         "label": "CGST 9% + SGST 9%",
          *         "rateBps": 1800,
-         *         "amount": 164250
+         *         "amount": 164250,
+         *         "components": [
+         *           {
+         *             "name": "CGST",
+         *             "rateBps": 900,
+         *             "amount": 82125
+         *           },
+         *           {
+         *             "name": "SGST",
+         *             "rateBps": 900,
+         *             "amount": 82125
+         *           }
+         *         ]
          *       },
+         *       "supply": {
+         *         "type": "intra_state",
+         *         "placeOfSupply": {
+         *           "code": "29",
+         *           "name": "Karnataka"
+         *         },
+         *         "reverseCharge": false,
+         *         "sac": "998419",
+         *         "seller": {
+         *           "legalName": "Example Cloud Telephony Private Limited",
+         *           "address": "4th Floor, 100 Residency Road, Bengaluru, Karnataka 560025",
+         *           "gstin": "29AABCE1234F1Z1",
+         *           "state": {
+         *             "code": "29",
+         *             "name": "Karnataka"
+         *           }
+         *         },
+         *         "buyer": {
+         *           "legalName": "Iyer Cloud Communications LLP",
+         *           "address": "22, 80 Feet Road, Koramangala, Bengaluru 560034",
+         *           "gstin": null,
+         *           "state": {
+         *             "code": "29",
+         *             "name": "Karnataka"
+         *           },
+         *           "country": "IN",
+         *           "email": "ap@iyer.example"
+         *         },
+         *         "exportTerms": null
+         *       },
+         *       "amountInWords": "Indian Rupees Ten Thousand Seven Hundred Sixty-Seven and Fifty Paise Only",
          *       "total": 1076750,
          *       "issuedAt": "2026-11-26T10:00:00.000Z",
          *       "dueAt": "2026-11-26T10:00:00.000Z",
@@ -2695,7 +2882,7 @@ export interface components {
          */
         Invoice: {
             id: string;
-            /** @description Consecutive and gapless per Indian financial year (April-March) */
+            /** @description Consecutive and gapless per Indian financial year (April-March), at most 16 characters: INV/2627/0000042 */
             number: string;
             accountId: string;
             subscriptionId: string | null;
@@ -2733,15 +2920,31 @@ export interface components {
             /** @description Amount in minor units of the currency (paise, cents) */
             discountTotal: number;
             tax: {
-                /** @example GST 18% */
+                /**
+                 * @example CGST 9% + SGST 9%
+                 * @example IGST 18%
+                 * @example IGST 0% (export of services)
+                 */
                 label: string;
-                /** @description Tax rate in basis points (1800 = 18%) */
+                /** @description Total tax rate in basis points (1800 = 18%) */
                 rateBps: number;
                 /** @description Amount in minor units of the currency (paise, cents) */
                 amount: number;
+                /** @description The split the law asks for: CGST + SGST within the seller's state, IGST otherwise; each rounded per line, half-up, once, adding up to `amount` */
+                components: {
+                    /** @enum {string} */
+                    name: "CGST" | "SGST" | "IGST" | "Tax";
+                    rateBps: number;
+                    /** @description Amount in minor units of the currency (paise, cents) */
+                    amount: number;
+                }[];
             };
+            /** @description Null only on invoices issued before tax invoices kept it */
+            supply: components["schemas"]["InvoiceSupply"] | null;
             /** @description Amount in minor units of the currency (paise, cents) */
             total: number;
+            /** @description The total in words (Indian numbering, lakh and crore, for INR) */
+            amountInWords: string;
             /** Format: date-time */
             issuedAt: string;
             /** Format: date-time */
@@ -3215,7 +3418,7 @@ export interface components {
          *       },
          *       "invoice": {
          *         "id": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *         "number": "INV-2026-27-000042",
+         *         "number": "INV/2627/0000042",
          *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *         "subscriptionId": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *         "status": "paid",
@@ -3250,10 +3453,53 @@ export interface components {
          *         "subtotal": 912500,
          *         "discountTotal": 37500,
          *         "tax": {
-         *           "label": "GST 18%",
+         *           "label": "CGST 9% + SGST 9%",
          *           "rateBps": 1800,
-         *           "amount": 164250
+         *           "amount": 164250,
+         *           "components": [
+         *             {
+         *               "name": "CGST",
+         *               "rateBps": 900,
+         *               "amount": 82125
+         *             },
+         *             {
+         *               "name": "SGST",
+         *               "rateBps": 900,
+         *               "amount": 82125
+         *             }
+         *           ]
          *         },
+         *         "supply": {
+         *           "type": "intra_state",
+         *           "placeOfSupply": {
+         *             "code": "29",
+         *             "name": "Karnataka"
+         *           },
+         *           "reverseCharge": false,
+         *           "sac": "998419",
+         *           "seller": {
+         *             "legalName": "Example Cloud Telephony Private Limited",
+         *             "address": "4th Floor, 100 Residency Road, Bengaluru, Karnataka 560025",
+         *             "gstin": "29AABCE1234F1Z1",
+         *             "state": {
+         *               "code": "29",
+         *               "name": "Karnataka"
+         *             }
+         *           },
+         *           "buyer": {
+         *             "legalName": "Iyer Cloud Communications LLP",
+         *             "address": "22, 80 Feet Road, Koramangala, Bengaluru 560034",
+         *             "gstin": null,
+         *             "state": {
+         *               "code": "29",
+         *               "name": "Karnataka"
+         *             },
+         *             "country": "IN",
+         *             "email": "ap@iyer.example"
+         *           },
+         *           "exportTerms": null
+         *         },
+         *         "amountInWords": "Indian Rupees Ten Thousand Seven Hundred Sixty-Seven and Fifty Paise Only",
          *         "total": 1076750,
          *         "issuedAt": "2026-11-26T10:00:00.000Z",
          *         "dueAt": "2026-11-26T10:00:00.000Z",
@@ -3329,9 +3575,21 @@ export interface components {
          *       "subtotal": 912500,
          *       "discountTotal": 37500,
          *       "tax": {
-         *         "label": "GST 18%",
+         *         "label": "CGST 9% + SGST 9%",
          *         "rateBps": 1800,
-         *         "amount": 164250
+         *         "amount": 164250,
+         *         "components": [
+         *           {
+         *             "name": "CGST",
+         *             "rateBps": 900,
+         *             "amount": 82125
+         *           },
+         *           {
+         *             "name": "SGST",
+         *             "rateBps": 900,
+         *             "amount": 82125
+         *           }
+         *         ]
          *       },
          *       "total": 1076750,
          *       "entitlementsAfter": {
@@ -3413,12 +3671,24 @@ export interface components {
             /** @description Amount in minor units of the currency (paise, cents) */
             discountTotal: number;
             tax: {
-                /** @example GST 18% */
+                /**
+                 * @example CGST 9% + SGST 9%
+                 * @example IGST 18%
+                 * @example IGST 0% (export of services)
+                 */
                 label: string;
-                /** @description Tax rate in basis points (1800 = 18%) */
+                /** @description Total tax rate in basis points (1800 = 18%) */
                 rateBps: number;
                 /** @description Amount in minor units of the currency (paise, cents) */
                 amount: number;
+                /** @description The split the law asks for: CGST + SGST within the seller's state, IGST otherwise; each rounded per line, half-up, once, adding up to `amount` */
+                components: {
+                    /** @enum {string} */
+                    name: "CGST" | "SGST" | "IGST" | "Tax";
+                    rateBps: number;
+                    /** @description Amount in minor units of the currency (paise, cents) */
+                    amount: number;
+                }[];
             };
             /** @description Amount in minor units of the currency (paise, cents) */
             total: number;
@@ -3551,7 +3821,7 @@ export interface components {
          *           "currency": "INR",
          *           "balanceAfter": 200000,
          *           "sourceKey": "payment:pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
-         *           "description": "Initial credits, invoice INV-2026-27-000001",
+         *           "description": "Initial credits, invoice INV/2627/0000001",
          *           "createdAt": "2026-11-26T10:00:00.000Z"
          *         }
          *       ],
@@ -4901,6 +5171,215 @@ export interface operations {
             };
             /** @description Unsupported content type (`unsupported_media_type`) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getBillingProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingProfile"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account (`account_not_found`), or no profile yet (`billing_profile_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setBillingProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetBillingProfileInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingProfile"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account, or not visible to this key (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A GSTIN that is not valid or not of the state (`invalid_gstin`), an unknown state code or PIN (`invalid_billing_profile`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { checkGstin } from './lib/gstin.js';
+import type { Taxation } from './modules/billing/tax.js';
 import { developmentKeyRing, parseKeyRing, type SecretKey } from './lib/secret-box.js';
 
 const bool = z
@@ -105,7 +107,35 @@ export const configSchema = z.object({
   TEST_CLOCKS_ENABLED: bool.default(false),
   /** Where emails go in development without SMTP_URL: one .eml file per email. */
   MAIL_DIR: z.string().min(1).optional(),
+  /**
+   * The seller on every tax invoice (GST Rule 46): legal name, address, GSTIN (its first two
+   * digits are the seller's state), the SAC of what is sold, and the terms printed on an
+   * export of services. Required in production; elsewhere an example seller in Karnataka.
+   */
+  SELLER_LEGAL_NAME: z.string().trim().min(2).max(200).optional(),
+  SELLER_ADDRESS: z.string().trim().min(5).max(300).optional(),
+  SELLER_GSTIN: z
+    .string()
+    .transform((v, ctx) => {
+      const checked = checkGstin(v);
+      if (!checked.ok) {
+        ctx.addIssue({ code: 'custom', message: checked.problem });
+        return z.NEVER;
+      }
+      return checked.gstin;
+    })
+    .optional(),
+  /** Services Accounting Code; 998419 is "other telecommunications services". */
+  SELLER_SAC: z.string().regex(/^99\d{4}$/, 'must be a 6-digit SAC starting with 99').default('998419'),
+  EXPORT_TERMS: z
+    .string()
+    .trim()
+    .min(10)
+    .max(300)
+    .default('Supply meant for export of services under Letter of Undertaking without payment of integrated tax'),
 }).superRefine((env, ctx) => {
+  // CGST and SGST split the Indian rate in two whole basis points.
+  if ((env.TAX_RATES.IN ?? 0) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['TAX_RATES'], message: 'must give IN an even number of basis points (CGST and SGST take half each)' });
   // An offline invoice must be settled or written off before the next (monthly) one is issued.
   const lastRetry = Math.max(...env.DUNNING_RETRY_DAYS);
   if (env.INVOICE_DUE_DAYS + lastRetry >= 28) {
@@ -120,6 +150,10 @@ export const configSchema = z.object({
   }
   if (env.TEST_CLOCKS_ENABLED) {
     ctx.addIssue({ code: 'custom', path: ['TEST_CLOCKS_ENABLED'], message: 'must not be on when NODE_ENV=production' });
+  }
+  // A tax invoice names its real seller: no example seller in production.
+  for (const name of ['SELLER_LEGAL_NAME', 'SELLER_ADDRESS', 'SELLER_GSTIN'] as const) {
+    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required when NODE_ENV=production (the seller printed on tax invoices)' });
   }
 });
 
@@ -156,3 +190,26 @@ export const secretsKeysOf = (config: Config): readonly SecretKey[] => config.SE
 
 export const migratesOnStart = (config: Config): boolean =>
   config.MIGRATE_ON_START ?? usesEmbeddedDatabase(config);
+
+/** The example seller outside production: a private limited company in Karnataka. */
+const exampleSeller = {
+  legalName: 'Example Cloud Telephony Private Limited',
+  address: '4th Floor, 100 Residency Road, Bengaluru, Karnataka 560025',
+  gstin: '29AABCE1234F1Z1',
+};
+
+/** The seller and tax rates invoices are issued with. */
+export function taxationOf(config: Config): Taxation {
+  const gstin = config.SELLER_GSTIN ?? exampleSeller.gstin;
+  return {
+    rates: config.TAX_RATES,
+    seller: {
+      legalName: config.SELLER_LEGAL_NAME ?? exampleSeller.legalName,
+      address: config.SELLER_ADDRESS ?? exampleSeller.address,
+      gstin,
+      stateCode: gstin.slice(0, 2),
+      sac: config.SELLER_SAC,
+      exportTerms: config.EXPORT_TERMS,
+    },
+  };
+}

@@ -1,4 +1,4 @@
-import { secretsKeysOf, type Config } from './config.js';
+import { secretsKeysOf, taxationOf, type Config } from './config.js';
 import type { ChangeFeed } from './db/change-feed.js';
 import type { Database } from './db/client.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -68,6 +68,7 @@ export function createServices(deps: ServiceDeps) {
   // account at once, so the caller's next check sees it (other processes hear the database's
   // notification). Without a change feed (worker, CLI) nothing is cached: a no-op.
   const accountChanged = authorization.invalidate;
+  const taxation = taxationOf(config);
   // One payment lifecycle; upgrades, renewals and purchases each register what their payments mean.
   const payments = createPaymentsService({ db, clock, provider, logger, accountChanged });
   const paymentMethods = createPaymentMethodsService({ db, clock, provider, logger, mandate });
@@ -75,7 +76,7 @@ export function createServices(deps: ServiceDeps) {
     db,
     clock,
     logger,
-    taxRates: config.TAX_RATES,
+    taxation,
     invoiceDueDays: config.INVOICE_DUE_DAYS,
     dunningRetryDays: config.DUNNING_RETRY_DAYS,
     mandate,
@@ -86,7 +87,7 @@ export function createServices(deps: ServiceDeps) {
     clock,
     provider,
     logger,
-    taxRates: config.TAX_RATES,
+    taxation,
     maxFailures: config.AUTO_RECHARGE_MAX_FAILURES,
     retryMinutes: config.AUTO_RECHARGE_RETRY_MINUTES,
     invoiceDueDays: config.INVOICE_DUE_DAYS,
@@ -108,21 +109,21 @@ export function createServices(deps: ServiceDeps) {
     secrets: {
       rotate: async () => ({ webhooks: await webhooks.resealSecrets(), apiKeys: await auth.rehashLegacyKeys() }),
     },
-    subscriptions: createSubscriptionsService({ db, clock, taxRates: config.TAX_RATES, mandate }),
+    subscriptions: createSubscriptionsService({ db, clock, taxation, mandate }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth,
     credits: createCreditsService({ db, clock, accountChanged }),
     exophones: createExophonesService({ db, clock }),
     authorization,
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
-    accounts: createAccountsService({ db, clock, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED, accountChanged }),
+    accounts: createAccountsService({ db, clock, taxation, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED, accountChanged }),
     billing: createBillingService({ db }),
     upgrades: createUpgradeService({
       db,
       clock,
       provider,
       logger,
-      taxRates: config.TAX_RATES,
+      taxation,
       invoiceDueDays: config.INVOICE_DUE_DAYS,
       mandate,
       payments,

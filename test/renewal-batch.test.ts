@@ -40,8 +40,10 @@ const item = (s: Subscribed) => ({ subscriptionId: s.subscriptionId, periodEnd: 
 async function renewalState(ctx: TestContext, s: Subscribed) {
   const invoices = (await ctx.query("select * from invoices where account_id = $1 and kind = 'renewal'", [s.accountId])).rows;
   const payments = (await ctx.query("select * from payments where account_id = $1 and purpose = 'renewal' order by id", [s.accountId])).rows;
+  const [{ email }] = (await ctx.query('select email from accounts where id = $1', [s.accountId])).rows;
   const names = new Map<string, string>([
     [s.accountId, '<account>'],
+    [email, '<email>'],
     [s.subscriptionId, '<subscription>'],
     ...payments.map((p: any) => [p.payment_method_id, '<method>'] as [string, string]),
     ...invoices.flatMap((i: any) => [[i.id, '<invoice>'], [i.number, '<number>']] as Array<[string, string]>),

@@ -50,7 +50,7 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
     ],
     'plan fee = monthly minimum x 3 less 5%, add-on likewise, credits',
   );
-  t.same([quote.body.subtotal, quote.body.tax, quote.body.total], [1197500, { label: 'GST 18%', rateBps: 1800, amount: 215550 }, 1413050]);
+  t.same([quote.body.subtotal, quote.body.tax, quote.body.total], [1197500, { label: 'CGST 9% + SGST 9%', rateBps: 1800, amount: 215550, components: [{ name: 'CGST', rateBps: 900, amount: 107775 }, { name: 'SGST', rateBps: 900, amount: 107775 }] }, 1413050]);
   t.same(quote.body.allowedPaymentMethods, ['card', 'netbanking', 'upi']);
   t.same([quote.body.canUpgrade, quote.body.blockers], [true, []]);
   t.equal(quote.body.entitlementsAfter.exophones.limit, 5);
@@ -72,7 +72,7 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   t.same(subscription.paymentMethod, { type: 'card', label: 'visa' });
   t.equal(subscription.whatsappAddon, true);
   t.equal(invoice.status, 'paid');
-  t.equal(invoice.number, 'INV-2026-27-000001');
+  t.equal(invoice.number, 'INV/2627/0000001');
   t.same([invoice.discountTotal, invoice.tax.amount, invoice.total], [52500, 215550, 1413050], 'discount and tax as quoted');
   t.equal(payment.status, 'succeeded');
   t.equal(payment.amount, 1413050);
@@ -117,9 +117,9 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   t.equal(smtp.received.length, 2, 'the KYC approval and the upgrade confirmation');
   const mail = await smtp.parse(smtp.received.find((r) => r.raw.includes('Welcome to Starter'))!);
   t.same(smtp.received[1]!.to, ['owner@acme.example']);
-  t.match(mail.subject, /Welcome to Starter: invoice INV-2026-27-000001/);
-  t.match(mail.text, /INV-2026-27-000001/);
-  t.match(mail.text, /GST 18%\s+INR 2,155\.50/);
+  t.match(mail.subject, /Welcome to Starter: invoice INV\/2627\/0000001/);
+  t.match(mail.text, /INV\/2627\/0000001/);
+  t.match(mail.text, /CGST 9% \+ SGST 9%\s+INR 2,155\.50/);
   t.match(mail.text, /Total\s+INR 14,130\.50/);
   t.match(mail.text, /2026-11-26 to 2027-02-26/);
   t.match(mail.text, /ExoPhones: up to 5/);
@@ -128,9 +128,9 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   t.equal(mail.attachments.length, 1);
   const attachment = mail.attachments[0]!;
   t.equal(attachment.contentType, 'application/pdf');
-  t.equal(attachment.filename, 'INV-2026-27-000001.pdf');
+  t.equal(attachment.filename, 'INV-2627-0000001.pdf', 'the number as a file name');
   const text = await pdfText(attachment.content);
-  t.match(text, /Invoice INV-2026-27-000001/);
+  t.match(text, /Invoice INV\/2627\/0000001/);
   t.match(text, /Starter plan, quarterly \(3 months\)/);
   t.match(text, /WhatsApp add-on/);
   t.match(text, /Prepaid credits for calls and SMS/);
@@ -144,13 +144,13 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   const sub = await ctx.call('GET', `/v1/accounts/${account.id}/subscription`, { key: accountKey });
   t.equal(sub.body.id, subscription.id);
   const list = await ctx.call('GET', `/v1/accounts/${account.id}/invoices`, { key: accountKey });
-  t.same(list.body.data.map((i: any) => i.number), ['INV-2026-27-000001']);
+  t.same(list.body.data.map((i: any) => i.number), ['INV/2627/0000001']);
   const one = await ctx.call('GET', `/v1/invoices/${invoice.id}`, { key: accountKey });
   t.same(one.body, invoice);
   const pdf = await ctx.app.inject({ method: 'GET', url: `/v1/invoices/${invoice.id}/pdf`, headers: { authorization: `Bearer ${accountKey}` } });
   t.equal(pdf.statusCode, 200);
   t.match(pdf.headers['content-type'], /application\/pdf/);
-  t.match(await pdfText(pdf.rawPayload), /INV-2026-27-000001/);
+  t.match(await pdfText(pdf.rawPayload), /INV\/2627\/0000001/);
   t.equal((await ctx.call('GET', `/v1/payments/${payment.id}`, { key: accountKey })).body.status, 'succeeded');
 
   const stranger = await readyAccount(ctx);
@@ -248,7 +248,7 @@ for (const [method, code] of [
 
     const retry = await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, { body: upgradeBody, headers: { 'idempotency-key': 'with-visa' } });
     t.equal(retry.status, 201, 'another method may then succeed');
-    t.equal(retry.body.invoice.number, 'INV-2026-27-000001', 'the decline used no invoice number');
+    t.equal(retry.body.invoice.number, 'INV/2627/0000001', 'the decline used no invoice number');
   });
 }
 
@@ -264,7 +264,7 @@ t.test('UPI and net banking succeed for an Indian account', async (t) => {
     t.equal(res.body.subscription.paymentMethod.type, paymentMethod.type);
   }
   const numbers = (await ctx.query('select number from invoices order by number')).rows.map((r: any) => r.number);
-  t.same(numbers, ['INV-2026-27-000001', 'INV-2026-27-000002'], 'consecutive');
+  t.same(numbers, ['INV/2627/0000001', 'INV/2627/0000002'], 'consecutive');
 });
 
 t.test('an unknown result is reconciled before anything else is tried', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { financialYearOf, invoiceNumber, priceUpgrade, taxFor } from '../../src/modules/billing/domain.js';
+import { financialYearOf, invoiceNumber, priceCredits, priceUpgrade } from '../../src/modules/billing/domain.js';
+import { taxRegime, type BillingProfile, type Taxation } from '../../src/modules/billing/tax.js';
 import { allowedPaymentMethods, chargeableUnattended } from '../../src/modules/payments/methods.js';
 import { sandboxOutcome } from '../../src/modules/payments/sandbox.js';
 import { addMonthsClamped, periodAt } from '../../src/modules/subscriptions/periods.js';
@@ -16,6 +17,19 @@ t.test('money: half-up rounding in exact integers', async (t) => {
   t.equal(formatMoney(1234567, 'USD'), 'USD 12,345.67');
 });
 
+const taxation: Taxation = {
+  rates: { IN: 1800 },
+  seller: { legalName: 'Seller Pvt Ltd', address: 'Bengaluru', gstin: '29AABCE1234F1Z1', stateCode: '29', sac: '998419', exportTerms: 'Supply meant for export under LUT' },
+};
+const profile = (state: string | null, gstin: string | null = null): BillingProfile => ({
+  legalName: 'Buyer Pvt Ltd',
+  address: { line1: '1 MG Road', line2: null, city: 'City', postalCode: '400001' },
+  state,
+  gstin,
+});
+const buyer = (country: string, billingProfile: BillingProfile | null) => ({ name: 'Buyer', email: 'ap@buyer.example', country, billingProfile });
+const gst = (country: string, billingProfile: BillingProfile | null = null) => taxRegime(taxation, buyer(country, billingProfile));
+
 t.test('upgrade pricing: plan fee x months less the cycle discount, add-on, credits, tax', async (t) => {
   const priced = priceUpgrade({
     currency: 'INR',
@@ -24,7 +38,7 @@ t.test('upgrade pricing: plan fee x months less the cycle discount, add-on, cred
     monthlyMinimum: 250000,
     whatsappAddonMonthly: 100000,
     initialCredits: 200000,
-    tax: { label: 'GST 18%', rateBps: 1800 },
+    tax: gst('IN', profile('27')),
   });
   t.same(
     priced.lines.map((l) => [l.kind, l.grossAmount, l.discountAmount, l.amount]),
@@ -36,7 +50,7 @@ t.test('upgrade pricing: plan fee x months less the cycle discount, add-on, cred
   );
   t.equal(priced.subtotal, 1197500);
   t.equal(priced.discountTotal, 52500);
-  t.same(priced.tax, { label: 'GST 18%', rateBps: 1800, amount: 215550 });
+  t.same(priced.tax, { label: 'IGST 18%', rateBps: 1800, amount: 215550, components: [{ name: 'IGST', rateBps: 1800, amount: 215550 }] });
   t.equal(priced.total, 1413050);
 
   const annual = priceUpgrade({
@@ -46,16 +60,50 @@ t.test('upgrade pricing: plan fee x months less the cycle discount, add-on, cred
     monthlyMinimum: 19999,
     whatsappAddonMonthly: null,
     initialCredits: 0,
-    tax: { label: 'Tax 0%', rateBps: 0 },
+    tax: gst('US'),
   });
   t.equal(annual.lines.length, 1, 'no credits line for zero credits');
   t.equal(annual.lines[0]!.amount, 203990, '239988 x 0.85 = 203989.8 -> 203990, rounded once');
   t.equal(annual.total, 203990);
 });
 
-t.test('tax follows the billing country', async (t) => {
-  t.same(taxFor('IN', { IN: 1800 }), { label: 'GST 18%', rateBps: 1800 });
-  t.same(taxFor('US', { IN: 1800 }), { label: 'Tax 0%', rateBps: 0 });
+t.test('GST as the law reads: the place of supply is the buyer\'s state; the seller\'s own state splits CGST + SGST, another IGST; abroad an export at zero rate', async (t) => {
+  const karnataka = gst('IN', profile('29', '29AAACR5055K1Z7'));
+  t.equal(karnataka.supply.type, 'intra_state');
+  t.same(karnataka.components, [{ name: 'CGST', rateBps: 900 }, { name: 'SGST', rateBps: 900 }]);
+  t.same(karnataka.supply.placeOfSupply, { code: '29', name: 'Karnataka' });
+  t.equal(karnataka.label, 'CGST 9% + SGST 9%');
+  const maharashtra = gst('IN', profile('27'));
+  t.equal(maharashtra.supply.type, 'inter_state');
+  t.same(maharashtra.components, [{ name: 'IGST', rateBps: 1800 }]);
+  t.same(maharashtra.supply.placeOfSupply, { code: '27', name: 'Maharashtra' });
+  const unknown = gst('IN');
+  t.equal(unknown.supply.type, 'intra_state', 'no address on record: the supplier\'s location (IGST Act s.12(2)(b))');
+  t.equal(unknown.supply.buyer.legalName, 'Buyer', 'the account name stands in for the legal name');
+  const us = gst('US', { ...profile('CA'), legalName: 'Acme Inc' });
+  t.equal(us.supply.type, 'export');
+  t.equal(us.rateBps, 0);
+  t.equal(us.supply.exportTerms, 'Supply meant for export under LUT');
+  t.same(us.supply.placeOfSupply.code, '96', 'Other Countries');
+  const taxedAbroad = taxRegime({ ...taxation, rates: { IN: 1800, GB: 2000 } }, buyer('GB', null));
+  t.equal(taxedAbroad.supply.type, 'foreign', 'a country with a configured rate keeps it');
+  t.equal(taxedAbroad.label, 'Tax 20%');
+  t.equal(karnataka.supply.reverseCharge, false);
+  t.equal(karnataka.supply.sac, '998419');
+});
+
+t.test('tax is rounded per line, half-up, once, and the components add up to the paise', async (t) => {
+  // 3 x 333 paise: 18% of each line is 59.94 -> 60 (180 in all); on the sum it would be 179.82 -> 180 too, but
+  // 9% of each is 29.97 -> 30, so CGST 90 + SGST 90 = 180 and IGST 60 x 3 = 180.
+  const lines = (regime: ReturnType<typeof gst>) =>
+    priceUpgrade({ currency: 'INR', planName: 'P', cycle: { name: 'Monthly', months: 1, discountBps: 0 }, monthlyMinimum: 333, whatsappAddonMonthly: 333, initialCredits: 333, tax: regime });
+  const intra = lines(gst('IN', profile('29')));
+  t.same(intra.tax.components.map((c) => [c.name, c.amount]), [['CGST', 90], ['SGST', 90]]);
+  t.equal(intra.tax.amount, 180);
+  t.equal(intra.total, 999 + 180);
+  const credits = priceCredits('INR', 100001, 'Prepaid credits', gst('IN', profile('29')));
+  t.same(credits.tax.components.map((c) => c.amount), [9000, 9000], '9% of 1000.01 = 90.0009 -> 90.00 each');
+  t.equal(credits.total, 100001 + 18000);
 });
 
 t.test('financial years run April to March in India', async (t) => {
@@ -64,7 +112,8 @@ t.test('financial years run April to March in India', async (t) => {
   t.equal(financialYearOf(new Date('2027-03-31T18:30:00Z')), '2027-28', 'midnight IST on 1 April');
   t.equal(financialYearOf(new Date('2026-01-15T00:00:00Z')), '2025-26');
   t.equal(financialYearOf(new Date('2099-06-01T00:00:00Z')), '2099-00');
-  t.equal(invoiceNumber('2026-27', 42), 'INV-2026-27-000042');
+  t.equal(invoiceNumber('2026-27', 42), 'INV/2627/0000042');
+  t.ok(invoiceNumber('2026-27', 9_999_999).length <= 16, 'at most 16 characters (GST Rule 46)');
 });
 
 t.test('periods keep the anchor day and clamp to the month end', async (t) => {

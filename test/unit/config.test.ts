@@ -48,5 +48,10 @@ t.test('a password in a URL is not echoed', async (t) => {
 t.test('production needs Postgres and SMTP', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25' }), /^Invalid configuration: DATABASE_URL: is required when NODE_ENV=production/);
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b' }), /^Invalid configuration: SMTP_URL: is required/);
-  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25', SECRETS_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}` }));
+  const seller = { SELLER_LEGAL_NAME: 'Seller Private Limited', SELLER_ADDRESS: '1 MG Road, Bengaluru 560001', SELLER_GSTIN: '29AABCE1234F1Z1' };
+  const prod = { NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25', SECRETS_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}` };
+  t.throws(() => loadConfig(prod), /^Invalid configuration: SELLER_LEGAL_NAME: is required when NODE_ENV=production/, 'no example seller on real invoices');
+  t.ok(loadConfig({ ...prod, ...seller }));
+  t.throws(() => loadConfig({ ...prod, ...seller, SELLER_GSTIN: '29AABCE1234F1Z2' }), /^Invalid configuration: SELLER_GSTIN: The check character is 1, expected|SELLER_GSTIN: .*check character/, 'the seller\'s GSTIN is checked at start');
+  t.throws(() => loadConfig({ TAX_RATES: 'IN:1801' }), /TAX_RATES: must give IN an even number/);
 });

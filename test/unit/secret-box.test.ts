@@ -56,7 +56,8 @@ t.test('SECRETS_KEYS: parsed, checked with one readable line, required in produc
   t.match(parseKeyRing(`a:${randomBytes(16).toString('base64')}`), /32 bytes/);
   t.match(parseKeyRing(`a:${b64},a:${b64}`), /twice/);
   t.throws(() => loadConfig({ SECRETS_KEYS: 'a:short' }), /^Invalid configuration: SECRETS_KEYS: key a must be 32 bytes .*\(got "\[redacted\]"\)$/);
-  const prod = { NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25' };
+  const seller = { SELLER_LEGAL_NAME: 'Seller Private Limited', SELLER_ADDRESS: '1 MG Road, Bengaluru 560001', SELLER_GSTIN: '29AABCE1234F1Z1' };
+  const prod = { NODE_ENV: 'production', DATABASE_URL: 'postgres://b@db/b', SMTP_URL: 'smtp://mail:25', ...seller };
   t.throws(() => loadConfig(prod), /^Invalid configuration: SECRETS_KEYS: is required when NODE_ENV=production/);
   t.equal(secretsKeysOf(loadConfig({ ...prod, SECRETS_KEYS: `k1:${b64}` }))[0]!.id, 'k1');
   t.equal(secretsKeysOf(loadConfig({}))[0]!.id, 'dev-insecure', 'development falls back to the public key');

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { check, index, pgEnum, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { check, index, jsonb, pgEnum, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import type { BillingProfile } from '../../modules/billing/tax.js';
 import { currency, plans } from './catalog.js';
 
 export const accountStatus = pgEnum('account_status', ['trial', 'pending_payment', 'active', 'past_due', 'limited']);
@@ -35,6 +36,8 @@ export const accounts = pgTable(
     pastDueSince: timestamp('past_due_since', { withTimezone: true }),
     /** Set only when test clocks are enabled: the account lives on that clock's time. */
     testClockId: text('test_clock_id').references(() => testClocks.id),
+    /** Legal name, address, state and GSTIN for tax invoices; null until the customer gives them. */
+    billingProfile: jsonb('billing_profile').$type<BillingProfile>(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, index, integer, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import type { Supply, TaxAmounts } from '../../modules/billing/tax.js';
 import { accounts } from './accounts.js';
 import { currency, plans } from './catalog.js';
 
@@ -93,7 +94,7 @@ export const invoices = pgTable(
       .notNull()
       .references(() => accounts.id),
     subscriptionId: text('subscription_id'),
-    /** Consecutive and gapless per financial year: INV-2026-27-000001. */
+    /** Consecutive and gapless per financial year: INV/2627/0000001 (INV-2026-27-000001 before GST Rule 46's 16 characters). */
     number: text('number').notNull().unique(),
     financialYear: text('financial_year').notNull(),
     sequence: integer('sequence').notNull(),
@@ -122,6 +123,10 @@ export const invoices = pgTable(
      * under the dunning schedule; null once paid or charged.
      */
     actionRequired: text('action_required', { enum: ['above_mandate', 'mandate_expired', 'no_method'] }),
+    /** The tax split (CGST + SGST, IGST, ...), each rounded per line; null on invoices from before it was kept. */
+    taxComponents: jsonb('tax_components').$type<TaxAmounts['components']>(),
+    /** The tax invoice's parties, place of supply and terms as they were when it was issued. */
+    supply: jsonb('supply').$type<Supply>(),
   },
   (t) => [
     uniqueIndex('invoices_fy_sequence_key').on(t.financialYear, t.sequence),

@@ -69,3 +69,9 @@ export async function listWhitelisted(db: Db, accountId: string, opts: { after?:
     .orderBy(asc(whitelistedNumbers.number))
     .limit(opts.limit);
 }
+
+/** The customer's details for their tax invoices, replaced whole. */
+export async function setBillingProfile(db: Db, id: string, billingProfile: NonNullable<AccountRow['billingProfile']>, at: Date): Promise<AccountRow> {
+  const [row] = await db.update(accounts).set({ billingProfile, updatedAt: at }).where(eq(accounts.id, id)).returning();
+  return row!;
+}

@@ -7,6 +7,8 @@ import {
   accountListSchema,
   accountParamsSchema,
   accountSchema,
+  billingProfileBodySchema,
+  billingProfileSchema,
   createAccountBodySchema,
   e164Schema,
   effectiveEntitlementsSchema,
@@ -99,6 +101,46 @@ export const accountsRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService }
       },
     },
     async (request) => accounts.setKycStatus(request.params.accountId, request.body),
+  );
+
+  app.put(
+    '/v1/accounts/:accountId/billing-profile',
+    {
+      config: { scope: 'write', audit: 'account.billing_profile' },
+      schema: {
+        tags: ['Accounts'],
+        operationId: 'setBillingProfile',
+        summary: 'Set the billing profile printed on tax invoices',
+        description:
+          'Legal name, address, state and GSTIN as the customer\'s tax invoices must show them (GST Rule 46). For an Indian account ' +
+          'the `state` is the GST state code and decides the place of supply: the seller\'s state is taxed CGST + SGST, any other ' +
+          'IGST; without a profile, invoices are taxed as supplied in the seller\'s state. A GSTIN is checked by format and check ' +
+          'character and must be of that state. Invoices issued earlier keep the details they were issued with. Replaces the whole profile; ' +
+          'the same body again is a no-op.',
+        params: accountParamsSchema,
+        body: billingProfileBodySchema,
+        response: {
+          200: billingProfileSchema,
+          ...errorResponses({ ...notFound, 422: 'A GSTIN that is not valid or not of the state (`invalid_gstin`), an unknown state code or PIN (`invalid_billing_profile`)' }),
+        },
+      },
+    },
+    async (request) => accounts.setBillingProfile(request.params.accountId, request.body),
+  );
+
+  app.get(
+    '/v1/accounts/:accountId/billing-profile',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['Accounts'],
+        operationId: 'getBillingProfile',
+        summary: 'Get the billing profile and how invoices will be taxed',
+        params: accountParamsSchema,
+        response: { 200: billingProfileSchema, ...errorResponses({ 404: 'No such account (`account_not_found`), or no profile yet (`billing_profile_not_found`)' }) },
+      },
+    },
+    async (request) => accounts.getBillingProfile(request.params.accountId),
   );
 
   app.get(

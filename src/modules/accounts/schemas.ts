@@ -128,3 +128,63 @@ export const effectiveEntitlementsSchema = z
       },
     ],
   });
+
+const line = (max: number) => z.string().trim().min(1).max(max);
+
+export const billingProfileBodySchema = z
+  .object({
+    legalName: line(200).meta({ description: 'The registered legal name printed on tax invoices' }),
+    address: z.object({
+      line1: line(200),
+      line2: line(200).nullish(),
+      city: line(100),
+      postalCode: line(12).meta({ description: 'India: the 6-digit PIN code' }),
+    }),
+    state: line(100).nullish().meta({
+      description: 'India (required): the GST state code, e.g. `29` (Karnataka), `27` (Maharashtra); it decides the place of supply. Elsewhere: the state or region, if any',
+    }),
+    gstin: z.string().trim().max(20).nullish().meta({
+      description: 'Indian businesses registered for GST: their 15-character GSTIN (its first two digits are the `state`); checked by format and check character',
+    }),
+  })
+  .meta({
+    id: 'SetBillingProfile',
+    examples: [
+      { legalName: 'Bharat Telecom Private Limited', address: { line1: '12, Nariman Point', city: 'Mumbai', postalCode: '400021' }, state: '27', gstin: '27AAJCP8025A1ZL' },
+    ],
+  });
+
+export const billingProfileSchema = z
+  .object({
+    accountId: z.string(),
+    legalName: z.string(),
+    address: z.object({ line1: z.string(), line2: z.string().nullable(), city: z.string(), postalCode: z.string() }),
+    state: z.object({ code: z.string(), name: z.string() }).nullable(),
+    gstin: z.string().nullable(),
+    taxTreatment: z
+      .object({
+        supplyType: z.enum(['intra_state', 'inter_state', 'export', 'foreign']).meta({
+          description: '`intra_state`: the seller\'s state, CGST + SGST; `inter_state`: IGST; `export`: export of services at zero rate; `foreign`: the rate configured for the country',
+        }),
+        placeOfSupply: z.object({ code: z.string(), name: z.string() }),
+        label: z.string().meta({ examples: ['CGST 9% + SGST 9%', 'IGST 18%'] }),
+      })
+      .meta({ description: 'How this account\'s invoices will be taxed from now on' }),
+    updatedAt: z.date(),
+  })
+  .meta({
+    id: 'BillingProfile',
+    examples: [
+      {
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        legalName: 'Bharat Telecom Private Limited',
+        address: { line1: '12, Nariman Point', line2: null, city: 'Mumbai', postalCode: '400021' },
+        state: { code: '27', name: 'Maharashtra' },
+        gstin: '27AAJCP8025A1ZL',
+        taxTreatment: { supplyType: 'inter_state', placeOfSupply: { code: '27', name: 'Maharashtra' }, label: 'IGST 18%' },
+        updatedAt: '2026-12-02T10:00:00.000Z',
+      },
+    ],
+  });
+
+export type BillingProfileDto = z.infer<typeof billingProfileSchema>;

@@ -12,13 +12,16 @@ import * as subscriptionsRepo from '../subscriptions/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { allowedKycTransitions, kycTransition, outboundOf, type KycStatus } from './domain.js';
 import * as repo from './repo.js';
-import type { AccountDto } from './schemas.js';
+import type { AccountDto, BillingProfileDto } from './schemas.js';
+import { checkGstin, GST_STATES } from '../../lib/gstin.js';
+import { taxRegime, type BillingProfile, type Taxation } from '../billing/tax.js';
 
 const TRIAL_PLAN_CODE = 'trial';
 
 export function createAccountsService(deps: {
   db: Db;
   clock: Clock;
+  taxation: Taxation;
   trialWhitelistLimit: number;
   testClocksEnabled: boolean;
   /** Told once a change to an account (KYC, whitelist) is committed: this process's caches drop it. */
@@ -99,6 +102,61 @@ export function createAccountsService(deps: {
     return toAccountDto(row);
   }
 
+  /**
+   * The details printed on the account's tax invoices from now on (issued ones keep theirs).
+   * India: the state is a GST state code, and a GSTIN must be valid and of that state.
+   * Checked whole before anything is written.
+   */
+  async function setBillingProfile(id: string, input: { legalName: string; address: { line1: string; line2?: string | null; city: string; postalCode: string }; state?: string | null; gstin?: string | null }): Promise<BillingProfileDto> {
+    const row = await db.transaction(async (tx) => {
+      const account = await mustFind(tx, id, { forUpdate: true });
+      const profile = checkedProfile(account.country, input);
+      return repo.setBillingProfile(tx, id, profile, clock.now());
+    });
+    return toBillingProfileDto(row)!;
+  }
+
+  function checkedProfile(country: string, input: Parameters<typeof setBillingProfile>[1]): BillingProfile {
+    const state = input.state ?? null;
+    const profile: BillingProfile = { legalName: input.legalName, address: { ...input.address, line2: input.address.line2 ?? null }, state, gstin: null };
+    if (country === 'IN') {
+      if (!state) throw new AppError('invalid_billing_profile', 'An Indian billing profile needs its GST state code (`state`, e.g. "29" for Karnataka)');
+      if (!GST_STATES[state]) throw new AppError('invalid_billing_profile', `Unknown GST state code ${JSON.stringify(state)}: use the two-digit code, e.g. "27" for Maharashtra`);
+      if (!/^[1-9][0-9]{5}$/.test(input.address.postalCode)) throw new AppError('invalid_billing_profile', 'An Indian postal code is a 6-digit PIN code');
+    }
+    if (input.gstin) {
+      if (country !== 'IN') throw new AppError('invalid_gstin', 'A GSTIN belongs to an Indian GST registration; this account is not in India');
+      const checked = checkGstin(input.gstin);
+      if (!checked.ok) throw new AppError('invalid_gstin', `The GSTIN is not valid: ${checked.problem}`);
+      if (checked.stateCode !== state) {
+        throw new AppError('invalid_gstin', `The GSTIN is registered in state ${checked.stateCode} (${GST_STATES[checked.stateCode]}), not in the profile's state ${state} (${GST_STATES[state!]})`);
+      }
+      profile.gstin = checked.gstin;
+    }
+    return profile;
+  }
+
+  async function getBillingProfile(id: string): Promise<BillingProfileDto> {
+    const dto = toBillingProfileDto(await mustFind(db, id));
+    if (!dto) throw new AppError('billing_profile_not_found', `Account ${id} has no billing profile yet: PUT /v1/accounts/${id}/billing-profile`);
+    return dto;
+  }
+
+  function toBillingProfileDto(row: repo.AccountRow): BillingProfileDto | null {
+    const p = row.billingProfile;
+    if (!p) return null;
+    const regime = taxRegime(deps.taxation, row);
+    return {
+      accountId: row.id,
+      legalName: p.legalName,
+      address: p.address,
+      state: p.state ? { code: p.state, name: GST_STATES[p.state] ?? p.state } : null,
+      gstin: p.gstin,
+      taxTreatment: { supplyType: regime.supply.type, placeOfSupply: regime.supply.placeOfSupply, label: regime.label },
+      updatedAt: row.updatedAt,
+    };
+  }
+
   async function entitlementsOf(id: string) {
     const account = await mustFind(db, id);
     const plan = await catalogRepo.findPlan(db, account.planId);
@@ -174,6 +232,8 @@ export function createAccountsService(deps: {
     addWhitelistedNumber,
     removeWhitelistedNumber,
     listWhitelistedNumbers,
+    setBillingProfile,
+    getBillingProfile,
   };
 }
 

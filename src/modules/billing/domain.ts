@@ -1,4 +1,5 @@
-import { bpsOf, mulDivHalfUp, type Currency } from '../../lib/money.js';
+import { mulDivHalfUp, type Currency } from '../../lib/money.js';
+import { taxOn, type Supply, type TaxAmounts, type TaxRegime } from './tax.js';
 
 export type BillingCycleCode = 'monthly' | 'quarterly' | 'annual';
 
@@ -17,7 +18,9 @@ export interface PricedInvoice {
   lines: LineDraft[];
   subtotal: number;
   discountTotal: number;
-  tax: { label: string; rateBps: number; amount: number };
+  tax: TaxAmounts;
+  /** The tax invoice's parties, place of supply and terms (null only on invoices issued before they were kept). */
+  supply: Supply | null;
   total: number;
 }
 
@@ -39,7 +42,7 @@ export function priceUpgrade(input: {
   monthlyMinimum: number;
   whatsappAddonMonthly: number | null;
   initialCredits: number;
-  tax: { label: string; rateBps: number };
+  tax: TaxRegime;
 }): PricedInvoice {
   const { cycle } = input;
   const lines: LineDraft[] = [
@@ -59,23 +62,20 @@ export function priceUpgrade(input: {
       amount: input.initialCredits,
     });
   }
-  const subtotal = lines.reduce((sum, l) => sum + l.amount, 0);
-  const discountTotal = lines.reduce((sum, l) => sum + l.discountAmount, 0);
-  const taxAmount = bpsOf(subtotal, input.tax.rateBps);
-  return {
-    currency: input.currency,
-    lines,
-    subtotal,
-    discountTotal,
-    tax: { ...input.tax, amount: taxAmount },
-    total: subtotal + taxAmount,
-  };
+  return priced(input.currency, lines, input.tax);
 }
 
-export function taxFor(country: string, rates: Record<string, number>): { label: string; rateBps: number } {
-  const rateBps = rates[country] ?? 0;
-  const label = country === 'IN' ? 'GST' : 'Tax';
-  return { label: `${label} ${rateBps / 100}%`, rateBps };
+/** Lines with their tax (per line, half-up, once) and totals; the regime's supply goes with them. */
+export function priced(currency: Currency, lines: LineDraft[], regime: TaxRegime): PricedInvoice {
+  const subtotal = lines.reduce((sum, l) => sum + l.amount, 0);
+  const discountTotal = lines.reduce((sum, l) => sum + l.discountAmount, 0);
+  const tax = taxOn(lines.map((l) => l.amount), regime);
+  return { currency, lines, subtotal, discountTotal, tax, supply: regime.supply, total: subtotal + tax.amount };
+}
+
+/** Prepaid credits bought (a top-up or an auto-recharge), with their tax. */
+export function priceCredits(currency: Currency, credits: number, description: string, regime: TaxRegime): PricedInvoice {
+  return priced(currency, [{ kind: 'credits', description, quantity: 1, unitAmount: credits, grossAmount: credits, discountAmount: 0, amount: credits }], regime);
 }
 
 const IST_OFFSET_MS = 330 * 60_000;
@@ -87,5 +87,14 @@ export function financialYearOf(at: Date): string {
   return `${year}-${String((year + 1) % 100).padStart(2, '0')}`;
 }
 
-export const invoiceNumber = (financialYear: string, sequence: number): string =>
-  `INV-${financialYear}-${String(sequence).padStart(6, '0')}`;
+/**
+ * INV/2627/0000001: at most 16 characters (GST Rule 46), consecutive per financial year
+ * ("2026-27" is 2627), up to 9,999,999 invoices a year.
+ */
+export const invoiceNumber = (financialYear: string, sequence: number): string => `INV/${fyCode(financialYear)}/${String(sequence).padStart(7, '0')}`;
+
+/** A document number as a file name: INV/2627/0000001 -> INV-2627-0000001.pdf. */
+export const pdfFileName = (number: string): string => `${number.replaceAll('/', '-')}.pdf`;
+
+/** "2026-27" -> "2627". */
+export const fyCode = (financialYear: string): string => `${financialYear.slice(2, 4)}${financialYear.slice(5, 7)}`;

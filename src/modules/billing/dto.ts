@@ -1,3 +1,4 @@
+import { amountInWords } from '../../lib/words.js';
 import type { InvoiceLineRow, InvoiceRow } from './repo.js';
 import type { InvoiceDto } from './schemas.js';
 
@@ -24,8 +25,15 @@ export function toInvoiceDto(row: InvoiceRow, lines: InvoiceLineRow[]): InvoiceD
     })),
     subtotal: row.subtotal,
     discountTotal: row.discountTotal,
-    tax: { label: row.taxLabel, rateBps: row.taxRateBps, amount: row.taxAmount },
+    tax: {
+      label: row.taxLabel,
+      rateBps: row.taxRateBps,
+      amount: row.taxAmount,
+      components: row.taxComponents ?? [{ name: row.currency === 'INR' ? 'IGST' : 'Tax', rateBps: row.taxRateBps, amount: row.taxAmount }],
+    },
+    supply: row.supply,
     total: row.total,
+    amountInWords: amountInWords(row.total, row.currency),
     issuedAt: row.issuedAt,
     dueAt: row.dueAt,
     paidAt: row.paidAt,

@@ -89,6 +89,8 @@ function invoiceRow(input: InvoiceToIssue, financialYear: string, sequence: numb
       attemptCount: input.attemptCount ?? 0,
       nextAttemptAt: input.nextAttemptAt ?? null,
       actionRequired: input.actionRequired ?? null,
+      taxComponents: priced.tax.components,
+      supply: priced.supply,
     } satisfies typeof invoices.$inferInsert,
     lines: priced.lines.map((line, position) => ({ ...line, position })),
   };

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { invoiceLines, invoiceNumberSequences, invoices } from '../../db/schema/index.js';
+import { fyCode } from './domain.js';
 
 export type InvoiceRow = typeof invoices.$inferSelect;
 export type InvoiceLineRow = typeof invoiceLines.$inferSelect;
@@ -49,19 +50,20 @@ export async function insertNumberedInvoices(
         ${col(inv.map((i) => i.taxRateBps))}::int[], ${col(inv.map((i) => i.taxAmount))}::bigint[], ${col(inv.map((i) => i.total))}::bigint[],
         ${col(inv.map((i) => i.planId))}::text[], ${col(inv.map((i) => i.billingCycle))}::text[], ${at(inv.map((i) => i.periodStart))}::timestamptz[],
         ${at(inv.map((i) => i.periodEnd))}::timestamptz[], ${at(inv.map((i) => i.issuedAt))}::timestamptz[], ${at(inv.map((i) => i.dueAt))}::timestamptz[],
-        ${at(inv.map((i) => i.paidAt))}::timestamptz[], ${col(inv.map((i) => i.attemptCount ?? 0))}::int[], ${at(inv.map((i) => i.nextAttemptAt))}::timestamptz[]
+        ${at(inv.map((i) => i.paidAt))}::timestamptz[], ${col(inv.map((i) => i.attemptCount ?? 0))}::int[], ${at(inv.map((i) => i.nextAttemptAt))}::timestamptz[],
+        ${col(inv.map((i) => (i.taxComponents ? JSON.stringify(i.taxComponents) : null)))}::jsonb[], ${col(inv.map((i) => (i.supply ? JSON.stringify(i.supply) : null)))}::jsonb[]
       ) with ordinality as v(id, account_id, subscription_id, status, kind, currency, subtotal, discount_total, tax_label, tax_rate_bps, tax_amount,
-        total, plan_id, billing_cycle, period_start, period_end, issued_at, due_at, paid_at, attempt_count, next_attempt_at, n)
+        total, plan_id, billing_cycle, period_start, period_end, issued_at, due_at, paid_at, attempt_count, next_attempt_at, tax_components, supply, n)
       cross join counter
     ), inserted as (
       insert into invoices (id, account_id, subscription_id, number, financial_year, sequence, status, kind, currency, subtotal,
         discount_total, tax_label, tax_rate_bps, tax_amount, total, plan_id, billing_cycle, period_start, period_end, issued_at,
-        due_at, paid_at, attempt_count, next_attempt_at)
+        due_at, paid_at, attempt_count, next_attempt_at, tax_components, supply)
       select id, account_id, subscription_id,
-        -- invoiceNumber(): INV-<year>-<sequence, at least 6 digits>
-        'INV-' || ${financialYear}::text || '-' || lpad(seq::text, greatest(6, length(seq::text)), '0'), ${financialYear}::text, seq,
+        -- invoiceNumber(): INV/<2627>/<sequence, 7 digits>
+        'INV/' || ${fyCode(financialYear)}::text || '/' || lpad(seq::text, greatest(7, length(seq::text)), '0'), ${financialYear}::text, seq,
         status, kind, currency, subtotal, discount_total, tax_label, tax_rate_bps, tax_amount, total, plan_id, billing_cycle,
-        period_start, period_end, issued_at, due_at, paid_at, attempt_count, next_attempt_at
+        period_start, period_end, issued_at, due_at, paid_at, attempt_count, next_attempt_at, tax_components, supply
       from numbered
       returning id, number
     ), with_lines as (

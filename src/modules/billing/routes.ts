@@ -1,3 +1,4 @@
+import { pdfFileName } from './domain.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { decodeCursor, paginationQuerySchema } from '../../lib/pagination.js';
@@ -76,7 +77,7 @@ export const billingRoutes: FastifyPluginAsyncZod<{ billing: BillingService }> =
     },
     async (request, reply) => {
       const { invoice, pdf } = await billing.invoicePdf(request.params.invoiceId, principalOf(request));
-      return reply.type('application/pdf').header('content-disposition', `inline; filename="${invoice.number}.pdf"`).send(pdf as unknown as string); // a Buffer: fastify sends it as is
+      return reply.type('application/pdf').header('content-disposition', `inline; filename="${pdfFileName(invoice.number)}"`).send(pdf as unknown as string); // a Buffer: fastify sends it as is
     },
   );
 };

@@ -2,11 +2,11 @@ import type { Db } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { taxFor } from '../billing/domain.js';
+import { priceCredits, type PricedInvoice } from '../billing/domain.js';
+import { taxRegime } from '../billing/tax.js';
 import { issueInvoice } from '../billing/issue.js';
 import { toInvoiceDto } from '../billing/dto.js';
 import * as billingRepo from '../billing/repo.js';
-import { bpsOf, type Currency } from '../../lib/money.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
 import { declinedError, isAttended, type PurposeDeps, type Purpose as PaymentPurpose } from '../payments/service.js';
 import { toPaymentDto } from '../payments/dto.js';
@@ -41,11 +41,9 @@ type Purpose = Extract<PaymentPurpose, 'purchase' | 'recharge'>;
 export function createPurchaseService(deps: PurchaseDeps) {
   const { db, clock, provider, logger, payments } = deps;
 
-  function price(amount: number, country: string) {
-    const tax = taxFor(country, deps.taxRates);
-    const taxAmount = bpsOf(amount, tax.rateBps);
-    return { amount, tax: { ...tax, amount: taxAmount }, total: amount + taxAmount };
-  }
+  /** Credits with their tax, as the account's invoices are taxed. */
+  const price = (credits: number, account: accountsRepo.AccountRow, purpose: Purpose): PricedInvoice =>
+    priceCredits(account.currency, credits, purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS', taxRegime(deps.taxation, account));
 
   /** The method to charge when none is given: auto-recharge's own while it is saved, else the account's default. Never a removed one. */
   async function savedMethodId(tx: Db, accountId: string): Promise<string | null> {
@@ -130,19 +128,20 @@ export function createPurchaseService(deps: PurchaseDeps) {
     idempotency: IdempotencyHandle | null = null,
   ) {
     const method = (await paymentsRepo.findPaymentMethod(tx, paymentMethodId))!;
-    const priced = price(amount, account.country);
+    const priced = price(amount, account, purpose);
     return payments.open(tx, {
       accountId: account.id,
       purpose,
       amount: priced.total,
       currency: account.currency,
       method,
-      request: { credits: amount, tax: priced.tax, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
+      request: { credits: amount, tax: priced.tax, priced, idempotency: idempotency ? { apiKeyId: idempotency.apiKeyId, key: idempotency.key } : null },
       now,
     });
   }
 
-  type CreditsRequest = { credits: number; tax: { label: string; rateBps: number; amount: number } };
+  /** What a credits payment was opened for: the credits, and the invoice it will issue, as priced then. */
+  type CreditsRequest = { credits: number; tax: { label: string; rateBps: number; amount: number }; priced?: PricedInvoice };
 
   /** What a credits payment's answer means: paid, an invoice and the credit (once: the ledger's source key is the payment); a failed recharge backs off. */
   for (const purpose of ['purchase', 'recharge'] as const) {
@@ -154,7 +153,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
         // An invoice it pays (an auto-recharge that waited for the customer), or one issued now, paid.
         const invoice = payment.invoiceId
           ? (await billingRepo.markInvoicesPaid(tx, [payment.invoiceId], now), (await billingRepo.findInvoice(tx, payment.invoiceId))!)
-          : await issueInvoice(tx, creditsInvoice(account, purpose, request, 'paid', now, now));
+          : await issueInvoice(tx, creditsInvoice(account, request.priced ?? price(request.credits, account, purpose), 'paid', now, now));
         await repo.applyEntry(tx, {
           accountId: account.id,
           currency: account.currency,
@@ -219,29 +218,18 @@ export function createPurchaseService(deps: PurchaseDeps) {
   }
 
   /** A credits invoice: paid (the money arrived) or open (an auto-recharge waiting for the customer). */
-  function creditsInvoice(account: accountsRepo.AccountRow, purpose: Purpose, request: CreditsRequest, status: 'paid' | 'open', now: Date, dueAt: Date) {
-    const description = purpose === 'recharge' ? 'Auto-recharge of prepaid credits' : 'Prepaid credits for calls and SMS';
-    const credits = request.credits;
-    return {
-      accountId: account.id,
-      subscriptionId: null,
-      kind: 'credits' as const,
-      status,
-      priced: {
-        currency: account.currency as Currency,
-        lines: [{ kind: 'credits' as const, description, quantity: 1, unitAmount: credits, grossAmount: credits, discountAmount: 0, amount: credits }],
-        subtotal: credits,
-        discountTotal: 0,
-        tax: request.tax,
-        total: credits + request.tax.amount,
-      },
-      planId: account.planId,
-      billingCycle: 'monthly' as const,
-      period: { start: now, end: now },
-      now,
-      dueAt,
-    };
-  }
+  const creditsInvoice = (account: accountsRepo.AccountRow, priced: PricedInvoice, status: 'paid' | 'open', now: Date, dueAt: Date) => ({
+    accountId: account.id,
+    subscriptionId: null,
+    kind: 'credits' as const,
+    status,
+    priced,
+    planId: account.planId,
+    billingCycle: 'monthly' as const,
+    period: { start: now, end: now },
+    now,
+    dueAt,
+  });
 
   /** Auto-recharges due now (per account clock): the scheduler hands them to the queue. */
   const findDueRecharges = (limit = 500): Promise<Array<{ accountId: string; dueAt: Date }>> => repo.listDueRecharges(db, clock.now(), limit);
@@ -289,7 +277,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
     method: paymentsRepo.PaymentMethodRow,
     now: Date,
   ): Promise<boolean> {
-    const total = price(settings.amount, account.country).total;
+    const total = price(settings.amount, account, 'recharge').total;
     const verdict = unattendedVerdict(deps.mandate, method, account.currency, total, now);
     if (!verdict.ok) {
       await awaitCustomer(tx, account, settings, verdict.reason === 'not_unattended' ? 'no_method' : verdict.reason, now);
@@ -324,9 +312,8 @@ export function createPurchaseService(deps: PurchaseDeps) {
     const waiting = await billingRepo.findCreditsAwaitingCustomer(tx, account.id);
     if (waiting && waiting.dueAt > now) return;
     if (waiting) await billingRepo.voidInvoice(tx, waiting.id);
-    const priced = price(settings.amount, account.country);
     const payBy = new Date(now.getTime() + deps.invoiceDueDays * 86_400_000);
-    const invoice = await issueInvoice(tx, { ...creditsInvoice(account, 'recharge', { credits: settings.amount, tax: priced.tax }, 'open', now, payBy), actionRequired: reason });
+    const invoice = await issueInvoice(tx, { ...creditsInvoice(account, price(settings.amount, account, 'recharge'), 'open', now, payBy), actionRequired: reason });
     await appendEvents(tx, now, [
       { type: 'invoice.created', accountId: account.id, payload: { accountId: account.id, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'open' } },
       {
@@ -348,7 +335,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
       const methodId = saved ? (await insertMethod(tx, accountId, saved, now)).id : await savedMethodId(tx, accountId);
       const method = methodId ? await paymentsRepo.findPaymentMethod(tx, methodId) : undefined;
       if (!method || !chargeableUnattended(method.type)) throw notUnattended();
-      const verdict = unattendedVerdict(deps.mandate, method, account.currency, price(input.amount, account.country).total, now);
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, price(input.amount, account, 'recharge').total, now);
       if (!verdict.ok) {
         const limit = method.mandateMaxAmount ?? deps.mandate.capInr;
         throw new AppError(

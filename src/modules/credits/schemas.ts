@@ -36,7 +36,7 @@ export const ledgerPageSchema = z
       {
         data: [
           { id: 2, kind: 'usage', amount: -60, currency: 'INR', balanceAfter: 199940, sourceKey: 'usage:call-8812', description: 'voice_call, 1 pulse', createdAt: '2026-11-26T10:05:00.000Z' },
-          { id: 1, kind: 'upgrade', amount: 200000, currency: 'INR', balanceAfter: 200000, sourceKey: 'payment:pay_01kb2m3n4p5q6r7s8t9v0w1x2y', description: 'Initial credits, invoice INV-2026-27-000001', createdAt: '2026-11-26T10:00:00.000Z' },
+          { id: 1, kind: 'upgrade', amount: 200000, currency: 'INR', balanceAfter: 200000, sourceKey: 'payment:pay_01kb2m3n4p5q6r7s8t9v0w1x2y', description: 'Initial credits, invoice INV/2627/0000001', createdAt: '2026-11-26T10:00:00.000Z' },
         ],
         nextCursor: null,
       },

@@ -1,3 +1,4 @@
+import { pdfFileName } from '../billing/domain.js';
 import { and, eq, isNull, lt, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { retryOnConnectionError } from '../../db/errors.js';
@@ -97,7 +98,7 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
     const invoice = toInvoiceDto(invoiceRow, await billingRepo.linesOf(db, invoiceRow.id));
     const email = renderUpgradeConfirmation({ account, plan, entitlements: plan.entitlements, invoice });
     const pdf = await renderInvoicePdf(invoice, account, plan.name);
-    return { email, attachments: [{ filename: `${invoice.number}.pdf`, content: pdf, contentType: 'application/pdf' }] };
+    return { email, attachments: [{ filename: pdfFileName(invoice.number), content: pdf, contentType: 'application/pdf' }] };
   }
 
   return { emailForEvent };

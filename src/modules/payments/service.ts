@@ -18,6 +18,7 @@ import { chargeAllWithDeadline, chargeMethodOf, chargeWithDeadline, resolveUnkno
 import { toPaymentDto } from './dto.js';
 import type { ChargeRequest, ChargeResult, PaymentProvider } from './provider.js';
 import type { MandateRules } from './mandate.js';
+import type { Taxation } from '../billing/tax.js';
 import { invoicePurpose } from './invoice-purpose.js';
 import * as repo from './repo.js';
 import type { PaymentResult } from './result.js';
@@ -75,8 +76,8 @@ export interface PurposeDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
-  /** Tax per billing country in basis points. */
-  taxRates: Record<string, number>;
+  /** The seller and the tax rate per buyer country (GST split by place of supply). */
+  taxation: Taxation;
   mandate: MandateRules;
   payments: PaymentsService;
 }

@@ -54,7 +54,7 @@ const SINGLE_CONCURRENCY = 4;
  */
 export function createBatchRenewals(deps: RenewalDeps, single: SingleRenewal) {
   const { db, clock, logger, payments } = deps;
-  const rules: RenewalRules = { mandate: deps.mandate, taxRates: deps.taxRates, invoiceDueDays: deps.invoiceDueDays, dunningRetryDays: deps.dunningRetryDays };
+  const rules: RenewalRules = { mandate: deps.mandate, taxation: deps.taxation, invoiceDueDays: deps.invoiceDueDays, dunningRetryDays: deps.dunningRetryDays };
 
   /** Renews the named periods: a batch for the plain ones, the single path for the rest. */
   async function renewMany(items: RenewalItem[]): Promise<ItemOutcome[]> {

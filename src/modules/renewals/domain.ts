@@ -1,5 +1,6 @@
 import type { accounts, billingCycles } from '../../db/schema/index.js';
-import { priceUpgrade, taxFor, type PricedInvoice } from '../billing/domain.js';
+import { priceUpgrade, type PricedInvoice } from '../billing/domain.js';
+import { taxRegime, type Taxation } from '../billing/tax.js';
 import type { PlanPriceRow, PlanRow } from '../catalog/repo.js';
 import type { InvoiceToIssue } from '../billing/issue.js';
 import type { NewEvent } from '../events/repo.js';
@@ -10,6 +11,8 @@ import type { SubscriptionRow } from '../subscriptions/repo.js';
 
 type AccountRow = typeof accounts.$inferSelect;
 type CycleRow = typeof billingCycles.$inferSelect;
+/** What of an account its invoices' tax depends on: where it is, and its billing profile. */
+export type TaxedAccount = Pick<AccountRow, 'currency' | 'country' | 'name' | 'email' | 'billingProfile'>;
 
 export interface NextPeriodPrice {
   planId: string;
@@ -25,9 +28,9 @@ export interface NextPeriodPrice {
  */
 export function priceNextPeriod(
   sub: SubscriptionRow,
-  account: Pick<AccountRow, 'currency' | 'country'>,
+  account: TaxedAccount,
   catalog: { plan: PlanRow | undefined; prices: PlanPriceRow[]; cycle: CycleRow | undefined },
-  taxRates: Record<string, number>,
+  taxation: Taxation,
 ): NextPeriodPrice {
   const planId = sub.scheduledPlanId ?? sub.planId;
   const cycleCode = sub.scheduledBillingCycle ?? sub.billingCycle;
@@ -43,7 +46,7 @@ export function priceNextPeriod(
     monthlyMinimum: price.monthlyMinimum,
     whatsappAddonMonthly: whatsappAddon ? price.whatsappAddonMonthly : null,
     initialCredits: 0,
-    tax: taxFor(account.country, taxRates),
+    tax: taxRegime(taxation, account),
   });
   return { planId, cycleCode, cycle, whatsappAddon, priced };
 }
@@ -66,7 +69,7 @@ export function renewalCharge(sub: SubscriptionRow, account: Pick<AccountRow, 'c
 /** What a renewal goes by besides its rows: the e-mandate rules, tax, due days and the dunning schedule. */
 export interface RenewalRules {
   mandate: MandateRules;
-  taxRates: Record<string, number>;
+  taxation: Taxation;
   invoiceDueDays: number;
   /** Days after the invoice's due date to look at it again: [1, 3, 7] by default. */
   dunningRetryDays: number[];
@@ -106,13 +109,13 @@ export const nextDunningAt = (rules: Pick<RenewalRules, 'dunningRetryDays'>, due
  */
 export function planRenewal(
   sub: SubscriptionRow,
-  account: Pick<AccountRow, 'currency' | 'country'>,
+  account: TaxedAccount,
   method: RenewalMethod | null | undefined,
   catalog: { plan: PlanRow | undefined; prices: PlanPriceRow[]; cycle: CycleRow | undefined },
   now: Date,
   rules: RenewalRules,
 ): RenewalPlan {
-  const next = priceNextPeriod(sub, account, catalog, rules.taxRates);
+  const next = priceNextPeriod(sub, account, catalog, rules.taxation);
   const monthsElapsed = sub.monthsElapsed + next.cycle.months;
   const period = { start: sub.currentPeriodEnd, end: addMonthsClamped(sub.anchorAt, monthsElapsed), monthsElapsed };
   const verdict = unattendedVerdict(rules.mandate, method, account.currency, next.priced.total, now);

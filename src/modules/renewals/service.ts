@@ -33,7 +33,7 @@ export type DueWork =
  */
 export function createRenewalService(deps: RenewalDeps) {
   const { db, clock, payments } = deps;
-  const rules: RenewalRules = { mandate: deps.mandate, taxRates: deps.taxRates, invoiceDueDays: deps.invoiceDueDays, dunningRetryDays: deps.dunningRetryDays };
+  const rules: RenewalRules = { mandate: deps.mandate, taxation: deps.taxation, invoiceDueDays: deps.invoiceDueDays, dunningRetryDays: deps.dunningRetryDays };
   /**
    * The scheduler's sweep: renewals and retries whose time has come. SKIP LOCKED only keeps
    * sweeps running side by side from reading the same rows at once; exactly-once comes from

@@ -8,6 +8,7 @@ import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { unattendedVerdict, type MandateRules } from '../payments/mandate.js';
 import { allowedPaymentMethods } from '../payments/methods.js';
+import type { Taxation } from '../billing/tax.js';
 import { priceNextPeriod } from '../renewals/domain.js';
 import * as paymentsRepo from '../payments/repo.js';
 import { countLiveExophones } from '../exophones/service.js';
@@ -20,7 +21,7 @@ type Viewer = { accountId: string | null };
 type BillingCycle = SubscriptionRow['billingCycle'];
 
 /** Changes that take effect at the next period: plan, billing cycle, cancellation. */
-export function createSubscriptionsService(deps: { db: Db; clock: Clock; taxRates: Record<string, number>; mandate: MandateRules }) {
+export function createSubscriptionsService(deps: { db: Db; clock: Clock; taxation: Taxation; mandate: MandateRules }) {
   const { db, clock } = deps;
 
   /**
@@ -30,7 +31,7 @@ export function createSubscriptionsService(deps: { db: Db; clock: Clock; taxRate
   async function renewalNeedsCustomerAction(tx: Db, sub: SubscriptionRow, account: accountsRepo.AccountRow): Promise<boolean> {
     const planId = sub.scheduledPlanId ?? sub.planId;
     const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, sub.scheduledBillingCycle ?? sub.billingCycle));
-    const { priced } = priceNextPeriod(sub, account, { plan: await catalogRepo.findPlan(tx, planId), prices: await catalogRepo.pricesOf(tx, [planId]), cycle }, deps.taxRates);
+    const { priced } = priceNextPeriod(sub, account, { plan: await catalogRepo.findPlan(tx, planId), prices: await catalogRepo.pricesOf(tx, [planId]), cycle }, deps.taxation);
     const method = await paymentsRepo.findPaymentMethod(tx, sub.paymentMethodId);
     const verdict = unattendedVerdict(deps.mandate, method, account.currency, priced.total, sub.currentPeriodEnd);
     return !verdict.ok && verdict.reason !== 'not_unattended';

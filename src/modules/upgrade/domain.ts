@@ -1,3 +1,4 @@
+import type { TaxRegime } from '../billing/tax.js';
 import type { ErrorCode } from '../../lib/errors.js';
 import type { Currency } from '../../lib/money.js';
 import type { AccountStatus, KycStatus } from '../accounts/domain.js';
@@ -17,7 +18,7 @@ export interface UpgradeContext {
   plan: { id: string; kind: string; tier: string; name: string; supersededAt: Date | null; offeredToAccountId: string | null; entitlements: Entitlements };
   price: { monthlyMinimum: number; minInitialCredits: number; whatsappAddonMonthly: number | null } | undefined;
   cycle: { code: BillingCycleCode; name: string; months: number; discountBps: number };
-  tax: { label: string; rateBps: number };
+  tax: TaxRegime;
   now: Date;
 }
 

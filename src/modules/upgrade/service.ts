@@ -4,7 +4,8 @@ import { accounts, billingCycles } from '../../db/schema/index.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { taxFor, type PricedInvoice } from '../billing/domain.js';
+import type { PricedInvoice } from '../billing/domain.js';
+import { taxRegime } from '../billing/tax.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
@@ -65,7 +66,7 @@ export function createUpgradeService(deps: UpgradeDeps) {
     const [price] = (await catalogRepo.pricesOf(tx, [plan.id])).filter((p) => p.currency === account.currency);
     const [cycle] = await tx.select().from(billingCycles).where(eq(billingCycles.code, cycleCode as 'monthly'));
     if (!cycle) throw new AppError('validation_failed', `No billing cycle ${cycleCode}`);
-    return { account, plan, price, cycle, tax: taxFor(account.country, deps.taxRates) };
+    return { account, plan, price, cycle, tax: taxRegime(deps.taxation, account) };
   }
 
   function evaluate(ctx: Awaited<ReturnType<typeof loadContext>>, choice: Parameters<typeof evaluateUpgrade>[1], now: Date): Evaluation {
