@@ -1202,7 +1202,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * An invoice was issued
+         * An invoice was issued; `requires_action` when it waits for the customer to pay it (see invoice.requires_action)
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_invoice_created"];
@@ -10885,7 +10885,7 @@ export interface operations {
                         /** @description Minor units */
                         total: number;
                         /** @enum {string} */
-                        status: "open" | "paid";
+                        status: "open" | "requires_action" | "paid";
                     } & {
                         [key: string]: unknown;
                     };

@@ -134,6 +134,7 @@ t.test('ten concurrent pay calls and a dunning retry on one invoice charge it on
   t.ok(['charged', 'skipped'].includes(retried), `the retry: ${retried}`);
   const codes = answers.map((a) => (a.status === 201 ? 'paid' : a.body.code));
   t.ok(codes.every((c) => ['paid', 'invoice_payment_in_progress', 'invoice_not_payable'].includes(c)), `every pay answered paid or refused: ${codes.join(', ')}`);
+  for (const a of answers.filter((x) => x.body.code === 'invoice_payment_in_progress')) t.equal(a.headers['retry-after'], '2', 'a charge in flight: retry in 2 s');
   await until('the invoice paid', async () => (await w.ctx.query('select status from invoices where id = $1', [invoice.id])).rows[0].status === 'paid');
   const succeeded = (await w.charges(accountId)).filter((o: string) => o === 'succeeded');
   t.equal(succeeded.length, 1, 'charged once');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { paidAccount, setup } from './helper.js';
 
-const card = (token: string) => ({ type: 'card', token });
+const card = (token: string) => ({ type: 'card' as const, token });
 
 t.test('the upgrade\'s method is the default, shown without its token, with its Indian e-mandate', async (t) => {
   const ctx = await setup(t);
@@ -162,6 +162,19 @@ t.test('ops record a bank transfer against an auto-recharge invoice waiting for 
   const after = (await ctx.query('select balance from credit_balances where account_id = $1', [account.id])).rows[0].balance;
   t.equal(after - before, 500000, 'credited once');
   t.equal((await ctx.query('select status from invoices where id = $1', [rows[0].id])).rows[0].status, 'paid');
+  const listed = (await ctx.call('GET', `/v1/accounts/${account.id}/payment-methods`)).body.data;
+  t.same(listed.map((m: any) => m.type), ['card'], 'the transfer is how money came, not a saved method');
+});
+
+t.test('a method saved while paying is saved once however often the request is retried', async (t) => {
+  const ctx = await setup(t);
+  const account = await paidAccount(ctx, 100000);
+  const id = 'pm_retriedrequest0000000000a';
+  const first = await ctx.services.paymentMethods.add(account.id, { paymentMethod: card('tok_mastercard') }, { id });
+  const again = await ctx.services.paymentMethods.add(account.id, { paymentMethod: card('tok_mastercard') }, { id });
+  t.same(again, first, 'the retry finds the method the first attempt saved');
+  t.equal((await ctx.query("select count(*)::int as n from payment_methods where account_id = $1 and label = 'mastercard'", [account.id])).rows[0].n, 1, 'one row');
+  t.equal((await ctx.query("select count(*)::int as n from sandbox_payment_methods where idempotency_key = $1", [id])).rows[0].n, 1, "saved with the gateway once");
 });
 
 t.test('a removed method is never charged again; a method with a payment open cannot be removed', async (t) => {

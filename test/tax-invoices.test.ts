@@ -3,7 +3,6 @@ import { readyAccount, setup, type TestContext } from './helper.js';
 
 /** GSTINs published in GST rulings (Maharashtra, Gujarat), and the example seller's state: Karnataka (29). */
 const MAHARASHTRA_GSTIN = '27AAJCP8025A1ZL';
-const KARNATAKA_GSTIN = '29AABCE1234F1Z1';
 
 const profile = (state: string | null, gstin: string | null, legalName = 'Bharat Telecom Private Limited') => ({
   legalName,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 // Crockford base32, lower-cased: no i, l, o, u; sorts like the number it encodes.
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
@@ -29,4 +29,15 @@ export function newId(prefix: string, now: Date = new Date()): string {
     acc &= (1 << bits) - 1;
   }
   return `${prefix}_${head}${tail}`;
+}
+
+/**
+ * An id of the same shape derived from a key: the same key gives the same id. For what a
+ * retried request creates (a method saved while paying), so the retry finds it again.
+ */
+export function idFromKey(prefix: string, key: string): string {
+  const digest = createHash('sha256').update(key).digest();
+  let id = '';
+  for (let i = 0; i < 26; i++) id += ALPHABET[digest[i]! & 31];
+  return `${prefix}_${id}`;
 }

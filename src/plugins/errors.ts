@@ -155,6 +155,8 @@ export default fp(
       const problem = toProblem(err, request);
       // Nothing was half-written (the transaction rolled back): the same request may simply be sent again.
       if (problem.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      // Another charge of the same invoice is in flight: its answer comes within seconds.
+      if (problem.code === 'invoice_payment_in_progress') reply.header('retry-after', '2');
       if (problem.status >= 500 && problem.status !== 503) request.log.error({ err }, 'request failed');
       else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
       return sendProblem(reply, problem);

@@ -9,7 +9,7 @@ export function toInvoiceDto(row: InvoiceRow, lines: InvoiceLineRow[]): InvoiceD
     accountId: row.accountId,
     subscriptionId: row.subscriptionId,
     status: row.status === 'open' && row.actionRequired ? 'requires_action' : row.status,
-    actionRequired: row.status === 'open' && row.actionRequired ? { reason: row.actionRequired, payBy: row.nextAttemptAt } : null,
+    actionRequired: row.status === 'open' && row.actionRequired ? { reason: row.actionRequired, payBy: row.nextAttemptAt ?? row.dueAt } : null,
     currency: row.currency,
     planId: row.planId,
     billingCycle: row.billingCycle,

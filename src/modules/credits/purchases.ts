@@ -1,5 +1,6 @@
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
+import { formatAmount } from '../../lib/format.js';
 import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { priceCredits, type PricedInvoice } from '../billing/domain.js';
@@ -315,7 +316,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
     const payBy = new Date(now.getTime() + deps.invoiceDueDays * 86_400_000);
     const invoice = await issueInvoice(tx, { ...creditsInvoice(account, price(settings.amount, account, 'recharge'), 'open', now, payBy), actionRequired: reason });
     await appendEvents(tx, now, [
-      { type: 'invoice.created', accountId: account.id, payload: { accountId: account.id, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'open' } },
+      { type: 'invoice.created', accountId: account.id, payload: { accountId: account.id, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'requires_action' } },
       {
         type: 'invoice.requires_action',
         accountId: account.id,
@@ -342,7 +343,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
           'invalid_auto_recharge',
           verdict.reason === 'mandate_expired'
             ? 'The e-mandate of this method has ended: save a method with a current mandate'
-            : `An unattended charge of this method may take at most ${limit} paise (its e-mandate), tax included`,
+            : `An unattended charge of this method may take at most ${formatAmount(limit, account.currency)} (its e-mandate), tax included`,
         );
       }
       const balance = await repo.balanceOf(tx, accountId);

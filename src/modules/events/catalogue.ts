@@ -39,7 +39,10 @@ export const eventCatalogue = {
     summary: 'Money arrived for an invoice already paid or void (a card charge that landed after a wire was recorded): refund it',
     data: { ...paymentRef, invoiceId: id('inv'), amount: money, currency, invoiceStatus: z.enum(['paid', 'void']) },
   },
-  'invoice.created': { summary: 'An invoice was issued', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, status: z.enum(['open', 'paid']) } },
+  'invoice.created': {
+    summary: 'An invoice was issued; `requires_action` when it waits for the customer to pay it (see invoice.requires_action)',
+    data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, status: z.enum(['open', 'requires_action', 'paid']) },
+  },
   'invoice.paid': {
     summary: 'An invoice was paid (a renewal: the renewal is complete)',
     data: {

@@ -113,15 +113,15 @@ const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: strin
         },
   'credits.recharge_notice': (p) => ({
     subject: 'Upcoming auto-recharge charge',
-    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${String(p.amount)} ${String(p.currency)} (minor units) on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC to recharge your credits.`,
+    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${money(p.amount, p.currency)} on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC to recharge your credits.`,
   }),
   'credits.recharged': (p) => ({
     subject: 'Receipt: your credits were recharged',
-    body: `Your balance was below your threshold, so we added ${String(p.credits)} (minor units) of credits, charging ${String(p.total)} ${String(p.currency)} to your saved method.`,
+    body: `Your balance was below your threshold, so we added ${money(p.credits, p.currency)} of credits, charging ${money(p.total, p.currency)} to your saved method.`,
   }),
   'credits.purchased': (p) => ({
     subject: 'Receipt: credits purchased',
-    body: `We added ${String(p.credits)} (minor units) of credits for ${String(p.total)} ${String(p.currency)}.`,
+    body: `We added ${money(p.credits, p.currency)} of credits for ${money(p.total, p.currency)}.`,
   }),
   'credits.recharge_failed': (p) => ({
     subject: p.disabled ? 'Auto-recharge is switched off' : 'Your auto-recharge failed',

@@ -1,6 +1,7 @@
 import type { Db } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
+import { idFromKey } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
 import * as billingRepo from '../billing/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
@@ -37,7 +38,7 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: Pa
     const mine = idempotency ? await repo.findPaymentByIdempotency(db, invoice.accountId, idempotency) : undefined;
     if (mine && mine.invoiceId === invoiceId) return answered(await payments.reconcile(mine, { within: (tx, settled) => answer(tx, settled, idempotency) }));
     await invoicePurpose(db, invoice);
-    const method = await methodFor(invoice.accountId, input);
+    const method = await methodFor(invoice.accountId, input, idempotency);
     const payment = await db.transaction(async (tx) => {
       const account = (await accountsRepo.findAccount(tx, invoice.accountId, { forUpdate: true }))!;
       const current = (await billingRepo.findInvoice(tx, invoiceId))!;
@@ -60,9 +61,11 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: Pa
   }
 
   /** The method to charge: a new one (saved first, outside any transaction), a saved one, or the default. */
-  async function methodFor(accountId: string, input: PayInvoiceInput): Promise<repo.PaymentMethodRow> {
+  async function methodFor(accountId: string, input: PayInvoiceInput, idempotency: IdempotencyHandle | null): Promise<repo.PaymentMethodRow> {
     let id = input.paymentMethodId;
-    if (input.paymentMethod) id = (await deps.methods.add(accountId, { paymentMethod: input.paymentMethod })).id;
+    // A new method, saved once however often the request is retried (under its Idempotency-Key).
+    const savedAs = idempotency ? idFromKey('pm', `${accountId}:${idempotency.apiKeyId}:${idempotency.key}`) : undefined;
+    if (input.paymentMethod) id = (await deps.methods.add(accountId, { paymentMethod: input.paymentMethod }, { id: savedAs })).id;
     const method = id ? await repo.findPaymentMethod(db, id) : await repo.findDefaultMethod(db, accountId);
     if (id && (!method || method.accountId !== accountId || method.status !== 'active')) throw new AppError('payment_method_not_found', `No payment method ${id}`);
     if (!method) throw new AppError('payment_method_required', 'The account has no default payment method: give paymentMethod or paymentMethodId');

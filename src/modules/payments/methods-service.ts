@@ -1,6 +1,7 @@
 import type { Db } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
+import { formatAmount } from '../../lib/format.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import * as accountsRepo from '../accounts/repo.js';
@@ -58,21 +59,27 @@ export function createPaymentMethodsService(deps: { db: Db; clock: Clock; provid
     if (!applies) throw new AppError('mandate_not_applicable', `E-mandates apply to card and UPI methods of accounts billed in INR; this is ${input.paymentMethod.type} in ${account.currency}`);
     const { maxAmount, validUntil, authenticated } = input.mandate;
     if (maxAmount !== undefined && maxAmount > deps.mandate.capInr && !authenticated) {
-      throw new AppError('mandate_above_cap', `Above ${deps.mandate.capInr} paise an e-mandate needs the customer's additional authentication (authenticated: true)`);
+      throw new AppError('mandate_above_cap', `Above ${formatAmount(deps.mandate.capInr, 'INR')} an e-mandate needs the customer's additional authentication (authenticated: true)`);
     }
     const until = validUntil === undefined ? null : new Date(validUntil);
     if (until && until <= now) throw new AppError('validation_failed', 'mandate.validUntil must be in the future', { errors: [{ path: 'body.mandate.validUntil', message: 'in the past' }] });
     return { mandateMaxAmount: maxAmount ?? null, mandateValidUntil: until };
   }
 
-  /** Saves a method with the gateway (outside any transaction), then records it; the account's first method is its default. */
-  async function add(accountId: string, input: AddPaymentMethodBody): Promise<SavedPaymentMethodDto> {
+  /**
+   * Saves a method with the gateway (outside any transaction), then records it; the account's
+   * first method is its default. `id`: the id a retried request gives again (see idFromKey),
+   * so the same request saves the method once.
+   */
+  async function add(accountId: string, input: AddPaymentMethodBody, opts: { id?: string } = {}): Promise<SavedPaymentMethodDto> {
     const account = await mustFindAccount(db, accountId);
+    const existing = opts.id ? await repo.findPaymentMethod(db, opts.id) : undefined;
+    if (existing && existing.accountId === accountId) return toDto(existing, account.currency);
     if (input.paymentMethod.type !== 'card' && account.country !== 'IN') {
       throw new AppError('payment_method_not_allowed', `${input.paymentMethod.type === 'upi' ? 'UPI' : 'Net banking'} is available to accounts in India only`);
     }
     const mandate = mandateOf(account, input, await nowForAccount(db, account, clock));
-    const id = newId('pm', clock.now());
+    const id = opts.id ?? newId('pm', clock.now());
     const stored = await saveWithProvider(provider, input.paymentMethod, id, logger);
     return db.transaction(async (tx) => {
       const locked = await mustFindAccount(tx, accountId, true);

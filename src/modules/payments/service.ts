@@ -392,7 +392,8 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
         throw new AppError('payment_amount_mismatch', `The amount due is ${invoice.total}; ${input.amount} was recorded`, { amountDue: invoice.total });
       }
       const now = await nowForAccount(tx, account, clock);
-      const method = await repo.insertPaymentMethod(tx, { id: newId('pm', now), accountId: account.id, type: input.methodType, reference: null, label: null, last4: null, createdAt: now });
+      // How this money came, not a method the customer saved: recorded as removed, never listed or charged.
+      const method = await repo.insertPaymentMethod(tx, { id: newId('pm', now), accountId: account.id, type: input.methodType, reference: null, label: null, last4: null, status: 'removed', removedAt: now, createdAt: now });
       const payment = await open(tx, { accountId: account.id, purpose, offline: true, amount: invoice.total, currency: invoice.currency, method, invoiceId, request: { ...request, invoiceId, recordedBy: 'ops' }, now });
       await settleIn(tx, payment.id, { status: 'succeeded', reference: input.reference }, input.reference);
       return resultIn(tx, payment.id);

@@ -188,7 +188,7 @@ export function renewalEvents(sub: SubscriptionRow, account: Pick<AccountRow, 'i
   const created: NewEvent = {
     type: 'invoice.created',
     accountId: account.id,
-    payload: { ...base, invoiceId: invoice.id, ...(invoice.number ? { number: invoice.number } : {}), total: invoice.total, status: 'open' },
+    payload: { ...base, invoiceId: invoice.id, ...(invoice.number ? { number: invoice.number } : {}), total: invoice.total, status: plan.needsCustomer ? 'requires_action' : 'open' },
   };
   const after: NewEvent[] = [
     {
