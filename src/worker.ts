@@ -58,10 +58,17 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   });
   relay.start();
   let closing = false;
+  // A killed worker's renewals are picked up by another within about 20 s, not BullMQ's default
+  // minute: the lock lapses after 15 s (a live worker renews it every 7.5 s, however long the
+  // job), and stalled jobs are looked for every 5 s. Each step re-checks in Postgres, so a
+  // job run again after a stall does nothing twice.
   const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases, stopping: () => closing }), {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: 20,
+    lockDuration: 15_000,
+    stalledInterval: 5_000,
+    maxStalledCount: 3,
   });
   renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
   renewalsWorker.on('error', onWorkerError('renewals'));
