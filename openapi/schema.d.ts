@@ -533,7 +533,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an invoice as PDF */
+        /**
+         * Download the tax invoice as PDF
+         * @description The tax invoice as CGST Rule 46 asks (seller and buyer with GSTIN, place of supply, SAC, CGST + SGST or IGST, amount in words), with embedded fonts for Latin and Devanagari names. Rendered once and kept: every download returns the same bytes, with an `ETag`; `If-None-Match` with it answers 304.
+         */
         get: operations["getInvoicePdf"];
         put?: never;
         post?: never;
@@ -7385,6 +7388,13 @@ export interface operations {
                 content: {
                     "application/pdf": string;
                 };
+            };
+            /** @description Not modified: the `If-None-Match` ETag is the document's */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
             400: {

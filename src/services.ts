@@ -117,7 +117,7 @@ export function createServices(deps: ServiceDeps) {
     authorization,
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
     accounts: createAccountsService({ db, clock, taxation, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED, accountChanged }),
-    billing: createBillingService({ db }),
+    billing: createBillingService({ db, clock, taxation }),
     upgrades: createUpgradeService({
       db,
       clock,

@@ -4,7 +4,7 @@ import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
 import { accountsWithWebhooks, createOutboxRelay } from './jobs/outbox-relay.js';
 import { createRenewalProcessor } from './jobs/process-renewal.js';
 import { queueDefinitions } from './jobs/registry.js';
-import { mailDirOf } from './config.js';
+import { mailDirOf, taxationOf } from './config.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
 import { createNotificationsService } from './modules/notifications/service.js';
 import { workerConnection } from './infra.js';
@@ -21,7 +21,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   connection.on('error', () => {}); // reconnects by itself; workers report their own errors
   const mailer =
     opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
-  const notifications = createNotificationsService({ db: database.db, clock, mailer });
+  const notifications = createNotificationsService({ db: database.db, clock, mailer, taxation: taxationOf(config) });
 
   const { payments, renewals, purchases, webhooks, secrets } = createServices(runtime);
   // Secrets at rest under the current SECRETS_KEYS key (legacy or rotated-out forms sealed

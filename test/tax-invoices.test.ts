@@ -95,3 +95,80 @@ async function gstinFor(_ctx: TestContext, state: string): Promise<string> {
   const first14 = `${state}AAJCI1234K1Z`;
   return first14 + gstinCheckChar(first14);
 }
+
+const pdfText = async (data: Buffer) => {
+  const { PDFParse } = await import('pdf-parse');
+  const parser = new PDFParse({ data });
+  try {
+    return (await parser.getText()).text;
+  } finally {
+    await parser.destroy();
+  }
+};
+
+const getPdf = (ctx: TestContext, invoiceId: string, headers: Record<string, string> = {}) =>
+  ctx.app.inject({ method: 'GET', url: `/v1/invoices/${invoiceId}/pdf`, headers: { authorization: `Bearer ${ctx.keys.read}`, ...headers } });
+
+t.test('the tax invoice PDF carries every Rule 46 field, for a Karnataka, a Maharashtra and a US buyer; a Devanagari name survives; the bytes never change', async (t) => {
+  const ctx = await setup(t);
+  const devanagari = 'भारत टेलीकॉम प्राइवेट लिमिटेड';
+  const ka = await readyAccount(ctx, { email: 'ka@buyer.example' });
+  const gstinKa = await gstinFor(ctx, '29');
+  await ctx.call('PUT', `/v1/accounts/${ka.id}/billing-profile`, { body: { ...profile('29', gstinKa, devanagari), address: { line1: '22, 80 Feet Road, Koramangala', city: 'Bengaluru', postalCode: '560034' } } });
+  const kaInvoice = (await upgrade(ctx, ka.id)).body.invoice;
+
+  const first = await getPdf(ctx, kaInvoice.id);
+  t.equal(first.statusCode, 200);
+  const text = await pdfText(first.rawPayload);
+  const fields: Array<[string, RegExp]> = [
+    ['the title', /TAX INVOICE/],
+    ['the seller\'s legal name', /Example Cloud Telephony Private Limited/],
+    ['the seller\'s address', /100 Residency Road, Bengaluru/],
+    ['the seller\'s GSTIN', /GSTIN: 29AABCE1234F1Z1/],
+    ['a serial number of at most 16 characters', new RegExp(`Invoice number: ${kaInvoice.number.replaceAll('/', '\\/')}`)],
+    ['the date', /Invoice date: \d{1,2} [A-Z][a-z]{2} \d{4}/],
+    ['the recipient\'s name, in Devanagari', new RegExp(devanagari)],
+    ['the recipient\'s address', /22, 80 Feet Road, Koramangala, Bengaluru 560034/],
+    ['the recipient\'s GSTIN', new RegExp(`GSTIN: ${gstinKa}`)],
+    ['the place of supply with its state', /Place of supply: Karnataka \(29\)/],
+    ['reverse charge', /Reverse charge: No/],
+    ['the SAC', /998419/],
+    ['the taxable value (Starter monthly INR 2,500 + INR 1,000 of credits)', /Taxable value\s*₹3,500\.00/],
+    ['CGST with its rate', /CGST @ 9%\s*₹315\.00/],
+    ['SGST with its rate', /SGST @ 9%\s*₹315\.00/],
+    ['the total', /Invoice total\s*₹4,130\.00/],
+    ['the amount in words', /Amount in words: Indian Rupees Four Thousand One Hundred Thirty Only/],
+    ['the digital statement', /digitally generated/],
+  ];
+  for (const [what, pattern] of fields) t.match(text, pattern, what);
+  t.notMatch(text, /minor units|IGST/, 'no minor units; no IGST within the state');
+
+  const again = await getPdf(ctx, kaInvoice.id);
+  t.ok(again.rawPayload.equals(first.rawPayload), 'two GETs, the same bytes');
+  t.equal(again.headers.etag, first.headers.etag);
+  t.match(first.headers.etag, /^"[0-9a-f]{64}"$/);
+  t.equal((await getPdf(ctx, kaInvoice.id, { 'if-none-match': String(first.headers.etag) })).statusCode, 304, 'If-None-Match: 304');
+  // Rendering itself is deterministic: two processes rendering at once keep the same bytes.
+  const { renderInvoicePdf } = await import('../src/modules/billing/pdf.js');
+  const dto = (await ctx.call('GET', `/v1/invoices/${kaInvoice.id}`)).body;
+  const revive = { ...dto, issuedAt: new Date(dto.issuedAt), dueAt: new Date(dto.dueAt), period: { start: new Date(dto.period.start), end: new Date(dto.period.end) } };
+  const render = () => renderInvoicePdf({ invoice: revive, planName: 'Starter', timeZone: 'Asia/Kolkata' });
+  t.ok((await render()).equals(await render()), 'the same invoice renders to the same bytes');
+
+  const mh = await readyAccount(ctx, { email: 'mh@buyer.example' });
+  await ctx.call('PUT', `/v1/accounts/${mh.id}/billing-profile`, { body: profile('27', MAHARASHTRA_GSTIN) });
+  const mhText = await pdfText((await getPdf(ctx, (await upgrade(ctx, mh.id)).body.invoice.id)).rawPayload);
+  t.match(mhText, /Place of supply: Maharashtra \(27\)/);
+  t.match(mhText, /IGST @ 18%\s*₹630\.00/);
+  t.notMatch(mhText, /CGST|SGST/);
+  t.match(mhText, /GSTIN: 27AAJCP8025A1ZL/);
+
+  const us = await readyAccount(ctx, { country: 'US', email: 'us@buyer.example' });
+  await ctx.call('PUT', `/v1/accounts/${us.id}/billing-profile`, { body: { legalName: 'Acme Communications Inc', address: { line1: '1 Market St', city: 'San Francisco', postalCode: '94105' }, state: 'CA' } });
+  const usText = await pdfText((await getPdf(ctx, (await upgrade(ctx, us.id)).body.invoice.id)).rawPayload);
+  t.match(usText, /TAX INVOICE \(EXPORT OF SERVICES\)/);
+  t.match(usText, /Supply meant for export of services under Letter of Undertaking without payment of integrated tax/);
+  t.match(usText, /IGST @ 0%\s*\$0\.00/);
+  t.match(usText, /Country: US, CA/);
+  t.match(usText, /Amount in words: US Dollars .* Only/);
+});

@@ -130,11 +130,12 @@ t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, cred
   t.equal(attachment.contentType, 'application/pdf');
   t.equal(attachment.filename, 'INV-2627-0000001.pdf', 'the number as a file name');
   const text = await pdfText(attachment.content);
-  t.match(text, /Invoice INV\/2627\/0000001/);
+  t.match(text, /TAX INVOICE/);
+  t.match(text, /Invoice number: INV\/2627\/0000001/);
   t.match(text, /Starter plan, quarterly \(3 months\)/);
   t.match(text, /WhatsApp add-on/);
   t.match(text, /Prepaid credits for calls and SMS/);
-  t.match(text, /Total\s*INR 14,130\.50/);
+  t.match(text, /Invoice total\s*₹14,130\.50/);
 
   // The job runs again: no second email.
   await deliverEvents(ctx, smtp.url);

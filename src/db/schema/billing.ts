@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, customType, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import type { Supply, TaxAmounts } from '../../modules/billing/tax.js';
 import { accounts } from './accounts.js';
 import { currency, plans } from './catalog.js';
@@ -155,6 +155,21 @@ export const invoiceLines = pgTable(
   },
   (t) => [uniqueIndex('invoice_lines_position_key').on(t.invoiceId, t.position)],
 );
+
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+
+/**
+ * The PDF of a document (an invoice, a credit note), rendered once and kept: every download
+ * returns these bytes, whatever changes later in the code, the fonts or the account.
+ */
+export const documents = pgTable('documents', {
+  /** The invoice's or credit note's id. */
+  id: text('id').primaryKey(),
+  pdf: bytea('pdf').notNull(),
+  /** Hex SHA-256 of the bytes: the ETag. */
+  sha256: text('sha256').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});
 
 /** One row per financial year; incremented inside the invoice's transaction, so gapless. */
 export const invoiceNumberSequences = pgTable('invoice_number_sequences', {

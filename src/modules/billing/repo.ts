@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { invoiceLines, invoiceNumberSequences, invoices } from '../../db/schema/index.js';
+import { documents, invoiceLines, invoiceNumberSequences, invoices } from '../../db/schema/index.js';
 import { fyCode } from './domain.js';
 
 export type InvoiceRow = typeof invoices.$inferSelect;
@@ -151,4 +151,16 @@ export async function listInvoices(db: Db, accountId: string, opts: { before?: s
     .where(and(eq(invoices.accountId, accountId), opts.before ? lt(invoices.id, opts.before) : undefined))
     .orderBy(desc(invoices.id))
     .limit(opts.limit);
+}
+
+export type DocumentRow = typeof documents.$inferSelect;
+
+export async function findDocument(db: Db, id: string): Promise<DocumentRow | undefined> {
+  const [row] = await db.select().from(documents).where(eq(documents.id, id));
+  return row;
+}
+
+/** Keeps a rendered document; one already kept (another process rendered it first) stays as it is. */
+export async function keepDocument(db: Db, row: DocumentRow): Promise<void> {
+  await db.insert(documents).values(row).onConflictDoNothing({ target: documents.id });
 }

@@ -67,16 +67,24 @@ export const billingRoutes: FastifyPluginAsyncZod<{ billing: BillingService }> =
       schema: {
         tags: ['Invoices'],
         operationId: 'getInvoicePdf',
-        summary: 'Download an invoice as PDF',
+        summary: 'Download the tax invoice as PDF',
+        description:
+          'The tax invoice as CGST Rule 46 asks (seller and buyer with GSTIN, place of supply, SAC, CGST + SGST or IGST, amount in ' +
+          'words), with embedded fonts for Latin and Devanagari names. Rendered once and kept: every download returns the same bytes, ' +
+          'with an `ETag`; `If-None-Match` with it answers 304.',
         params: z.object({ invoiceId: invoiceIdSchema }),
         response: {
           200: { description: 'The invoice as a PDF', content: { 'application/pdf': { schema: z.string().meta({ format: 'binary' }) } } },
+          304: z.undefined().describe('Not modified: the `If-None-Match` ETag is the document\'s'),
           ...errorResponses({ 404: 'No such invoice, or not visible to this key (`invoice_not_found`)' }),
         },
       },
     },
     async (request, reply) => {
-      const { invoice, pdf } = await billing.invoicePdf(request.params.invoiceId, principalOf(request));
+      const { invoice, pdf, sha256 } = await billing.invoicePdf(request.params.invoiceId, principalOf(request));
+      const etag = `"${sha256}"`;
+      reply.header('etag', etag).header('cache-control', 'private, max-age=0, must-revalidate');
+      if (request.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag)) return reply.status(304).send();
       return reply.type('application/pdf').header('content-disposition', `inline; filename="${pdfFileName(invoice.number)}"`).send(pdf as unknown as string); // a Buffer: fastify sends it as is
     },
   );

@@ -7,11 +7,14 @@ import * as paymentsRepo from '../payments/repo.js';
 import { toSubscriptionDto } from '../subscriptions/dto.js';
 import * as subscriptionsRepo from '../subscriptions/repo.js';
 import { toInvoiceDto } from './dto.js';
-import { renderInvoicePdf } from './pdf.js';
+import { createInvoiceDocuments } from './documents.js';
+import type { Taxation } from './tax.js';
+import type { Clock } from '../../lib/clock.js';
 import * as repo from './repo.js';
 
-export function createBillingService(deps: { db: Db }) {
+export function createBillingService(deps: { db: Db; clock: Clock; taxation: Taxation }) {
   const { db } = deps;
+  const documents = createInvoiceDocuments(deps);
 
   async function getInvoice(id: string, viewer: { accountId: string | null }) {
     const row = await repo.findInvoice(db, id);
@@ -26,11 +29,11 @@ export function createBillingService(deps: { db: Db }) {
     return { data: await Promise.all(result.data.map(async (r) => toInvoiceDto(r, await repo.linesOf(db, r.id)))), nextCursor: result.nextCursor };
   }
 
+  /** The invoice's PDF as kept (rendered on first need): the same bytes every time. */
   async function invoicePdf(id: string, viewer: { accountId: string | null }) {
-    const invoice = await getInvoice(id, viewer);
-    const account = (await accountsRepo.findAccount(db, invoice.accountId))!;
-    const plan = await catalogRepo.findPlan(db, invoice.planId);
-    return { invoice, pdf: await renderInvoicePdf(invoice, account, plan?.name ?? invoice.planId) };
+    const row = await repo.findInvoice(db, id);
+    if (!row || (viewer.accountId && viewer.accountId !== row.accountId)) throw new AppError('invoice_not_found', `No invoice ${id}`);
+    return documents.pdfOf(row);
   }
 
   async function getSubscription(accountId: string) {

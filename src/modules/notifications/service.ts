@@ -8,8 +8,8 @@ import { newId } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
 import type { OutboxRow } from '../events/repo.js';
 import type { Email, Mailer } from './mailer.js';
-import { toInvoiceDto } from '../billing/dto.js';
-import { renderInvoicePdf } from '../billing/pdf.js';
+import { createInvoiceDocuments } from '../billing/documents.js';
+import type { Taxation } from '../billing/tax.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { renderEmail, renderUpgradeConfirmation, type RenderedEmail } from './templates.js';
@@ -19,7 +19,8 @@ export type EmailOutcome = 'sent' | 'already_sent' | 'no_email';
 /** A send that has not finished in this long is presumed dead; another run may send. */
 const LEASE_MS = 5 * 60_000;
 
-export function createNotificationsService(deps: { db: Db; clock: Clock; mailer: Mailer }) {
+export function createNotificationsService(deps: { db: Db; clock: Clock; mailer: Mailer; taxation?: Taxation }) {
+  const documents = createInvoiceDocuments(deps);
   const { db, clock, mailer } = deps;
 
   /**
@@ -95,9 +96,8 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
     const invoiceRow = await billingRepo.findInvoice(db, String(event.payload.invoiceId));
     const plan = await catalogRepo.findPlan(db, String(event.payload.planId));
     if (!invoiceRow || !plan) throw new Error(`account.upgraded ${event.eventId} names a missing invoice or plan`);
-    const invoice = toInvoiceDto(invoiceRow, await billingRepo.linesOf(db, invoiceRow.id));
+    const { invoice, pdf } = await documents.pdfOf(invoiceRow);
     const email = renderUpgradeConfirmation({ account, plan, entitlements: plan.entitlements, invoice });
-    const pdf = await renderInvoicePdf(invoice, account, plan.name);
     return { email, attachments: [{ filename: pdfFileName(invoice.number), content: pdf, contentType: 'application/pdf' }] };
   }
 
