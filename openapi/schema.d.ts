@@ -311,7 +311,7 @@ export interface paths {
         put?: never;
         /**
          * Upgrade a trial to a paid plan
-         * @description Card, UPI or net banking: charged at once; on success the account is active on the plan (201 `active`) with its subscription, paid invoice, credits and a confirmation email. A decline answers 402 `payment_declined` with the reason and leaves the account in trial. If the gateway does not answer, 202 `payment_unknown`: retry with the same Idempotency-Key to learn the outcome. Wire transfer and cheque (Enterprise, annual): 201 `pending_payment` with an open invoice until ops confirm the money. Refusals, each with nothing written: `kyc_not_approved`, `account_not_in_trial`, `upgrade_in_progress` (409); `plan_not_found` (404); `plan_not_offered`, `currency_not_priced`, `addon_not_available`, `initial_credits_below_minimum`, `payment_method_not_allowed`, `invalid_auto_recharge` (422). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
+         * @description Card, UPI or net banking: charged at once; on success the account is active on the plan (201 `active`) with its subscription, paid invoice, credits and a confirmation email. A decline answers 402 `payment_declined` with the reason and leaves the account in trial. If the gateway does not answer, 202 `payment_unknown`: retry with the same Idempotency-Key to learn the outcome. Wire transfer and cheque (Enterprise, annual): 201 `pending_payment` with an open invoice until ops confirm the money. Refusals, each with nothing written: `kyc_not_approved`, `account_not_in_trial`, `upgrade_in_progress` (409); `plan_not_found` (404); `plan_not_offered`, `currency_not_priced`, `addon_not_available`, `initial_credits_below_minimum`, `payment_method_not_allowed`, `invalid_auto_recharge` (422). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`.
          */
         post: operations["upgradeAccount"];
         delete?: never;
@@ -331,7 +331,7 @@ export interface paths {
         put?: never;
         /**
          * Pay an open invoice now
-         * @description For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ended, no method); an auto-recharge of credits waiting for the customer (paid: the credits are added once); or an upgrade invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes and the awaited payment is superseded). Charges the given method, a saved one, or the default, with the customer present (no e-mandate limit). Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, meanwhile answers 409 `invoice_payment_in_progress`. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
+         * @description For a renewal declined in dunning, or one waiting for the customer (`actionRequired`: above the e-mandate, the mandate ended, no method); an auto-recharge of credits waiting for the customer (paid: the credits are added once); or an upgrade invoice awaiting a wire transfer or cheque, paid by card instead (the upgrade completes and the awaited payment is superseded). Charges the given method, a saved one, or the default, with the customer present (no e-mandate limit). Paid: the invoice is paid, the account is `active` at once, dunning stops and its pending retry charges nothing. A decline answers 402 and leaves the invoice and its schedule as they were. One charge of an invoice at a time: another pay, or a dunning retry, meanwhile answers 409 `invoice_payment_in_progress`. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`.
          */
         post: operations["payInvoice"];
         delete?: never;
@@ -546,6 +546,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invoices/{invoiceId}/credit-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an invoice's credit notes
+         * @description Oldest first; an invoice has a handful at most.
+         */
+        get: operations["listCreditNotesOfInvoice"];
+        put?: never;
+        /**
+         * Issue a credit note against an invoice (ops)
+         * @description Takes a taxable value off an invoice (an `amount`, from its lines in order, or per line), reverses its tax in proportion (CGST + SGST or IGST as invoiced), and numbers the note in its own gapless series (CN/2627/0000001). Never more than the invoice minus earlier credit notes. Settled as a refund to the card, UPI or bank that paid (through the gateway; purchased credits are taken back from the balance first, and refused with `credits_already_spent` once spent), as credits in the ledger, or, on an unpaid invoice, as less due (owing nothing, it is settled and its dunning stops). A retry with the same `Idempotency-Key` answers with the same note and refunds once. Example: an Indian customer paid INR 11,800 (INR 10,000 + IGST 18%) for Growth; 10 days of outage are credited with `{ "reason": "Outage", "amount": 333333 }`: a credit note of INR 3,933.33 refunded to their card. Policy: docs/refunds.md.
+         */
+        post: operations["issueCreditNote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/credit-notes/{creditNoteId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a credit note and its refund */
+        get: operations["getCreditNote"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/credit-notes/{creditNoteId}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the credit note as PDF
+         * @description Rendered once and kept, like an invoice's: the same bytes every time, with an `ETag` (304 on `If-None-Match`).
+         */
+        get: operations["getCreditNotePdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{invoiceId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Void an open invoice (ops)
+         * @description Nothing is owed on it any more; its number stays used (numbers stay gapless). Dunning stops, a payment awaiting a wire for it fails, and a subscription past due because of it is `active` again. Voiding it again answers the same. A paid invoice is corrected with a credit note instead; an upgrade's invoice is not voided.
+         */
+        post: operations["voidInvoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/subscriptions/{subscriptionId}": {
         parameters: {
             query?: never;
@@ -722,7 +803,7 @@ export interface paths {
         put?: never;
         /**
          * Buy credits (top-up)
-         * @description Charges the given method, or the saved one, for the credits plus tax; the credits arrive only after the payment succeeded, with a paid invoice. A decline answers 402 `payment_declined`; a lost gateway answer 202 (retry with the same key). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.
+         * @description Charges the given method, or the saved one, for the credits plus tax; the credits arrive only after the payment succeeded, with a paid invoice. A decline answers 402 `payment_declined`; a lost gateway answer 202 (retry with the same key). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`.
          */
         post: operations["purchaseCredits"];
         delete?: never;
@@ -1235,6 +1316,86 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "invoice.voided": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An open invoice was voided by ops: nothing is owed on it; its number stays used
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_invoice_voided"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credit_note.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A credit note took a taxable value (and its tax) off an invoice; settled as a refund, as credits, or as less due
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_credit_note_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "refund.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Money of a credit note went back to the method that paid
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_refund_succeeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "refund.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The gateway refused a refund: purchased credits taken back for it are returned, and the money is owed another way
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_refund_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "invoice.requires_action": {
         parameters: {
             query?: never;
@@ -1465,7 +1626,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * A past-due renewal was paid; the account is active again
+         * A past-due renewal was paid (or settled by a credit note, or voided); the account is active again
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_subscription_recovered"];
@@ -1903,7 +2064,7 @@ export interface components {
             /** @description Indian businesses registered for GST: their 15-character GSTIN (its first two digits are the `state`); checked by format and check character */
             gstin?: string | null;
         };
-        /** @description How to pay. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`. */
+        /** @description How to pay. Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`. */
         PaymentMethodInputInput: {
             /** @constant */
             type: "card";
@@ -1956,7 +2117,7 @@ export interface components {
          *     }
          */
         AddPaymentMethodInput: {
-            /** @description Card, UPI or net banking (wire transfer and cheque are not saved). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, `failure@upi` fails. Net banking: any bank code succeeds except `FAIL`. */
+            /** @description Card, UPI or net banking (wire transfer and cheque are not saved). Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined (`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`. */
             paymentMethod: {
                 /** @constant */
                 type: "card";
@@ -2274,6 +2435,39 @@ export interface components {
         };
         /**
          * @example {
+         *       "reason": "Outage on 3 December: 10 days of the plan fee",
+         *       "amount": 83333
+         *     }
+         * @example {
+         *       "reason": "Unused prepaid credits returned on request",
+         *       "lines": [
+         *         {
+         *           "position": 1,
+         *           "amount": 50000
+         *         }
+         *       ],
+         *       "settlement": "refund"
+         *     }
+         */
+        IssueCreditNoteInput: {
+            /** @description Why, as the customer and a tax officer will read it on the credit note */
+            reason: string;
+            /** @description The taxable value to credit (before tax), taken from the invoice's lines in order; the tax is reversed in proportion and added. Or give `lines` */
+            amount?: number;
+            /** @description The taxable value to credit per invoice line (its 0-based position in `lines`) */
+            lines?: {
+                position: number;
+                /** @description Taxable value to credit on that line */
+                amount: number;
+            }[];
+            /**
+             * @description `refund`: back to the card, UPI or bank that paid (default for a paid invoice); `credits`: added to the credits balance; `reduce_due`: an unpaid invoice owes less (its only and default settlement)
+             * @enum {string}
+             */
+            settlement?: "refund" | "credits" | "reduce_due";
+        };
+        /**
+         * @example {
          *       "amount": 50000,
          *       "reason": "Goodwill credit for the 26 Nov outage"
          *     }
@@ -2427,7 +2621,7 @@ export interface components {
              * @description The event types to receive (see the `webhooks` section); empty: every event
              * @default []
              */
-            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             /** @default  */
             description: string;
         };
@@ -2439,7 +2633,7 @@ export interface components {
         UpdateWebhookEndpointInput: {
             url?: string;
             /** @description The event types to receive (see the `webhooks` section); empty: every event */
-            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             description?: string;
             enabled?: boolean;
         };
@@ -2878,6 +3072,8 @@ export interface components {
          *       },
          *       "amountInWords": "Indian Rupees Ten Thousand Seven Hundred Sixty-Seven and Fifty Paise Only",
          *       "total": 1076750,
+         *       "creditedTotal": 0,
+         *       "amountDue": 0,
          *       "issuedAt": "2026-11-26T10:00:00.000Z",
          *       "dueAt": "2026-11-26T10:00:00.000Z",
          *       "paidAt": "2026-11-26T10:00:00.000Z"
@@ -2946,6 +3142,10 @@ export interface components {
             supply: components["schemas"]["InvoiceSupply"] | null;
             /** @description Amount in minor units of the currency (paise, cents) */
             total: number;
+            /** @description What credit notes took off this invoice, tax included */
+            creditedTotal: number;
+            /** @description What is still to pay: 0 once paid or void; an open invoice's total less its credit notes */
+            amountDue: number;
             /** @description The total in words (Indian numbering, lakh and crore, for INR) */
             amountInWords: string;
             /** Format: date-time */
@@ -3504,6 +3704,8 @@ export interface components {
          *         },
          *         "amountInWords": "Indian Rupees Ten Thousand Seven Hundred Sixty-Seven and Fifty Paise Only",
          *         "total": 1076750,
+         *         "creditedTotal": 0,
+         *         "amountDue": 0,
          *         "issuedAt": "2026-11-26T10:00:00.000Z",
          *         "dueAt": "2026-11-26T10:00:00.000Z",
          *         "paidAt": "2026-11-26T10:00:00.000Z"
@@ -3735,6 +3937,118 @@ export interface components {
             data: components["schemas"]["Payment"][];
             nextCursor: string | null;
         };
+        Refund: {
+            id: string;
+            /**
+             * @description `processing`/`unknown`: the gateway has not answered (the workers ask again); `failed`: the money is owed another way (ops)
+             * @enum {string}
+             */
+            status: "processing" | "succeeded" | "failed" | "unknown";
+            /** @description Amount in minor units of the currency (paise, cents) */
+            amount: number;
+            /**
+             * @description ISO 4217 currency code
+             * @enum {string}
+             */
+            currency: "INR" | "USD";
+            /** @description The payment refunded */
+            paymentId: string;
+            failureCode: string | null;
+            failureMessage: string | null;
+        };
+        /**
+         * @example {
+         *       "id": "cn_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "number": "CN/2627/0000001",
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "invoiceId": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "invoiceNumber": "INV/2627/0000042",
+         *       "reason": "Outage on 3 December: 10 days of the plan fee",
+         *       "settlement": "refund",
+         *       "currency": "INR",
+         *       "lines": [
+         *         {
+         *           "position": 0,
+         *           "description": "Growth plan, monthly (1 month)",
+         *           "amount": 333333
+         *         }
+         *       ],
+         *       "subtotal": 333333,
+         *       "tax": {
+         *         "amount": 60000,
+         *         "components": [
+         *           {
+         *             "name": "CGST",
+         *             "rateBps": 900,
+         *             "amount": 30000
+         *           },
+         *           {
+         *             "name": "SGST",
+         *             "rateBps": 900,
+         *             "amount": 30000
+         *           }
+         *         ]
+         *       },
+         *       "total": 393333,
+         *       "amountInWords": "Indian Rupees Three Thousand Nine Hundred Thirty-Three and Thirty-Three Paise Only",
+         *       "issuedAt": "2026-12-04T10:00:00.000Z",
+         *       "refund": {
+         *         "id": "re_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "status": "succeeded",
+         *         "amount": 393333,
+         *         "currency": "INR",
+         *         "paymentId": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "failureCode": null,
+         *         "failureMessage": null
+         *       }
+         *     }
+         */
+        CreditNote: {
+            id: string;
+            /** @description Gapless per financial year, its own series: CN/2627/0000001 */
+            number: string;
+            accountId: string;
+            invoiceId: string;
+            invoiceNumber: string;
+            reason: string;
+            /** @enum {string} */
+            settlement: "refund" | "credits" | "reduce_due";
+            /**
+             * @description ISO 4217 currency code
+             * @enum {string}
+             */
+            currency: "INR" | "USD";
+            lines: {
+                position: number;
+                description: string;
+                /** @description Taxable value credited on this invoice line */
+                amount: number;
+            }[];
+            /** @description Taxable value credited */
+            subtotal: number;
+            /** @description The invoice's tax reversed in proportion */
+            tax: {
+                /** @description Amount in minor units of the currency (paise, cents) */
+                amount: number;
+                components: {
+                    /** @enum {string} */
+                    name: "CGST" | "SGST" | "IGST" | "Tax";
+                    rateBps: number;
+                    /** @description Amount in minor units of the currency (paise, cents) */
+                    amount: number;
+                }[];
+            };
+            /** @description Amount in minor units of the currency (paise, cents) */
+            total: number;
+            amountInWords: string;
+            /** Format: date-time */
+            issuedAt: string;
+            /** @description For `settlement: refund`: the money going back */
+            refund: components["schemas"]["Refund"] | null;
+        };
+        CreditNoteList: {
+            data: components["schemas"]["CreditNote"][];
+        };
         /**
          * @example {
          *       "id": "clk_01kb2m3n4p5q6r7s8t9v0w1x2y",
@@ -3788,7 +4102,7 @@ export interface components {
         LedgerEntry: {
             id: number;
             /** @enum {string} */
-            kind: "upgrade" | "purchase" | "recharge" | "usage" | "adjustment";
+            kind: "upgrade" | "purchase" | "recharge" | "usage" | "adjustment" | "credit_note" | "refund";
             /** @description Signed, in minor units: credits positive, debits negative */
             amount: number;
             /**
@@ -7461,6 +7775,504 @@ export interface operations {
             };
         };
     };
+    listCreditNotesOfInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example inv_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                invoiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditNoteList"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issueCreditNote: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key": string;
+            };
+            path: {
+                /** @example inv_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                invoiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssueCreditNoteInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditNote"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invoice_not_creditable` (void), `invoice_payment_in_progress`, `credits_already_spent`, `idempotency_request_in_progress` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `credit_note_exceeds_invoice` (with `creditable`), `invalid_settlement`, `refund_not_possible` (paid by wire or cheque: settle as credits), `idempotency_key_reused` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCreditNote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example cn_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                creditNoteId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditNote"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such credit note, or not visible to this key (`credit_note_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCreditNotePdf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example cn_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                creditNoteId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credit note as a PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": string;
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such credit note, or not visible to this key (`credit_note_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    voidInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @example inv_01kb2m3n4p5q6r7s8t9v0w1x2y */
+                invoiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invoice_not_voidable` (paid, or a pending upgrade's), `invoice_payment_in_progress` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getSubscriptionById: {
         parameters: {
             query?: never;
@@ -10971,6 +11783,201 @@ export interface operations {
             };
         };
     };
+    webhook_invoice_voided: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "invoice.voided";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        invoiceId: string;
+                        number: string;
+                        /** @description Minor units */
+                        total: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_credit_note_created: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "credit_note.created";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        creditNoteId: string;
+                        number: string;
+                        invoiceId: string;
+                        invoiceNumber: string;
+                        /** @description Minor units */
+                        total: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                        /** @enum {string} */
+                        settlement: "refund" | "credits" | "reduce_due";
+                        reason: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_refund_succeeded: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "refund.succeeded";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        refundId: string;
+                        creditNoteId: string;
+                        creditNoteNumber: string;
+                        paymentId: string;
+                        /** @description Minor units */
+                        amount: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_refund_failed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "refund.failed";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        refundId: string;
+                        creditNoteId: string;
+                        creditNoteNumber: string;
+                        paymentId: string;
+                        /** @description Minor units */
+                        amount: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                        failureCode: string;
+                        failureMessage: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     webhook_invoice_requires_action: {
         parameters: {
             query?: never;
@@ -11497,7 +12504,8 @@ export interface operations {
                         accountId: string;
                         subscriptionId: string;
                         invoiceId: string;
-                        paymentId: string;
+                        /** @description The payment that paid it; absent when a credit note or a void settled it */
+                        paymentId?: string;
                     } & {
                         [key: string]: unknown;
                     };

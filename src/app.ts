@@ -14,6 +14,7 @@ import { billingRoutes } from './modules/billing/routes.js';
 import { catalogRoutes } from './modules/catalog/routes.js';
 import { upgradeRoutes } from './modules/upgrade/routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
+import { creditNoteRoutes } from './modules/credit-notes/routes.js';
 import { subscriptionRoutes } from './modules/subscriptions/routes.js';
 import { testClockRoutes } from './modules/test-clocks/routes.js';
 import { creditsRoutes } from './modules/credits/routes.js';
@@ -170,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(upgradeRoutes, { upgrades: services.upgrades });
   await app.register(paymentRoutes, { payments: services.payments, methods: services.paymentMethods, invoicePayments: services.invoicePayments });
   await app.register(billingRoutes, { billing: services.billing });
+  await app.register(creditNoteRoutes, { creditNotes: services.creditNotes, db: deps.database.db, clock: deps.clock });
   await app.register(subscriptionRoutes, { subscriptions: services.subscriptions });
   await app.register(testClockRoutes, { testClocks: services.testClocks });
   await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases, noteBalance: services.authorization.noteBalance });

@@ -1,4 +1,5 @@
 import { secretsKeysOf, taxationOf, type Config } from './config.js';
+import { createCreditNotesService } from './modules/credit-notes/service.js';
 import type { ChangeFeed } from './db/change-feed.js';
 import type { Database } from './db/client.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -118,6 +119,7 @@ export function createServices(deps: ServiceDeps) {
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),
     accounts: createAccountsService({ db, clock, taxation, trialWhitelistLimit: config.TRIAL_WHITELIST_LIMIT, testClocksEnabled: config.TEST_CLOCKS_ENABLED, accountChanged }),
     billing: createBillingService({ db, clock, taxation }),
+    creditNotes: createCreditNotesService({ db, clock, provider, logger, accountChanged }),
     upgrades: createUpgradeService({
       db,
       clock,

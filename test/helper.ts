@@ -66,7 +66,7 @@ export interface TestContext {
 export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
   const { url, drop } = await makeTestDatabase();
   const prefix = `bt-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
+  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
   const logger = createLogger(config);
   const database = openPostgres(url, 5, logger);
   const redis = await connectRedis(config.REDIS_URL);

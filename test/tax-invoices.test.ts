@@ -126,7 +126,7 @@ t.test('the tax invoice PDF carries every Rule 46 field, for a Karnataka, a Maha
     ['the seller\'s address', /100 Residency Road, Bengaluru/],
     ['the seller\'s GSTIN', /GSTIN: 29AABCE1234F1Z1/],
     ['a serial number of at most 16 characters', new RegExp(`Invoice number: ${kaInvoice.number.replaceAll('/', '\\/')}`)],
-    ['the date', /Invoice date: \d{1,2} [A-Z][a-z]{2} \d{4}/],
+    ['the date', /Date: \d{1,2} [A-Z][a-z]{2} \d{4}/],
     ['the recipient\'s name, in Devanagari', new RegExp(devanagari)],
     ['the recipient\'s address', /22, 80 Feet Road, Koramangala, Bengaluru 560034/],
     ['the recipient\'s GSTIN', new RegExp(`GSTIN: ${gstinKa}`)],

@@ -8,6 +8,7 @@ import type { PurchaseService } from '../modules/credits/purchases.js';
 import type { RenewalService } from '../modules/renewals/service.js';
 import type { PaymentsService } from '../modules/payments/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
+import type { CreditNotesService } from '../modules/credit-notes/service.js';
 import { createEventRequeuer } from './outbox-relay.js';
 import type { Queues } from './registry.js';
 import { scheduleDueWork } from './scheduler.js';
@@ -29,6 +30,8 @@ export function maintenanceTasks(deps: {
   renewals: RenewalService;
   purchases: PurchaseService;
   webhooks: WebhookService;
+  /** Without it (an older caller), refunds are reconciled by their request's retry only. */
+  creditNotes?: CreditNotesService;
   queues: Queues;
   schedulerIntervalMs: number;
 }): PeriodicTask[] {
@@ -50,6 +53,11 @@ export function maintenanceTasks(deps: {
       name: 'reconcile unknown payments',
       everyMs: 15_000,
       run: () => deps.payments.reconcileStale(),
+    },
+    {
+      name: 'reconcile unanswered refunds',
+      everyMs: 15_000,
+      run: () => deps.creditNotes?.reconcileRefunds() ?? Promise.resolve(0),
     },
     {
       name: 'purge expired idempotency records',

@@ -123,6 +123,8 @@ export const invoices = pgTable(
      * under the dunning schedule; null once paid or charged.
      */
     actionRequired: text('action_required', { enum: ['above_mandate', 'mandate_expired', 'no_method'] }),
+    /** What credit notes took off this invoice, tax included: an open invoice is due `total - credited_total`. */
+    creditedTotal: money('credited_total').notNull().default(0),
     /** The tax split (CGST + SGST, IGST, ...), each rounded per line; null on invoices from before it was kept. */
     taxComponents: jsonb('tax_components').$type<TaxAmounts['components']>(),
     /** The tax invoice's parties, place of supply and terms as they were when it was issued. */

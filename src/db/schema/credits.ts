@@ -27,7 +27,7 @@ export const creditLedger = pgTable(
     accountId: text('account_id')
       .notNull()
       .references(() => accounts.id),
-    kind: text('kind', { enum: ['upgrade', 'purchase', 'recharge', 'usage', 'adjustment'] }).notNull(),
+    kind: text('kind', { enum: ['upgrade', 'purchase', 'recharge', 'usage', 'adjustment', 'credit_note', 'refund'] }).notNull(),
     amount: money('amount').notNull(),
     currency: currency('currency').notNull(),
     balanceAfter: money('balance_after').notNull(),

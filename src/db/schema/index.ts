@@ -9,3 +9,4 @@ export * from './payments.js';
 export * from './credits.js';
 export * from './webhooks.js';
 export * from './audit.js';
+export * from './credit-notes.js';

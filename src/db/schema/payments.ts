@@ -73,6 +73,8 @@ export const sandboxCharges = pgTable('sandbox_charges', {
   outcome: text('outcome', { enum: ['succeeded', 'failed'] }).notNull(),
   failureCode: text('failure_code'),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  /** The card token, VPA or bank code charged (the sandbox's test values decide its refunds too). */
+  instrument: text('instrument'),
 });
 
 /**

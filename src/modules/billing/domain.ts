@@ -93,6 +93,9 @@ export function financialYearOf(at: Date): string {
  */
 export const invoiceNumber = (financialYear: string, sequence: number): string => `INV/${fyCode(financialYear)}/${String(sequence).padStart(7, '0')}`;
 
+/** What an open invoice still asks for: its total less what credit notes took off it. */
+export const amountDue = (invoice: { total: number; creditedTotal: number }): number => invoice.total - invoice.creditedTotal;
+
 /** A document number as a file name: INV/2627/0000001 -> INV-2627-0000001.pdf. */
 export const pdfFileName = (number: string): string => `${number.replaceAll('/', '-')}.pdf`;
 

@@ -33,6 +33,8 @@ export function toInvoiceDto(row: InvoiceRow, lines: InvoiceLineRow[]): InvoiceD
     },
     supply: row.supply,
     total: row.total,
+    creditedTotal: row.creditedTotal,
+    amountDue: row.status === 'open' ? row.total - row.creditedTotal : 0,
     amountInWords: amountInWords(row.total, row.currency),
     issuedAt: row.issuedAt,
     dueAt: row.dueAt,

@@ -17,6 +17,28 @@ export interface InvoiceDocument {
 
 const stateText = (s: { code: string; name: string } | null) => (s ? `${s.name} (${s.code})` : '-');
 
+/** A GST document: a tax invoice, or a credit note against one. */
+interface TaxDocument {
+  title: string;
+  numberLabel: string;
+  number: string;
+  issuedAt: Date;
+  currency: 'INR' | 'USD';
+  supply: NonNullable<InvoiceDto['supply']>;
+  /** Below the number: the due date, or the invoice a credit note is against. */
+  facts: Array<[string, string]>;
+  lines: Array<{ description: string; quantity: number | null; gross: number | null; discount: number | null; amount: number }>;
+  subtotal: number;
+  components: InvoiceDto['tax']['components'];
+  taxAmount: number;
+  total: number;
+  totalLabel: string;
+  amountInWords: string;
+  /** Above the digital statement: what it is for, the reason. */
+  notes: string[];
+  timeZone: string;
+}
+
 /**
  * A tax invoice as CGST Rule 46 asks: the seller's name, address and GSTIN; a consecutive
  * number of at most 16 characters and the date; the recipient's name, address, state and
@@ -26,11 +48,67 @@ const stateText = (s: { code: string; name: string } | null) => (s ? `${s.name} 
  */
 export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
   const { invoice, planName, timeZone } = input;
-  const { supply } = invoice;
+  const period =
+    invoice.period.start.getTime() === invoice.period.end.getTime()
+      ? formatDate(invoice.period.start, timeZone)
+      : `${formatDate(invoice.period.start, timeZone)} to ${formatDate(invoice.period.end, timeZone)}`;
+  return renderTaxDocument({
+    title: invoice.supply.type === 'export' ? 'TAX INVOICE (EXPORT OF SERVICES)' : 'TAX INVOICE',
+    numberLabel: 'Invoice number',
+    number: invoice.number,
+    issuedAt: invoice.issuedAt,
+    currency: invoice.currency,
+    supply: invoice.supply,
+    facts: [['Due date', formatDate(invoice.dueAt, timeZone)]],
+    lines: invoice.lines.map((l) => ({ description: l.description, quantity: l.quantity, gross: l.grossAmount, discount: l.discountAmount, amount: l.amount })),
+    subtotal: invoice.subtotal,
+    components: invoice.tax.components,
+    taxAmount: invoice.tax.amount,
+    total: invoice.total,
+    totalLabel: 'Invoice total',
+    amountInWords: invoice.amountInWords,
+    notes: [invoice.lines.every((l) => l.kind === 'credits') ? `Prepaid credits, ${period}` : `${planName} plan, ${invoice.billingCycle} billing, service period ${period}`],
+    timeZone,
+  });
+}
+
+/**
+ * A credit note (CGST Act s.34, Rule 53): the same parties and place of supply as its
+ * invoice, the invoice's number and date, the taxable value credited and the tax reversed.
+ */
+export function renderCreditNotePdf(input: {
+  note: { number: string; issuedAt: Date; currency: 'INR' | 'USD'; reason: string; lines: Array<{ description: string; amount: number }>; subtotal: number; taxAmount: number; total: number; components: InvoiceDto['tax']['components']; amountInWords: string };
+  invoice: { number: string; issuedAt: Date };
+  supply: NonNullable<InvoiceDto['supply']>;
+  timeZone: string;
+}): Promise<Buffer> {
+  const { note, invoice, timeZone } = input;
+  return renderTaxDocument({
+    title: 'CREDIT NOTE',
+    numberLabel: 'Credit note number',
+    number: note.number,
+    issuedAt: note.issuedAt,
+    currency: note.currency,
+    supply: input.supply,
+    facts: [['Against invoice', `${invoice.number} of ${formatDate(invoice.issuedAt, timeZone)}`]],
+    lines: note.lines.map((l) => ({ description: l.description, quantity: null, gross: null, discount: null, amount: l.amount })),
+    subtotal: note.subtotal,
+    components: note.components,
+    taxAmount: note.taxAmount,
+    total: note.total,
+    totalLabel: 'Credit note total',
+    amountInWords: note.amountInWords,
+    notes: [`Reason: ${note.reason}`],
+    timeZone,
+  });
+}
+
+function renderTaxDocument(d: TaxDocument): Promise<Buffer> {
+  const { supply, timeZone } = d;
   const doc = new PDFDocument({
     size: 'A4',
     margin: LEFT,
-    info: { Title: `Tax invoice ${invoice.number}`, Author: supply.seller.legalName, Subject: `Invoice to ${supply.buyer.legalName}`, CreationDate: invoice.issuedAt },
+    info: { Title: `${d.title} ${d.number}`, Author: supply.seller.legalName, Subject: `${d.title} to ${supply.buyer.legalName}`, CreationDate: d.issuedAt },
   });
   const chunks: Buffer[] = [];
   doc.on('data', (c: Buffer) => chunks.push(c));
@@ -39,7 +117,7 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
     doc.on('error', reject);
   });
   const w = textWriter(doc);
-  const money = (n: number) => formatAmount(n, invoice.currency);
+  const money = (n: number) => formatAmount(n, d.currency);
   let y = LEFT;
   const row = (text: string, opts: { x?: number; gap?: number; width?: number; align?: 'left' | 'right' } = {}) => {
     w.line(text, opts.x ?? LEFT, y, { width: opts.width, align: opts.align });
@@ -52,7 +130,7 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
 
   // Title and seller
   w.use('bold', 16);
-  row(supply.type === 'export' ? 'TAX INVOICE (EXPORT OF SERVICES)' : 'TAX INVOICE', { gap: 22 });
+  row(d.title, { gap: 22 });
   w.use('bold', 11);
   row(supply.seller.legalName);
   w.use('regular', 9);
@@ -60,16 +138,18 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
   row(`GSTIN: ${supply.seller.gstin}    State: ${stateText(supply.seller.state)}`, { gap: 16 });
   rule();
 
-  // The invoice
+  // The document
   const half = LEFT + WIDTH / 2;
   const pair = (a: string, b: string) => {
     w.line(a, LEFT, y);
     w.line(b, half, y);
     y += 13;
   };
-  pair(`Invoice number: ${invoice.number}`, `Invoice date: ${formatDate(invoice.issuedAt, timeZone)}`);
-  pair(`Place of supply: ${stateText(supply.placeOfSupply)}`, `Due date: ${formatDate(invoice.dueAt, timeZone)}`);
-  pair(`Reverse charge: ${supply.reverseCharge ? 'Yes' : 'No'}`, `Currency: ${invoice.currency}`);
+  const [first, ...more] = d.facts;
+  pair(`${d.numberLabel}: ${d.number}`, `Date: ${formatDate(d.issuedAt, timeZone)}`);
+  pair(`Place of supply: ${stateText(supply.placeOfSupply)}`, first ? `${first[0]}: ${first[1]}` : '');
+  pair(`Reverse charge: ${supply.reverseCharge ? 'Yes' : 'No'}`, `Currency: ${d.currency}`);
+  for (const [label, value] of more) pair(`${label}: ${value}`, '');
   y += 4;
   rule();
 
@@ -87,25 +167,25 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
 
   // Lines
   const cols = { no: LEFT, desc: LEFT + 18, sac: 290, qty: 340, gross: 372, discount: 432, taxable: 492 };
-  const numWidth = 60;
+  const numWidth = 56;
   w.use('bold', 8.5);
   w.line('#', cols.no, y);
   w.line('Description', cols.desc, y);
   w.line('SAC', cols.sac, y);
   w.line('Qty', cols.qty, y);
-  w.line('Amount', cols.gross, y, { width: numWidth - 4, align: 'right' });
-  w.line('Discount', cols.discount, y, { width: numWidth - 4, align: 'right' });
+  w.line('Amount', cols.gross, y, { width: numWidth, align: 'right' });
+  w.line('Discount', cols.discount, y, { width: numWidth, align: 'right' });
   w.line('Taxable value', cols.taxable, y, { width: RIGHT - cols.taxable, align: 'right' });
   y += 13;
   rule(6);
   w.use('regular', 8.5);
-  invoice.lines.forEach((line, i) => {
+  d.lines.forEach((line, i) => {
     w.line(String(i + 1), cols.no, y);
     w.line(line.description, cols.desc, y);
     w.line(supply.sac, cols.sac, y);
-    w.line(String(line.quantity), cols.qty, y);
-    w.line(money(line.grossAmount), cols.gross, y, { width: numWidth - 4, align: 'right' });
-    w.line(line.discountAmount ? `-${money(line.discountAmount)}` : '-', cols.discount, y, { width: numWidth - 4, align: 'right' });
+    w.line(line.quantity === null ? '-' : String(line.quantity), cols.qty, y);
+    w.line(line.gross === null ? '-' : money(line.gross), cols.gross, y, { width: numWidth, align: 'right' });
+    w.line(line.discount ? `-${money(line.discount)}` : '-', cols.discount, y, { width: numWidth, align: 'right' });
     w.line(money(line.amount), cols.taxable, y, { width: RIGHT - cols.taxable, align: 'right' });
     y += 13;
   });
@@ -118,23 +198,21 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
     w.line(amount, 430, y, { width: RIGHT - 430, align: 'right' });
     y += bold ? 15 : 13;
   };
-  total('Taxable value', money(invoice.subtotal));
-  for (const c of invoice.tax.components) total(`${c.name} @ ${c.rateBps / 100}%`, money(c.amount));
-  total('Total tax', money(invoice.tax.amount));
-  total('Invoice total', money(invoice.total), true);
+  total('Taxable value', money(d.subtotal));
+  for (const c of d.components) total(`${c.name} @ ${c.rateBps / 100}%`, money(c.amount));
+  total('Total tax', money(d.taxAmount));
+  total(d.totalLabel, money(d.total), true);
   y += 4;
   rule();
 
   // Words, terms, what it is for
   w.use('regular', 9);
-  row(`Amount in words: ${invoice.amountInWords}`, { gap: 14 });
+  row(`Amount in words: ${d.amountInWords}`, { gap: 14 });
   if (supply.exportTerms) row(supply.exportTerms, { gap: 14 });
-  const period = invoice.period.start.getTime() === invoice.period.end.getTime()
-    ? formatDate(invoice.period.start, timeZone)
-    : `${formatDate(invoice.period.start, timeZone)} to ${formatDate(invoice.period.end, timeZone)}`;
-  row(invoice.lines.every((l) => l.kind === 'credits') ? `Prepaid credits, ${period}` : `${planName} plan, ${invoice.billingCycle} billing, service period ${period}`, { gap: 20 });
+  for (const note of d.notes) row(note, { gap: 14 });
+  y += 6;
   w.use('regular', 8);
-  row('This is a digitally generated invoice and does not require a signature.', { gap: 12 });
+  row(`This is a digitally generated ${d.title === 'CREDIT NOTE' ? 'credit note' : 'invoice'} and does not require a signature.`, { gap: 12 });
   doc.end();
   return done;
 }

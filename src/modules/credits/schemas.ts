@@ -18,7 +18,7 @@ export const creditsSchema = z
 export const ledgerEntrySchema = z
   .object({
     id: z.number().int(),
-    kind: z.enum(['upgrade', 'purchase', 'recharge', 'usage', 'adjustment']),
+    kind: z.enum(['upgrade', 'purchase', 'recharge', 'usage', 'adjustment', 'credit_note', 'refund']),
     amount: z.number().int().meta({ description: 'Signed, in minor units: credits positive, debits negative' }),
     currency: currencySchema,
     balanceAfter: minorUnitsSchema,

@@ -56,6 +56,29 @@ export const eventCatalogue = {
       periodEnd: iso.optional(),
     },
   },
+  'invoice.voided': { summary: 'An open invoice was voided by ops: nothing is owed on it; its number stays used', data: { accountId, invoiceId: id('inv'), number: z.string(), total: money, currency } },
+  'credit_note.created': {
+    summary: 'A credit note took a taxable value (and its tax) off an invoice; settled as a refund, as credits, or as less due',
+    data: {
+      accountId,
+      creditNoteId: id('cn'),
+      number: z.string(),
+      invoiceId: id('inv'),
+      invoiceNumber: z.string(),
+      total: money,
+      currency,
+      settlement: z.enum(['refund', 'credits', 'reduce_due']),
+      reason: z.string(),
+    },
+  },
+  'refund.succeeded': {
+    summary: 'Money of a credit note went back to the method that paid',
+    data: { accountId, refundId: id('re'), creditNoteId: id('cn'), creditNoteNumber: z.string(), paymentId: id('pay'), amount: money, currency },
+  },
+  'refund.failed': {
+    summary: 'The gateway refused a refund: purchased credits taken back for it are returned, and the money is owed another way',
+    data: { accountId, refundId: id('re'), creditNoteId: id('cn'), creditNoteNumber: z.string(), paymentId: id('pay'), amount: money, currency, failureCode: z.string(), failureMessage: z.string() },
+  },
   'invoice.requires_action': {
     summary:
       'A renewal or an auto-recharge cannot be charged without the customer (above the e-mandate, the mandate ended, no method): pay it with POST /v1/invoices/{id}/pay by `payBy`',
@@ -93,7 +116,10 @@ export const eventCatalogue = {
     summary: 'A renewal was not paid; retries are scheduled',
     data: { ...subscriptionRef, invoiceId: id('inv'), attempt: z.number().int(), retriesLeft: z.number().int(), nextAttemptAt: iso, failureCode: z.string() },
   },
-  'subscription.recovered': { summary: 'A past-due renewal was paid; the account is active again', data: { ...subscriptionRef, invoiceId: id('inv'), paymentId: id('pay') } },
+  'subscription.recovered': {
+    summary: 'A past-due renewal was paid (or settled by a credit note, or voided); the account is active again',
+    data: { ...subscriptionRef, invoiceId: id('inv'), paymentId: id('pay').optional().meta({ description: 'The payment that paid it; absent when a credit note or a void settled it' }) },
+  },
   'subscription.cancelled': { summary: 'The subscription ended', data: { ...subscriptionRef, reason: z.enum(['cancelled', 'dunning_exhausted']), planId: z.string() } },
   'credits.low': { summary: 'A debit left the balance under the auto-recharge threshold', data: { accountId, balance: money, threshold: money, currency } },
   'credits.recharged': { summary: 'Auto-recharge added credits', data: { ...paymentRef, invoiceId: id('inv'), credits: money, total: money, currency } },

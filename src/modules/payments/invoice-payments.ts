@@ -3,6 +3,7 @@ import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { idFromKey } from '../../lib/ids.js';
 import * as accountsRepo from '../accounts/repo.js';
+import { amountDue } from '../billing/domain.js';
 import * as billingRepo from '../billing/repo.js';
 import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
@@ -48,7 +49,7 @@ export function createInvoicePayments(deps: { db: Db; clock: Clock; payments: Pa
       return payments.open(tx, {
         accountId: account.id,
         purpose,
-        amount: current.total,
+        amount: amountDue(current),
         currency: current.currency,
         method,
         invoiceId,

@@ -45,6 +45,24 @@ export type ChargeResult =
 
 export type LookupResult = Exclude<ChargeResult, { status: 'unknown' }> | { status: 'not_found' };
 
+export interface RefundRequest {
+  /** Our refund id: the provider answers a repeated key with the first refund's result. */
+  idempotencyKey: string;
+  /** The provider's reference of the charge being refunded (a payment's providerReference). */
+  chargeReference: string;
+  amount: number;
+  currency: Currency;
+  reason: string;
+}
+
+export type RefundResult =
+  | { status: 'succeeded'; reference: string }
+  | { status: 'failed'; reference: string | null; code: string; message: string }
+  /** The call broke: the money may or may not have gone back. Reconcile with lookupRefund. */
+  | { status: 'unknown' };
+
+export type RefundLookup = Exclude<RefundResult, { status: 'unknown' }> | { status: 'not_found' };
+
 /**
  * A payment gateway (card, UPI, net banking). Razorpay or Stripe would be other
  * implementations of the same interface. Never called inside a database transaction.
@@ -63,4 +81,8 @@ export interface PaymentProvider {
    * auto-recharge; charges of the method then go by `{ type: 'saved', reference }`.
    */
   saveMethod(request: SaveMethodRequest): Promise<SavedMethod>;
+  /** Returns money of a succeeded charge to the method it came from (all or part of it). */
+  refund(request: RefundRequest): Promise<RefundResult>;
+  /** What the provider knows of a refund by our idempotency key; `not_found`: never made. */
+  lookupRefund(idempotencyKey: string): Promise<RefundLookup>;
 }

@@ -1,10 +1,10 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { sandboxCharges, sandboxPaymentMethods } from '../../db/schema/index.js';
+import { sandboxCharges, sandboxPaymentMethods, sandboxRefunds } from '../../db/schema/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import { cardBrandOf, maskVpa } from './methods.js';
-import type { ChargeMethod, ChargeRequest, ChargeResult, InstrumentMethod, LookupResult, PaymentProvider, SavedMethod } from './provider.js';
+import type { ChargeMethod, ChargeRequest, ChargeResult, InstrumentMethod, LookupResult, PaymentProvider, RefundLookup, RefundResult, SavedMethod } from './provider.js';
 
 type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; message: string };
 
@@ -13,6 +13,8 @@ type Outcome = { outcome: 'succeeded' } | { outcome: 'failed'; code: string; mes
  * tok_chargeDeclined is declined; tok_chargeDeclinedInsufficientFunds lacks funds;
  * tok_timeout charges but the answer is lost (unknown; lookup finds it succeeded);
  * tok_chargeCustomerFail pays the upgrade, then declines every unattended charge (renewals).
+ * tok_refundDeclined charges, but its refunds fail (refund_declined); a refund above what is
+ * left of its charge fails (refund_exceeds_charge).
  * UPI: success@upi succeeds, failure@upi fails. Net banking: every bank code but FAIL succeeds.
  * A saved method answers as the instrument it was saved from.
  */
@@ -21,7 +23,7 @@ export function sandboxOutcome(method: InstrumentMethod, unattended = false): Ou
   const fail = (code: string, message: string) => ({ outcome: 'failed' as const, code, message, answerLost: false });
   switch (method.type) {
     case 'card':
-      if (['tok_visa', 'tok_mastercard', 'tok_rupay'].includes(method.token)) return ok;
+      if (['tok_visa', 'tok_mastercard', 'tok_rupay', 'tok_refundDeclined'].includes(method.token)) return ok;
       if (method.token === 'tok_timeout') return { ...ok, answerLost: true };
       // Stripe's "attaches, then fails": the upgrade succeeds, later unattended charges are declined.
       if (method.token === 'tok_chargeCustomerFail') return unattended ? fail('card_declined', 'Your card was declined.') : ok;
@@ -54,6 +56,7 @@ const testCardDigits: Record<string, string> = {
   tok_chargeDeclinedInsufficientFunds: '9995',
   tok_timeout: '0077',
   tok_chargeCustomerFail: '0341',
+  tok_refundDeclined: '5126',
 };
 const last4Of = (token: string): string => testCardDigits[token] ?? '0000';
 
@@ -97,6 +100,7 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
     outcome: decided.outcome,
     failureCode: decided.outcome === 'failed' ? decided.code : null,
     createdAt: clock.now(),
+    instrument: method ? instrumentText(method) : null,
   });
 
   return {
@@ -116,11 +120,12 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
       const col = <T>(values: T[]) => sql.param(values);
       // A column per array (unnest): a batch of charges is one small statement to build.
       const inserted = await db.execute<{ idempotency_key: string }>(sql`
-        insert into sandbox_charges (idempotency_key, id, amount, currency, method, outcome, failure_code, created_at)
+        insert into sandbox_charges (idempotency_key, id, amount, currency, method, outcome, failure_code, created_at, instrument)
         select * from unnest(
           ${col(rows.map((r) => r.idempotencyKey))}::text[], ${col(rows.map((r) => r.id))}::text[], ${col(rows.map((r) => r.amount))}::bigint[],
           ${col(rows.map((r) => r.currency))}::text[], ${col(rows.map((r) => r.method))}::text[], ${col(rows.map((r) => r.outcome))}::text[],
-          ${col(rows.map((r) => r.failureCode))}::text[], ${col(rows.map((r) => r.createdAt.toISOString()))}::timestamptz[])
+          ${col(rows.map((r) => r.failureCode))}::text[], ${col(rows.map((r) => r.createdAt.toISOString()))}::timestamptz[],
+          ${col(rows.map((r) => r.instrument))}::text[])
         on conflict do nothing
         returning idempotency_key`);
       const fresh = new Set((inserted as unknown as { rows: Array<{ idempotency_key: string }> }).rows.map((r) => r.idempotency_key));
@@ -143,8 +148,46 @@ export function createSandboxProvider(deps: { db: Db; clock: Clock }): PaymentPr
       const kept = instrumentOf(saved!);
       return { reference: saved!.reference, label: labelOf(kept), ...(kept.type === 'card' ? { last4: last4Of(kept.token) } : {}) };
     },
+    lookupRefund,
+    /** A refund of a succeeded charge, once per key; never more than is left of the charge. */
+    async refund(request): Promise<RefundResult> {
+      const kept = await lookupRefund(request.idempotencyKey);
+      if (kept.status !== 'not_found') return kept;
+      const [charge] = await db.select().from(sandboxCharges).where(eq(sandboxCharges.id, request.chargeReference));
+      if (!charge || charge.outcome !== 'succeeded') return { status: 'failed', reference: null, code: 'charge_not_found', message: 'No succeeded charge with this reference.' };
+      const [sums] = await db
+        .select({ refunded: sql<string>`coalesce(sum(${sandboxRefunds.amount}) filter (where ${sandboxRefunds.outcome} = 'succeeded'), 0)` })
+        .from(sandboxRefunds)
+        .where(eq(sandboxRefunds.chargeId, charge.id));
+      const outcome =
+        charge.instrument === 'tok_refundDeclined'
+          ? { outcome: 'failed' as const, code: 'refund_declined' }
+          : request.amount > charge.amount - Number(sums?.refunded ?? 0)
+            ? { outcome: 'failed' as const, code: 'refund_exceeds_charge' }
+            : { outcome: 'succeeded' as const, code: null };
+      await db
+        .insert(sandboxRefunds)
+        .values({ idempotencyKey: request.idempotencyKey, id: newId('rf', clock.now()), chargeId: charge.id, amount: request.amount, outcome: outcome.outcome, failureCode: outcome.code, createdAt: clock.now() })
+        .onConflictDoNothing();
+      return (await lookupRefund(request.idempotencyKey)) as RefundResult;
+    },
   };
+
+  async function lookupRefund(idempotencyKey: string): Promise<RefundLookup> {
+    const [row] = await db.select().from(sandboxRefunds).where(eq(sandboxRefunds.idempotencyKey, idempotencyKey));
+    if (!row) return { status: 'not_found' };
+    return row.outcome === 'succeeded'
+      ? { status: 'succeeded', reference: row.id }
+      : { status: 'failed', reference: row.id, code: row.failureCode ?? 'refund_failed', message: refundMessages[row.failureCode ?? ''] ?? 'The refund failed.' };
+  }
 }
+
+const refundMessages: Record<string, string> = {
+  refund_declined: 'The card network declined the refund.',
+  refund_exceeds_charge: 'The refund is more than is left of the charge.',
+};
+
+const instrumentText = (method: InstrumentMethod): string => (method.type === 'card' ? method.token : method.type === 'upi' ? method.vpa : method.bankCode);
 
 const messages: Record<string, string> = {
   card_declined: 'Your card was declined.',

@@ -7,8 +7,9 @@ export const sandboxDescription =
   'Sandbox test values. Cards: `tok_visa`, `tok_mastercard`, `tok_rupay` succeed; `tok_chargeDeclined` is declined ' +
   '(`card_declined`); `tok_chargeDeclinedInsufficientFunds` lacks funds (`insufficient_funds`); `tok_timeout` charges but ' +
   'the answer is lost, so the payment is `unknown` until reconciled (it then succeeds); `tok_chargeCustomerFail` pays the upgrade ' +
-  'and declines every later unattended charge (renewals). UPI: VPA `success@upi` succeeds, ' +
-  '`failure@upi` fails. Net banking: any bank code succeeds except `FAIL`.';
+  'and declines every later unattended charge (renewals); `tok_refundDeclined` pays, but refunds of it fail (`refund_declined`). ' +
+  'Any other token is refused (`invalid_card_token`). UPI: VPA `success@upi` succeeds, `failure@upi` fails, any other VPA ' +
+  'is not found (`upi_vpa_not_found`). Net banking: any bank code succeeds except `FAIL`.';
 
 export const paymentMethodInputSchema = z
   .discriminatedUnion('type', [

@@ -8,6 +8,7 @@ import type { Currency } from '../../lib/money.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { toAccountDto } from '../accounts/service.js';
 import { toInvoiceDto } from '../billing/dto.js';
+import { amountDue } from '../billing/domain.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
 import { appendEvents, type NewEvent } from '../events/repo.js';
@@ -388,13 +389,13 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; provider: Pa
       const { purpose, request } = await invoicePurpose(tx, invoice);
       const inFlight = await repo.findInFlightForInvoice(tx, invoiceId);
       if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${invoice.number} is in flight; record the money once it settled`, { paymentId: inFlight.id });
-      if (input.amount !== undefined && input.amount !== invoice.total) {
-        throw new AppError('payment_amount_mismatch', `The amount due is ${invoice.total}; ${input.amount} was recorded`, { amountDue: invoice.total });
+      if (input.amount !== undefined && input.amount !== amountDue(invoice)) {
+        throw new AppError('payment_amount_mismatch', `The amount due is ${amountDue(invoice)}; ${input.amount} was recorded`, { amountDue: amountDue(invoice) });
       }
       const now = await nowForAccount(tx, account, clock);
       // How this money came, not a method the customer saved: recorded as removed, never listed or charged.
       const method = await repo.insertPaymentMethod(tx, { id: newId('pm', now), accountId: account.id, type: input.methodType, reference: null, label: null, last4: null, status: 'removed', removedAt: now, createdAt: now });
-      const payment = await open(tx, { accountId: account.id, purpose, offline: true, amount: invoice.total, currency: invoice.currency, method, invoiceId, request: { ...request, invoiceId, recordedBy: 'ops' }, now });
+      const payment = await open(tx, { accountId: account.id, purpose, offline: true, amount: amountDue(invoice), currency: invoice.currency, method, invoiceId, request: { ...request, invoiceId, recordedBy: 'ops' }, now });
       await settleIn(tx, payment.id, { status: 'succeeded', reference: input.reference }, input.reference);
       return resultIn(tx, payment.id);
     });

@@ -1,5 +1,6 @@
 import type { Db } from '../../db/client.js';
 import * as accountsRepo from '../accounts/repo.js';
+import { amountDue } from '../billing/domain.js';
 import * as billingRepo from '../billing/repo.js';
 import { issueInvoice } from '../billing/issue.js';
 import * as catalogRepo from '../catalog/repo.js';
@@ -149,7 +150,7 @@ export function createRenewalService(deps: RenewalDeps) {
       // The customer is paying it right now: this attempt is theirs.
       if (await paymentsRepo.findInFlightForInvoice(tx, invoice.id)) return null;
       const method = await paymentsRepo.findPaymentMethod(tx, sub.paymentMethodId);
-      const verdict = unattendedVerdict(deps.mandate, method, account.currency, invoice.total, now);
+      const verdict = unattendedVerdict(deps.mandate, method, account.currency, amountDue(invoice), now);
       if (!verdict.ok) {
         // Offline or net banking: an overdue reminder; card or UPI the rules forbid charging unattended: it waits for the customer.
         await remindOverdue(tx, invoice, sub, account, now, verdict.reason === 'not_unattended' ? null : verdict.reason);
@@ -160,7 +161,7 @@ export function createRenewalService(deps: RenewalDeps) {
       if (mandateApplies(account.currency, method!.type) && sub.renewalNoticeFor?.getTime() !== invoice.periodStart.getTime()) {
         const chargeAt = chargeableAfter(deps.mandate, now);
         await renewalsRepo.markNoticeSent(tx, sub.id, invoice.periodStart, now);
-        await appendEvents(tx, now, [renewalNoticeEvent(account, sub.id, invoice.total, chargeAt)]);
+        await appendEvents(tx, now, [renewalNoticeEvent(account, sub.id, amountDue(invoice), chargeAt)]);
         if (chargeAt > now) {
           await billingRepo.setInvoiceSchedule(tx, invoiceId, { nextAttemptAt: chargeAt });
           return { kind: 'reminded' as const };
@@ -216,7 +217,7 @@ export function createRenewalService(deps: RenewalDeps) {
   }
 
   const openRenewalPayment = (tx: Db, invoice: billingRepo.InvoiceRow, accountId: string, method: paymentsRepo.PaymentMethodRow, now: Date) =>
-    payments.open(tx, { accountId, purpose: 'renewal', amount: invoice.total, currency: invoice.currency, method, invoiceId: invoice.id, request: { invoiceId: invoice.id }, now });
+    payments.open(tx, { accountId, purpose: 'renewal', amount: amountDue(invoice), currency: invoice.currency, method, invoiceId: invoice.id, request: { invoiceId: invoice.id }, now });
 
   // Only charges the rules allow unattended get here (planRenewal or unattendedVerdict, before the payment opened).
   const chargeAndSettle = async (payment: paymentsRepo.PaymentRow, method: paymentsRepo.PaymentMethodRow): Promise<void> => {
