@@ -11,6 +11,7 @@ import { workerConnection } from './infra.js';
 import { throttledFailures } from './lib/log-throttle.js';
 import { isMainModule, runProcess, type Runtime } from './runtime.js';
 import { createServices } from './services.js';
+import { creditNotePdfById } from './modules/credit-notes/documents.js';
 import { recordJob } from './jobs/job-stats.js';
 
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
@@ -21,7 +22,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   connection.on('error', () => {}); // reconnects by itself; workers report their own errors
   const mailer =
     opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
-  const notifications = createNotificationsService({ db: database.db, clock, mailer, taxation: taxationOf(config) });
+  const notifications = createNotificationsService({ db: database.db, clock, mailer, taxation: taxationOf(config), creditNotePdf: creditNotePdfById(database.db, clock) });
 
   const { payments, renewals, purchases, webhooks, secrets, creditNotes } = createServices(runtime);
   // Secrets at rest under the current SECRETS_KEYS key (legacy or rotated-out forms sealed

@@ -208,3 +208,25 @@ t.test('void: an open renewal invoice of a past-due account is voided, its numbe
   const onVoid = await issue(ctx, invoice.id, { reason: 'Too late', amount: 1 });
   t.equal(onVoid.body.code, 'invoice_not_creditable', JSON.stringify(onVoid.body));
 });
+
+t.test('the customer hears of the credit note and the refund by email, in rupees, with the credit note attached', async (t) => {
+  const { smtpReceiver } = await import('./smtp.js');
+  const { deliverEvents } = await import('./helper.js');
+  const ctx = await setup(t);
+  const smtp = await smtpReceiver(t);
+  const { invoice } = await paidInvoice(ctx);
+  const note = (await issue(ctx, invoice.id, { reason: 'Outage on 3 December', amount: 100000 })).body;
+  await deliverEvents(ctx, smtp.url);
+  const mails = await Promise.all(smtp.received.map((r) => smtp.parse(r)));
+  const refundMail = mails.find((m) => /refund/i.test(m.subject ?? '') && m.text?.includes(note.number));
+  t.ok(refundMail, `a refund email names ${note.number}: ${mails.map((m) => m.subject).join(' | ')}`);
+  t.match(refundMail!.text, /₹1,180\.00/);
+  t.ok(refundMail!.html, 'an HTML part');
+  t.notMatch(`${refundMail!.text}${refundMail!.html}`, /minor units|118000/);
+  t.same(refundMail!.attachments.map((a) => a.filename), ['CN-2627-0000001.pdf'], 'the credit note attached');
+  t.equal(refundMail!.attachments[0]!.contentType, 'application/pdf');
+  // Delivered again (a re-run job): nothing sent twice.
+  const sent = smtp.received.length;
+  await deliverEvents(ctx, smtp.url);
+  t.equal(smtp.received.length, sent, 'a re-run sends nothing');
+});

@@ -174,7 +174,8 @@ export async function deliverEvents(ctx: TestContext, smtpUrl: string): Promise<
   const { createNotificationsService } = await import('../src/modules/notifications/service.js');
   const mailer = createSmtpMailer(smtpUrl, 'Billing <billing@test.example>');
   try {
-    const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer });
+    const { creditNotePdfById } = await import('../src/modules/credit-notes/documents.js');
+    const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer, creditNotePdf: creditNotePdfById(ctx.database.db, ctx.clock) });
     const dispatch = createEventDispatcher({ db: ctx.database.db, notifications });
     const { rows } = await ctx.query('select id, event_id, type from outbox order by id');
     const outcomes = [];

@@ -8,6 +8,12 @@ import { renderCreditNotePdf } from '../billing/pdf.js';
 import * as billingRepo from '../billing/repo.js';
 import * as repo from './repo.js';
 
+/** For the emails that attach it: a credit note's number and PDF by its id, or null when there is none. */
+export const creditNotePdfById = (db: Db, clock: Clock) => async (creditNoteId: string): Promise<{ number: string; pdf: Buffer } | null> => {
+  const note = await repo.findCreditNote(db, creditNoteId);
+  return note ? { number: note.number, pdf: (await creditNotePdf(db, clock, note)).pdf } : null;
+};
+
 /** A credit note's PDF, rendered on first need and kept (as invoices' are): the same bytes every time. */
 export async function creditNotePdf(db: Db, clock: Clock, note: repo.CreditNoteRow): Promise<{ pdf: Buffer; sha256: string }> {
   const kept = await billingRepo.findDocument(db, note.id);

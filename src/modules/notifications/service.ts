@@ -12,14 +12,22 @@ import { createInvoiceDocuments } from '../billing/documents.js';
 import type { Taxation } from '../billing/tax.js';
 import * as billingRepo from '../billing/repo.js';
 import * as catalogRepo from '../catalog/repo.js';
-import { renderEmail, renderUpgradeConfirmation, type RenderedEmail } from './templates.js';
+import { emailNeeds, renderEmail, renderUpgradeConfirmation, type EmailFacts, type RenderedEmail } from './templates.js';
 
 export type EmailOutcome = 'sent' | 'already_sent' | 'no_email';
 
 /** A send that has not finished in this long is presumed dead; another run may send. */
 const LEASE_MS = 5 * 60_000;
 
-export function createNotificationsService(deps: { db: Db; clock: Clock; mailer: Mailer; taxation?: Taxation }) {
+/**
+ * A credit note's PDF by its id (the credit-notes module renders and keeps it); null when it
+ * has none yet. Given, it goes with the credit note and refund emails.
+ */
+export type CreditNotePdf = (creditNoteId: string) => Promise<{ number: string; pdf: Buffer } | null>;
+
+const pdfAttachment = (number: string, pdf: Buffer) => ({ filename: pdfFileName(number), content: pdf, contentType: 'application/pdf' });
+
+export function createNotificationsService(deps: { db: Db; clock: Clock; mailer: Mailer; taxation?: Taxation; creditNotePdf?: CreditNotePdf }) {
   const documents = createInvoiceDocuments(deps);
   const { db, clock, mailer } = deps;
 
@@ -88,17 +96,38 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
   }
 
   /** The email an event causes, with what it needs from the database; null when none. */
-  async function compose(event: OutboxRow, account: accountsRepo.AccountRow): Promise<{ email: RenderedEmail & { html?: string }; attachments?: Email['attachments'] } | null> {
-    if (event.type !== 'account.upgraded') {
-      const email = renderEmail(event, account);
-      return email ? { email } : null;
+  async function compose(event: OutboxRow, account: accountsRepo.AccountRow): Promise<{ email: RenderedEmail; attachments?: Email['attachments'] } | null> {
+    if (event.type === 'account.upgraded') return upgradeConfirmation(event, account);
+    // Most events send nothing: rendered once without facts to know, before any lookup.
+    if (!renderEmail(event, account)) return null;
+    const needs = emailNeeds(event);
+    const facts: EmailFacts = {};
+    const attachments: NonNullable<Email['attachments']> = [];
+    if (needs.planIds.length > 0) {
+      facts.planNames = Object.fromEntries((await catalogRepo.findPlans(db, needs.planIds)).map((plan) => [plan.id, plan.name]));
     }
+    if (needs.invoiceId) {
+      const invoiceRow = await billingRepo.findInvoice(db, needs.invoiceId);
+      if (!invoiceRow) throw new Error(`${event.type} ${event.eventId} names a missing invoice`);
+      facts.invoiceNumber = invoiceRow.number;
+      if (needs.attach === 'invoice') attachments.push(pdfAttachment(invoiceRow.number, (await documents.pdfOf(invoiceRow)).pdf));
+    }
+    if (needs.creditNoteId && deps.creditNotePdf) {
+      const note = await deps.creditNotePdf(needs.creditNoteId);
+      if (note) attachments.push(pdfAttachment(note.number, note.pdf));
+    }
+    facts.attached = attachments.length > 0;
+    const email = renderEmail(event, account, facts)!;
+    return attachments.length > 0 ? { email, attachments } : { email };
+  }
+
+  async function upgradeConfirmation(event: OutboxRow, account: accountsRepo.AccountRow) {
     const invoiceRow = await billingRepo.findInvoice(db, String(event.payload.invoiceId));
     const plan = await catalogRepo.findPlan(db, String(event.payload.planId));
     if (!invoiceRow || !plan) throw new Error(`account.upgraded ${event.eventId} names a missing invoice or plan`);
     const { invoice, pdf } = await documents.pdfOf(invoiceRow);
     const email = renderUpgradeConfirmation({ account, plan, entitlements: plan.entitlements, invoice });
-    return { email, attachments: [{ filename: pdfFileName(invoice.number), content: pdf, contentType: 'application/pdf' }] };
+    return { email, attachments: [pdfAttachment(invoice.number, pdf)] };
   }
 
   return { emailForEvent };

@@ -1,10 +1,13 @@
-import { formatMoney } from '../../lib/money.js';
+import { formatAmount, formatDate, formatDateTime, timeZoneForCountry } from '../../lib/format.js';
+import type { Currency } from '../../lib/money.js';
 import type { InvoiceDto } from '../billing/schemas.js';
 import type { Entitlements } from '../catalog/entitlements.js';
 
 /**
- * Which events email the account, and what the email says. Pure: an event in, an email
- * (or nothing) out.
+ * Which events email the account, and what the email says. Pure: an event (and what the
+ * service looked up for it) in, an email with a text and an HTML part (or nothing) out.
+ * Amounts read as the customer's currency writes them, times in the account's zone with the
+ * zone named, plans by name.
  */
 export interface EventForEmail {
   type: string;
@@ -14,17 +17,146 @@ export interface EventForEmail {
 export interface AccountForEmail {
   name: string;
   email: string;
+  /** ISO 3166 alpha-2: times are shown in its zone (UTC when not given). */
+  country?: string;
+  /** For amounts whose event does not say its currency. */
+  currency?: Currency;
+}
+
+/** What an email needs from the database, looked up by the service (see emailNeeds). */
+export interface EmailFacts {
+  /** Plan names by id, for events that name plans by id. */
+  planNames?: Readonly<Record<string, string>>;
+  /** The number of the invoice an event names only by id. */
+  invoiceNumber?: string;
+  /** The invoice or credit note the email is about goes with it as a PDF. */
+  attached?: boolean;
 }
 
 export interface RenderedEmail {
   template: string;
   subject: string;
   text: string;
+  html: string;
 }
 
-const dayOf = (iso: unknown) => (typeof iso === 'string' ? iso.slice(0, 10) : 'the period end');
+// ---------------------------------------------------------------------------------------
+// Layout: one shape for every email, written out as plain text and as HTML.
 
-const money = (amount: unknown, currency: unknown) => formatMoney(Number(amount), (currency === 'USD' ? 'USD' : 'INR') as 'INR' | 'USD');
+interface AmountRow {
+  label: string;
+  value: string;
+  /** A detail of the row above (a discount). */
+  indent?: boolean;
+  /** The total. */
+  strong?: boolean;
+}
+
+/** A paragraph, a subheading, a key/value table (amounts), or a bulleted list. */
+type Block = string | { heading: string } | { rows: AmountRow[] } | { list: string[] };
+
+interface Content {
+  subject: string;
+  /** The HTML part's title; the subject when not given. */
+  heading?: string;
+  blocks: Block[];
+  /** The delivery's template name, when not the event type. */
+  template?: string;
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function textBlock(block: Block): string {
+  if (typeof block === 'string') return block;
+  if ('heading' in block) return `${block.heading}:`;
+  if ('list' in block) return block.list.map((item) => `  - ${item}`).join('\n');
+  const labelWidth = Math.max(...block.rows.map((r) => r.label.length + (r.indent ? 2 : 0)));
+  const valueWidth = Math.max(...block.rows.map((r) => r.value.length));
+  return block.rows.map((r) => `  ${`${r.indent ? '  ' : ''}${r.label}`.padEnd(labelWidth)}   ${r.value.padStart(valueWidth)}`).join('\n');
+}
+
+function textOf(name: string, blocks: Block[]): string {
+  const chunks: string[] = [];
+  let underHeading = false;
+  for (const block of blocks) {
+    // A subheading and what it heads stay together.
+    if (underHeading) chunks[chunks.length - 1] += `\n${textBlock(block)}`;
+    else chunks.push(textBlock(block));
+    underHeading = typeof block === 'object' && 'heading' in block;
+  }
+  return `Hello ${name},\n\n${chunks.join('\n\n')}\n`;
+}
+
+// Inline styles only, no external assets: what mail clients render alike.
+const FONT = 'font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;color:#1f2933';
+const CELL = 'padding:6px 0;border-bottom:1px solid #e4e7eb;vertical-align:top';
+
+function htmlBlock(block: Block): string {
+  if (typeof block === 'string') return `<p style="margin:0 0 14px">${escapeHtml(block)}</p>`;
+  if ('heading' in block) return `<h2 style="margin:22px 0 8px;font-size:16px">${escapeHtml(block.heading)}</h2>`;
+  if ('list' in block) return `<ul style="margin:0 0 14px;padding-left:20px">${block.list.map((item) => `<li>${escapeHtml(item)}</li>`).join('')}</ul>`;
+  const rows = block.rows.map((r) => {
+    const weight = r.strong ? ';font-weight:bold' : '';
+    const label = `${CELL}${r.indent ? ';padding-left:16px;color:#52606d' : ''}${weight}`;
+    return `<tr><td style="${label}">${escapeHtml(r.label)}</td><td align="right" style="${CELL};padding-left:24px;white-space:nowrap${weight}">${escapeHtml(r.value)}</td></tr>`;
+  });
+  return `<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="border-collapse:collapse;margin:0 0 14px">\n${rows.join('\n')}\n</table>`;
+}
+
+function htmlOf(name: string, content: Content): string {
+  const heading = content.heading ?? content.subject;
+  return [
+    '<!doctype html>',
+    `<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(content.subject)}</title></head>`,
+    '<body style="margin:0;padding:0;background:#f5f7fa">',
+    '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="background:#f5f7fa"><tr><td align="center" style="padding:24px 12px">',
+    `<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:600px;background:#ffffff;border:1px solid #e4e7eb;border-radius:6px;${FONT}"><tr><td style="padding:28px 32px">`,
+    `<h1 style="margin:0 0 18px;font-size:20px;line-height:1.3">${escapeHtml(heading)}</h1>`,
+    `<p style="margin:0 0 14px">Hello ${escapeHtml(name)},</p>`,
+    ...content.blocks.map(htmlBlock),
+    '</td></tr></table>',
+    '</td></tr></table>',
+    '</body></html>',
+    '',
+  ].join('\n');
+}
+
+function compose(template: string, account: AccountForEmail, content: Content): RenderedEmail {
+  return { template: content.template ?? template, subject: content.subject, text: textOf(account.name, content.blocks), html: htmlOf(account.name, content) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading a payload: amounts, times and names as the account reads them.
+
+type Payload = Record<string, unknown>;
+
+interface Reading {
+  /** Minor units (paise, cents) in the event's currency, else the account's: "₹1,23,456.78". */
+  money(minor: unknown, currency?: unknown): string;
+  /** "2 Dec 2026" in the account's zone. */
+  day(iso: unknown): string;
+  /** "2 Dec 2026, 10:30 IST" in the account's zone. */
+  time(iso: unknown): string;
+  /** A plan's name; null when the service did not look it up. */
+  plan(id: unknown): string | null;
+  facts: EmailFacts;
+}
+
+function reading(account: AccountForEmail, facts: EmailFacts): Reading {
+  const timeZone = timeZoneForCountry(account.country ?? '');
+  const instant = (iso: unknown) => {
+    const at = new Date(typeof iso === 'string' ? iso : Number.NaN);
+    if (Number.isNaN(at.getTime())) throw new TypeError(`an email needs an ISO time, got ${String(iso)}`);
+    return at;
+  };
+  return {
+    money: (minor, currency) => formatAmount(Number(minor), currency === 'INR' || currency === 'USD' ? currency : (account.currency ?? 'INR')),
+    day: (iso) => formatDate(instant(iso), timeZone),
+    time: (iso) => formatDateTime(instant(iso), timeZone),
+    plan: (id) => (typeof id === 'string' ? (facts.planNames?.[id] ?? null) : null),
+    facts,
+  };
+}
 
 const actionReasons: Record<string, string> = {
   above_mandate: 'it is above the limit of your e-mandate for automatic charges',
@@ -32,147 +164,280 @@ const actionReasons: Record<string, string> = {
   no_method: 'there is no saved payment method to charge',
 };
 
+/** Gateway decline codes as a customer reads them. */
+const declines: Record<string, string> = {
+  card_declined: 'the card was declined',
+  insufficient_funds: 'the card has insufficient funds',
+  expired_card: 'the card has expired',
+  upi_declined: 'the UPI payment was declined',
+  upi_vpa_not_found: 'the UPI ID could not be found',
+  bank_declined: 'the bank declined the payment',
+  invalid_card_token: 'the card could not be used',
+  payment_method_not_found: 'the saved payment method could not be found',
+};
+const declined = (code: unknown) => declines[String(code)] ?? 'the payment was declined';
+
+const refundFailures: Record<string, string> = {
+  refund_declined: 'the bank or card issuer declined the refund',
+};
+
+const cycleWords: Record<string, string> = { monthly: 'monthly', quarterly: 'quarterly', annual: 'annually' };
+
+/** "Duplicate charge" as given; a code such as "service_outage" as words. */
+const reasonWords = (reason: unknown) => (typeof reason === 'string' && /^[a-z_]+$/.test(reason) ? reason.replace(/_/g, ' ') : String(reason));
+
+const invoiceDocument = (r: Reading) =>
+  r.facts.attached ? 'The invoice is attached as a PDF; it is also in your billing history.' : 'The invoice is in your billing history.';
+const creditNoteDocument = (r: Reading) =>
+  r.facts.attached ? 'The credit note is attached as a PDF; it is also in your billing history.' : 'The credit note is in your billing history.';
+
+/** The invoice's number, as the event gives it or as the service looked it up. */
+const invoiceOf = (p: Payload, r: Reading): string | null => (typeof p.number === 'string' ? p.number : (r.facts.invoiceNumber ?? null));
+
+// ---------------------------------------------------------------------------------------
+// The emails.
+
 /**
  * One email per subscription transition: the account always hears what changed and when.
  * A renewal is announced as renewed only once it is paid (invoice.paid of a renewal); a
  * declined or waiting one sends its own notice instead. null: this event sends nothing.
  */
-const lifecycle: Record<string, (p: Record<string, unknown>) => { subject: string; body: string } | null> = {
-  'invoice.paid': (p) =>
+const templates: Record<string, (p: Payload, r: Reading) => Content | null> = {
+  'invoice.paid': (p, r) =>
     p.kind === 'renewal'
       ? {
-          subject: 'Your subscription renewed',
-          body: `Your subscription renewed for ${dayOf(p.periodStart)} to ${dayOf(p.periodEnd)}: ${money(p.total, p.currency)} paid, invoice ${String(p.number)}. The invoice is in your billing history.`,
+          subject: `Your subscription renewed: invoice ${String(p.number)}`,
+          heading: 'Your subscription renewed',
+          blocks: [
+            `Your subscription renewed for ${r.day(p.periodStart)} to ${r.day(p.periodEnd)}: ${r.money(p.total, p.currency)} paid, invoice ${String(p.number)}.`,
+            { rows: [{ label: 'Invoice', value: String(p.number) }, { label: 'Service period', value: `${r.day(p.periodStart)} to ${r.day(p.periodEnd)}` }, { label: 'Amount paid', value: r.money(p.total, p.currency), strong: true }] },
+            invoiceDocument(r),
+          ],
         }
       : null,
-  'invoice.requires_action': (p) =>
-    p.kind === 'credits'
-      ? {
-          subject: 'Action needed: pay your credits auto-recharge',
-          body:
-            `Your auto-recharge invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
-            `Please pay it from your billing console by ${dayOf(p.payBy)} to add the credits; auto-recharge asks again only once it is paid or that day has passed.`,
-        }
-      : {
-          subject: 'Action needed: pay your subscription renewal',
-          body:
-            `Your renewal invoice ${String(p.number)} for ${money(p.total, p.currency)} was not charged automatically because ${actionReasons[String(p.reason)] ?? 'it needs your approval'}. ` +
-            `Please pay it from your billing console by ${dayOf(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
-        },
-  'subscription.past_due': (p) =>
-    typeof p.failureCode === 'string' && p.failureCode in actionReasons
-      ? {
-          subject: 'Your renewal is still unpaid',
-          body:
-            `Your renewal invoice is not paid yet (reminder ${String(p.attempt)}): it cannot be charged automatically because ${actionReasons[p.failureCode]}. ` +
-            `Please pay it from your billing console before ${dayOf(p.nextAttemptAt)} to avoid interruption.`,
-        }
-      : p.failureCode === 'invoice_overdue'
-      ? {
-          subject: 'Your invoice is overdue',
-          body: `Your renewal invoice is past its due date (reminder ${String(p.attempt)}). Please pay it before ${dayOf(p.nextAttemptAt)} to avoid interruption.`,
-        }
-      : {
-          subject: 'We could not take your renewal payment',
-          body:
-            `Charging your saved payment method failed (attempt ${String(p.attempt)}, ${String(p.failureCode)}). ` +
-            `We will try again on ${dayOf(p.nextAttemptAt)}. Update your payment method to avoid interruption.`,
-        },
-  'subscription.recovered': () => ({
-    subject: 'Payment received: your account is active again',
-    body: 'Your renewal payment went through and your account is active again.',
-  }),
+  'invoice.requires_action': (p, r) => {
+    const credits = p.kind === 'credits';
+    const why = actionReasons[String(p.reason)] ?? 'it needs your approval';
+    return {
+      subject: credits ? 'Action needed: pay your credits auto-recharge' : 'Action needed: pay your subscription renewal',
+      blocks: [
+        credits
+          ? `Your auto-recharge invoice ${String(p.number)} for ${r.money(p.total, p.currency)} was not charged automatically because ${why}. ` +
+            `Please pay it from your billing console by ${r.time(p.payBy)} to add the credits; auto-recharge asks again only once it is paid or that day has passed.`
+          : `Your renewal invoice ${String(p.number)} for ${r.money(p.total, p.currency)} was not charged automatically because ${why}. ` +
+            `Please pay it from your billing console by ${r.time(p.payBy)} to keep your subscription active; you can also save a new payment method there.`,
+        { rows: [{ label: 'Invoice', value: String(p.number) }, { label: 'Pay by', value: r.time(p.payBy) }, { label: 'Amount due', value: r.money(p.total, p.currency), strong: true }] },
+        invoiceDocument(r),
+      ],
+    };
+  },
+  'subscription.past_due': (p, r) => {
+    const invoice = invoiceOf(p, r);
+    const yourInvoice = invoice ? `Your renewal invoice ${invoice}` : 'Your renewal invoice';
+    if (typeof p.failureCode === 'string' && p.failureCode in actionReasons) {
+      return {
+        subject: 'Your renewal is still unpaid',
+        blocks: [
+          `${yourInvoice} is not paid yet (reminder ${String(p.attempt)}): it cannot be charged automatically because ${actionReasons[p.failureCode]}.`,
+          `Please pay it from your billing console before ${r.time(p.nextAttemptAt)} to avoid interruption.`,
+        ],
+      };
+    }
+    if (p.failureCode === 'invoice_overdue') {
+      return {
+        subject: 'Your invoice is overdue',
+        blocks: [`${yourInvoice} is past its due date (reminder ${String(p.attempt)}). Please pay it before ${r.time(p.nextAttemptAt)} to avoid interruption.`],
+      };
+    }
+    return {
+      subject: 'We could not take your renewal payment',
+      blocks: [
+        `We tried to charge your saved payment method for ${invoice ? `renewal invoice ${invoice}` : 'your renewal'}, but ${declined(p.failureCode)} (attempt ${String(p.attempt)}).`,
+        `We will try again on ${r.time(p.nextAttemptAt)}. Update your payment method to avoid interruption.`,
+      ],
+    };
+  },
+  // Without a payment, a credit note or a void settled the renewal.
+  'subscription.recovered': (p) =>
+    p.paymentId
+      ? { subject: 'Payment received: your account is active again', blocks: ['Your renewal payment went through and your account is active again.'] }
+      : { subject: 'Your account is active again', blocks: ['Nothing is owed on your renewal invoice any more, so your account is active again.'] },
   'subscription.cancelled': (p) => ({
     subject: 'Your subscription has ended',
-    body:
+    blocks: [
       (p.reason === 'dunning_exhausted'
         ? 'We could not take your renewal payment after several attempts, so your subscription has ended. '
-        : 'Your subscription has ended as you asked. ') +
-      'Your account is now limited: no outbound calls or SMS. Your data and credits are kept; subscribe again to use them.',
+        : 'Your subscription has ended as you asked. ') + 'Your account is now limited: no outbound calls or SMS.',
+      'Your data and credits are kept; subscribe again to use them.',
+    ],
   }),
-  'subscription.cancellation_scheduled': (p) => ({
+  'subscription.cancellation_scheduled': (p, r) => ({
     subject: 'Your subscription will end',
-    body: `Your subscription stays active until ${dayOf(p.endsAt)} and ends then. You can resume it until that date.`,
+    blocks: [`Your subscription stays active until ${r.time(p.endsAt)} and ends then. You can resume it until that time.`],
   }),
-  'subscription.resumed': () => ({ subject: 'Your subscription continues', body: 'The cancellation is withdrawn; your subscription renews as usual.' }),
-  'subscription.plan_change_scheduled': (p) => ({
-    subject: 'Your plan change is scheduled',
-    body: `Your plan changes to ${String(p.to)} on ${dayOf(p.effectiveAt)}, the start of your next billing period.`,
-  }),
-  'subscription.renewal_notice': (p) =>
+  'subscription.resumed': () => ({ subject: 'Your subscription continues', blocks: ['The cancellation is withdrawn; your subscription renews as usual.'] }),
+  'subscription.plan_change_scheduled': (p, r) => {
+    const from = r.plan(p.from);
+    const to = r.plan(p.to);
+    return {
+      subject: to ? `Your change to the ${to} plan is scheduled` : 'Your plan change is scheduled',
+      blocks: [`Your plan changes${from ? ` from ${from}` : ''} to ${to ?? 'your new plan'} on ${r.time(p.effectiveAt)}, the start of your next billing period.`],
+    };
+  },
+  'subscription.renewal_notice': (p, r) =>
     p.requiresAction
       ? {
           subject: 'Your subscription renewal will need your approval',
-          body:
-            `Your subscription renews on ${dayOf(p.chargeAt)} for ${money(p.amount, p.currency)}. It cannot be charged automatically because ` +
-            `${actionReasons[String(p.requiresAction)] ?? 'it needs your approval'}: we will send you the invoice to pay then.`,
+          blocks: [
+            `Your subscription renews on ${r.time(p.chargeAt)} for ${r.money(p.amount, p.currency)}. It cannot be charged automatically because ` +
+              `${actionReasons[String(p.requiresAction)] ?? 'it needs your approval'}: we will send you the invoice to pay then.`,
+          ],
         }
       : {
           subject: 'Upcoming charge for your subscription',
-          body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${money(p.amount, p.currency)} on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC for your subscription renewal.`,
+          blocks: [
+            `As your e-mandate requires, this is notice that your saved payment method will be charged ${r.money(p.amount, p.currency)} on ${r.time(p.chargeAt)} for your subscription renewal.`,
+          ],
         },
-  'credits.recharge_notice': (p) => ({
+  'credits.recharge_notice': (p, r) => ({
     subject: 'Upcoming auto-recharge charge',
-    body: `As your e-mandate requires, this is notice that your saved payment method will be charged ${money(p.amount, p.currency)} on ${String(p.chargeAt).slice(0, 16).replace('T', ' ')} UTC to recharge your credits.`,
+    blocks: [`As your e-mandate requires, this is notice that your saved payment method will be charged ${r.money(p.amount, p.currency)} on ${r.time(p.chargeAt)} to recharge your credits.`],
   }),
-  'credits.recharged': (p) => ({
-    subject: 'Receipt: your credits were recharged',
-    body: `Your balance was below your threshold, so we added ${money(p.credits, p.currency)} of credits, charging ${money(p.total, p.currency)} to your saved method.`,
-  }),
-  'credits.purchased': (p) => ({
-    subject: 'Receipt: credits purchased',
-    body: `We added ${money(p.credits, p.currency)} of credits for ${money(p.total, p.currency)}.`,
-  }),
-  'credits.recharge_failed': (p) => ({
-    subject: p.disabled ? 'Auto-recharge is switched off' : 'Your auto-recharge failed',
-    body: p.disabled
-      ? `Charging your saved method failed ${String(p.failures)} times in a row (${String(p.failureCode)}), so auto-recharge is now off. Top up or update your method to avoid interruption.`
-      : `Charging your saved method failed (${String(p.failureCode)}). We will try again on ${String(p.nextAttemptAt).slice(0, 16).replace('T', ' ')} UTC.`,
-  }),
-  'subscription.billing_cycle_change_scheduled': (p) => ({
+  'credits.recharged': (p, r) => creditsReceipt(p, r, 'Receipt: your credits were recharged', `Your balance was below your threshold, so we added ${r.money(p.credits, p.currency)} of credits, charging ${r.money(p.total, p.currency)} to your saved method.`),
+  'credits.purchased': (p, r) => creditsReceipt(p, r, 'Receipt: credits purchased', `We added ${r.money(p.credits, p.currency)} of credits for ${r.money(p.total, p.currency)}.`),
+  'credits.recharge_failed': (p, r) =>
+    p.disabled
+      ? {
+          subject: 'Auto-recharge is switched off',
+          blocks: [`Charging your saved method failed ${String(p.failures)} times in a row (the last time ${declined(p.failureCode)}), so auto-recharge is now off. Top up or update your method to avoid interruption.`],
+        }
+      : {
+          subject: 'Your auto-recharge failed',
+          blocks: [`Charging your saved method failed: ${declined(p.failureCode)}. We will try again on ${r.time(p.nextAttemptAt)}.`],
+        },
+  'subscription.billing_cycle_change_scheduled': (p, r) => ({
     subject: 'Your billing cycle change is scheduled',
-    body: `From ${dayOf(p.effectiveAt)} you will be billed ${String(p.to)}.`,
+    blocks: [`From ${r.time(p.effectiveAt)}, you will be billed ${cycleWords[String(p.to)] ?? 'on your new billing cycle'}.`],
   }),
+  'credit_note.created': (p, r) => {
+    const amount = r.money(p.total, p.currency);
+    const settled =
+      p.settlement === 'refund'
+        ? 'it is being refunded to the card or account you paid with; we will email you when the refund is done'
+        : p.settlement === 'credits'
+          ? 'it is added to your prepaid credits'
+          : 'it reduces what you owe on that invoice';
+    return {
+      subject: `Credit note ${String(p.number)} for invoice ${String(p.invoiceNumber)}`,
+      heading: `Credit note ${String(p.number)}`,
+      blocks: [
+        `We issued credit note ${String(p.number)} for ${amount} against invoice ${String(p.invoiceNumber)}: ${settled}.`,
+        {
+          rows: [
+            { label: 'Credit note', value: String(p.number) },
+            { label: 'Against invoice', value: String(p.invoiceNumber) },
+            { label: 'Reason', value: reasonWords(p.reason) },
+            { label: 'Amount credited', value: amount, strong: true },
+          ],
+        },
+        creditNoteDocument(r),
+      ],
+    };
+  },
+  'refund.succeeded': (p, r) => ({
+    subject: `Receipt: your refund for credit note ${String(p.creditNoteNumber)}`,
+    heading: 'Your refund is on its way',
+    blocks: [
+      `We refunded ${r.money(p.amount, p.currency)} to the card or account you paid with, for credit note ${String(p.creditNoteNumber)}. ` +
+        'Banks usually take a few working days to show it on your statement.',
+      { rows: [{ label: 'Credit note', value: String(p.creditNoteNumber) }, { label: 'Amount refunded', value: r.money(p.amount, p.currency), strong: true }] },
+      creditNoteDocument(r),
+    ],
+  }),
+  'refund.failed': (p, r) => ({
+    subject: `We could not complete your refund for credit note ${String(p.creditNoteNumber)}`,
+    blocks: [
+      `We could not refund ${r.money(p.amount, p.currency)} for credit note ${String(p.creditNoteNumber)} to the card or account you paid with: ` +
+        `${refundFailures[String(p.failureCode)] ?? 'the payment provider could not return the money to it'}.`,
+      'Our billing team will contact you to pay it back another way, such as a bank transfer. If you prefer, ask them to add it to your prepaid credits instead.',
+      creditNoteDocument(r),
+    ],
+  }),
+  'invoice.voided': (p, r) => ({
+    subject: `Invoice ${String(p.number)} is cancelled`,
+    blocks: [`We cancelled invoice ${String(p.number)} for ${r.money(p.total, p.currency)}. Nothing is due on it: you do not need to pay it, and we will not charge it.`],
+  }),
+  'kyc.status_changed': (p) =>
+    p.to === 'approved'
+      ? {
+          template: 'kyc_approved',
+          subject: 'Your KYC is approved',
+          blocks: ['Your KYC verification is approved. You can now upgrade to a paid plan and purchase production ExoPhones.'],
+        }
+      : p.to === 'rejected'
+        ? {
+            template: 'kyc_rejected',
+            subject: 'Your KYC needs another look',
+            blocks: [`Your KYC verification was not approved: ${String(p.reason ?? 'no reason given')}.`, 'Please correct the documents and submit them again.'],
+          }
+        : null,
 };
+
+function creditsReceipt(p: Payload, r: Reading, subject: string, sentence: string): Content {
+  const invoice = invoiceOf(p, r);
+  return {
+    subject: invoice ? `${subject}, invoice ${invoice}` : subject,
+    blocks: [
+      sentence,
+      {
+        rows: [
+          ...(invoice ? [{ label: 'Invoice', value: invoice }] : []),
+          { label: 'Credits added', value: r.money(p.credits, p.currency) },
+          { label: 'Amount charged, with tax', value: r.money(p.total, p.currency), strong: true },
+        ],
+      },
+      invoiceDocument(r),
+    ],
+  };
+}
 
 /**
  * The event types that may email the account (renderEmail, and the upgrade confirmation):
  * the relay queues a job only for these, and Postgres remembers until each job has finished.
  */
-export const emailingEventTypes: ReadonlySet<string> = new Set([...Object.keys(lifecycle), 'kyc.status_changed', 'account.upgraded']);
+export const emailingEventTypes: ReadonlySet<string> = new Set([...Object.keys(templates), 'account.upgraded']);
 
-export function renderEmail(event: EventForEmail, account: AccountForEmail): RenderedEmail | null {
-  const transition = lifecycle[event.type];
-  if (transition) {
-    const rendered = transition(event.payload);
-    if (!rendered) return null;
-    return { template: event.type, subject: rendered.subject, text: `Hello ${account.name},\n\n${rendered.body}\n` };
-  }
-  if (event.type === 'kyc.status_changed') {
-    if (event.payload.to === 'approved') {
-      return {
-        template: 'kyc_approved',
-        subject: 'Your KYC is approved',
-        text:
-          `Hello ${account.name},\n\nYour KYC verification is approved. You can now upgrade to a paid plan ` +
-          'and purchase production ExoPhones.\n',
-      };
-    }
-    if (event.payload.to === 'rejected') {
-      return {
-        template: 'kyc_rejected',
-        subject: 'Your KYC needs another look',
-        text:
-          `Hello ${account.name},\n\nYour KYC verification was not approved: ${String(event.payload.reason ?? 'no reason given')}.\n` +
-          'Please correct the documents and submit them again.\n',
-      };
-    }
-  }
-  return null;
+export function renderEmail(event: EventForEmail, account: AccountForEmail, facts: EmailFacts = {}): RenderedEmail | null {
+  const template = templates[event.type];
+  const content = template ? template(event.payload, reading(account, facts)) : null;
+  return content ? compose(event.type, account, content) : null;
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const day = (d: Date) => d.toISOString().slice(0, 10);
+/** What the service looks up before rendering an event's email (see EmailFacts). */
+export interface EmailNeeds {
+  planIds: string[];
+  /** An invoice the email names by number; attached as its PDF when `attach` is 'invoice'. */
+  invoiceId: string | null;
+  /** A credit note whose PDF goes with the email. */
+  creditNoteId: string | null;
+  attach: 'invoice' | 'credit_note' | null;
+}
+
+const attachesInvoice = new Set(['invoice.paid', 'invoice.requires_action', 'credits.purchased', 'credits.recharged']);
+const attachesCreditNote = new Set(['credit_note.created', 'refund.succeeded', 'refund.failed']);
+const plansNamed: Record<string, string[]> = { 'subscription.plan_change_scheduled': ['from', 'to'] };
+
+export function emailNeeds(event: EventForEmail): EmailNeeds {
+  const p = event.payload;
+  const id = (v: unknown) => (typeof v === 'string' ? v : null);
+  const planIds = (plansNamed[event.type] ?? []).map((field) => id(p[field])).filter((v): v is string => v !== null);
+  if (attachesInvoice.has(event.type)) return { planIds, invoiceId: id(p.invoiceId), creditNoteId: null, attach: 'invoice' };
+  if (attachesCreditNote.has(event.type)) return { planIds, invoiceId: null, creditNoteId: id(p.creditNoteId), attach: 'credit_note' };
+  return { planIds, invoiceId: event.type === 'subscription.past_due' ? id(p.invoiceId) : null, creditNoteId: null, attach: null };
+}
+
+// ---------------------------------------------------------------------------------------
+// The upgrade confirmation: its own template, with the invoice and what the plan includes.
 
 export interface UpgradeConfirmationData {
   account: AccountForEmail;
@@ -199,43 +464,28 @@ export function includedFeatures(e: Entitlements): string[] {
   ];
 }
 
-export function renderUpgradeConfirmation(data: UpgradeConfirmationData): RenderedEmail & { html: string } {
+export function renderUpgradeConfirmation(data: UpgradeConfirmationData): RenderedEmail {
   const { account, plan, invoice } = data;
-  const money = (n: number) => formatMoney(n, invoice.currency);
-  const rows: Array<[string, string]> = [];
+  const money = (n: number) => formatAmount(n, invoice.currency);
+  const timeZone = timeZoneForCountry(account.country ?? '');
+  const rows: AmountRow[] = [];
   for (const line of invoice.lines) {
-    rows.push([line.description, money(line.grossAmount)]);
-    if (line.discountAmount > 0) rows.push(['  Billing-cycle discount', `-${money(line.discountAmount)}`]);
+    rows.push({ label: line.description, value: money(line.grossAmount) });
+    if (line.discountAmount > 0) rows.push({ label: 'Billing-cycle discount', value: `-${money(line.discountAmount)}`, indent: true });
   }
-  rows.push(['Subtotal', money(invoice.subtotal)], [invoice.tax.label, money(invoice.tax.amount)], ['Total', money(invoice.total)]);
-  const features = includedFeatures(data.entitlements);
-  const period = `${day(invoice.period.start)} to ${day(invoice.period.end)}`;
+  rows.push({ label: 'Subtotal', value: money(invoice.subtotal) }, { label: invoice.tax.label, value: money(invoice.tax.amount) }, { label: 'Total', value: money(invoice.total), strong: true });
+  const period = `${formatDate(invoice.period.start, timeZone)} to ${formatDate(invoice.period.end, timeZone)}`;
 
-  const text = [
-    `Hello ${account.name},`,
-    '',
-    `Your account is upgraded to the ${plan.name} plan (${invoice.billingCycle} billing). Trial limitations are removed and you can now purchase production ExoPhones.`,
-    '',
-    `Invoice ${invoice.number} (${invoice.status}), period ${period}:`,
-    ...rows.map(([label, amount]) => `  ${label.padEnd(48)} ${amount}`),
-    '',
-    `Your ${plan.name} plan includes:`,
-    ...features.map((f) => `  - ${f}`),
-    '',
-    'The invoice is attached as a PDF. Your call flows, API credentials, team members and settings carry over unchanged.',
-    '',
-  ].join('\n');
-
-  const html = `<!doctype html><html><body style="font-family:sans-serif">
-<p>Hello ${escapeHtml(account.name)},</p>
-<p>Your account is upgraded to the <strong>${escapeHtml(plan.name)}</strong> plan (${invoice.billingCycle} billing). Trial limitations are removed and you can now purchase production ExoPhones.</p>
-<h3>Invoice ${escapeHtml(invoice.number)}</h3>
-<p>Period ${period}</p>
-<table cellpadding="4">${rows.map(([label, amount]) => `<tr><td>${escapeHtml(label)}</td><td align="right">${amount}</td></tr>`).join('')}</table>
-<h3>Your ${escapeHtml(plan.name)} plan includes</h3>
-<ul>${features.map((f) => `<li>${escapeHtml(f)}</li>`).join('')}</ul>
-<p>The invoice is attached as a PDF. Your call flows, API credentials, team members and settings carry over unchanged.</p>
-</body></html>`;
-
-  return { template: 'upgrade_confirmation', subject: `Welcome to ${plan.name}: invoice ${invoice.number}`, text, html };
+  return compose('upgrade_confirmation', account, {
+    subject: `Welcome to ${plan.name}: invoice ${invoice.number}`,
+    heading: `Welcome to ${plan.name}`,
+    blocks: [
+      `Your account is upgraded to the ${plan.name} plan (${invoice.billingCycle} billing). Trial limitations are removed and you can now purchase production ExoPhones.`,
+      { heading: `Invoice ${invoice.number} (${invoice.status.replace(/_/g, ' ')}), period ${period}` },
+      { rows },
+      { heading: `Your ${plan.name} plan includes` },
+      { list: includedFeatures(data.entitlements) },
+      'The invoice is attached as a PDF. Your call flows, API credentials, team members and settings carry over unchanged.',
+    ],
+  });
 }

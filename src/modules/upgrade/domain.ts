@@ -1,4 +1,5 @@
 import type { TaxRegime } from '../billing/tax.js';
+import { formatAmount } from '../../lib/format.js';
 import type { ErrorCode } from '../../lib/errors.js';
 import type { Currency } from '../../lib/money.js';
 import type { AccountStatus, KycStatus } from '../accounts/domain.js';
@@ -88,7 +89,7 @@ export function evaluateUpgrade(ctx: UpgradeContext, choice: UpgradeChoice): { r
   if (choice.initialCredits < price.minInitialCredits) {
     blockers.push({
       code: 'initial_credits_below_minimum',
-      detail: `${plan.name} needs at least ${price.minInitialCredits} ${account.currency} minor units of initial credits`,
+      detail: `${plan.name} needs at least ${formatAmount(price.minInitialCredits, account.currency)} of initial credits`,
       extra: { minimum: price.minInitialCredits },
     });
   }
