@@ -1,4 +1,5 @@
 import { pdfFileName } from './domain.js';
+import { replyWithPdf } from '../../lib/pdf-reply.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { decodeCursor, paginationQuerySchema } from '../../lib/pagination.js';
@@ -82,10 +83,7 @@ export const billingRoutes: FastifyPluginAsyncZod<{ billing: BillingService }> =
     },
     async (request, reply) => {
       const { invoice, pdf, sha256 } = await billing.invoicePdf(request.params.invoiceId, principalOf(request));
-      const etag = `"${sha256}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=0, must-revalidate');
-      if (request.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag)) return reply.status(304).send();
-      return reply.type('application/pdf').header('content-disposition', `inline; filename="${pdfFileName(invoice.number)}"`).send(pdf as unknown as string); // a Buffer: fastify sends it as is
+      return replyWithPdf(request, reply, { pdf, sha256, fileName: pdfFileName(invoice.number) });
     },
   );
 };

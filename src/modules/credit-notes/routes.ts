@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Clock } from '../../lib/clock.js';
 import type { Db } from '../../db/client.js';
 import { errorResponses } from '../../lib/problem.js';
+import { replyWithPdf } from '../../lib/pdf-reply.js';
 import { principalOf } from '../../plugins/auth.js';
 import { toInvoiceDto } from '../billing/dto.js';
 import { pdfFileName } from '../billing/domain.js';
@@ -102,10 +103,7 @@ export const creditNoteRoutes: FastifyPluginAsyncZod<{ creditNotes: CreditNotesS
     async (request, reply) => {
       const { note } = await creditNotes.get(request.params.creditNoteId, principalOf(request));
       const { pdf, sha256 } = await creditNotePdf(db, clock, note);
-      const etag = `"${sha256}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=0, must-revalidate');
-      if (request.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag)) return reply.status(304).send();
-      return reply.type('application/pdf').header('content-disposition', `inline; filename="${pdfFileName(note.number)}"`).send(pdf as unknown as string);
+      return replyWithPdf(request, reply, { pdf, sha256, fileName: pdfFileName(note.number) });
     },
   );
 
