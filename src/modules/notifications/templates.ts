@@ -1,5 +1,4 @@
 import { formatAmount, formatDate, formatDateTime, timeZoneForCountry } from '../../lib/format.js';
-import type { Currency } from '../../lib/money.js';
 import type { InvoiceDto } from '../billing/schemas.js';
 import type { Entitlements } from '../catalog/entitlements.js';
 import { compose, type AccountForEmail, type AmountRow, type Content, type RenderedEmail } from './layout.js';
