@@ -11752,6 +11752,8 @@ export interface operations {
                         number: string;
                         /** @description Minor units */
                         total: number;
+                        /** @description What this payment paid: the total less any credit notes */
+                        amountPaid?: number;
                         /** @enum {string} */
                         kind?: "upgrade" | "renewal" | "credits";
                         /** @enum {string} */

@@ -94,13 +94,13 @@ t.test('purchased credits are taken back before their money is refunded; spent o
   t.same(await invariants(ctx), []);
 });
 
-t.test('a refund the card network declines: the credits come back, refund.failed says so', async (t) => {
+t.test('a refund the card network declines: the note stands, the credits stay taken back (no double value), refund.failed says so', async (t) => {
   const ctx = await setup(t);
   const { account, invoice } = await paidInvoice(ctx, 'tok_refundDeclined');
   const res = await issue(ctx, invoice.id, { reason: 'Unused credits', lines: [{ position: 1, amount: 100000 }] });
   t.equal(res.status, 201);
   t.match(res.body.refund, { status: 'failed', failureCode: 'refund_declined' });
-  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 100000, 'the credits returned');
+  t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 0, 'the credits stay taken back: the money is owed instead');
   t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'refund.failed'")).rows[0].n, 1);
   t.same(await invariants(ctx), []);
 });
@@ -204,6 +204,11 @@ t.test('void: an open renewal invoice of a past-due account is voided, its numbe
   t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/void`)).body.status, 'void', 'voiding again answers the same');
   t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'invoice.voided'")).rows[0].n, 1, 'one event');
   t.equal((await ctx.query('select next_attempt_at from invoices where id = $1', [invoice.id])).rows[0].next_attempt_at, null, 'dunning stopped');
+  const pdf = await ctx.app.inject({ method: 'GET', url: `/v1/invoices/${invoice.id}/pdf`, headers: { authorization: `Bearer ${ctx.keys.read}` } });
+  const { PDFParse } = await import('pdf-parse');
+  const parser = new PDFParse({ data: pdf.rawPayload });
+  t.match((await parser.getText()).text, /TAX INVOICE - CANCELLED[\s\S]*nothing is due on it/, 'its PDF says it is cancelled');
+  await parser.destroy();
   t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/pay`, { body: {}, headers: { 'idempotency-key': 'late' } })).body.code, 'invoice_not_payable');
   const onVoid = await issue(ctx, invoice.id, { reason: 'Too late', amount: 1 });
   t.equal(onVoid.body.code, 'invoice_not_creditable', JSON.stringify(onVoid.body));

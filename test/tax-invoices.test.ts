@@ -30,6 +30,9 @@ t.test('a billing profile: a valid GSTIN of its state is kept, and says how invo
     taxTreatment: { supplyType: 'inter_state', placeOfSupply: { code: '27', name: 'Maharashtra' }, label: 'IGST 18%' },
   });
   t.same((await ctx.call('GET', `/v1/accounts/${account.id}/billing-profile`, { key: ctx.keys.read })).body, set.body, 'read back');
+  ctx.clock.advance(60_000);
+  const again = await ctx.call('PUT', `/v1/accounts/${account.id}/billing-profile`, { body: profile('27', MAHARASHTRA_GSTIN) });
+  t.equal(again.body.updatedAt, set.body.updatedAt, 'the same profile again is a no-op');
 });
 
 t.test('a wrong GSTIN is 422 invalid_gstin naming what is wrong, and nothing is written', async (t) => {
@@ -148,6 +151,9 @@ t.test('the tax invoice PDF carries every Rule 46 field, for a Karnataka, a Maha
   t.equal(again.headers.etag, first.headers.etag);
   t.match(first.headers.etag, /^"[0-9a-f]{64}"$/);
   t.equal((await getPdf(ctx, kaInvoice.id, { 'if-none-match': String(first.headers.etag) })).statusCode, 304, 'If-None-Match: 304');
+  t.equal((await getPdf(ctx, kaInvoice.id, { 'if-none-match': `W/${String(first.headers.etag)}` })).statusCode, 304, 'a weak tag compares weakly');
+  t.equal((await getPdf(ctx, kaInvoice.id, { 'if-none-match': '*' })).statusCode, 304, '* matches');
+  t.equal((await getPdf(ctx, kaInvoice.id, { 'if-none-match': '"other"' })).statusCode, 200);
   // Rendering itself is deterministic: two processes rendering at once keep the same bytes.
   const { renderInvoicePdf } = await import('../src/modules/billing/pdf.js');
   const dto = (await ctx.call('GET', `/v1/invoices/${kaInvoice.id}`)).body;

@@ -244,3 +244,12 @@ t.test('receipts name their invoice or credit note and say the PDF is attached',
   const plain = renderEmail({ type: 'credits.purchased', payload: byType['credits.purchased']![0]! }, indian)!;
   t.match(plain.text, /invoice is in your billing history/, 'nothing attached: not said to be');
 });
+
+t.test('a renewal partly settled by a credit note says what was paid, and the total', async (t) => {
+  const paid = renderEmail(
+    { type: 'invoice.paid', payload: { kind: 'renewal', number: 'INV/2728/0000003', total: 3363000, amountPaid: 2183000, currency: 'INR', periodStart: '2027-06-01T10:00:00Z', periodEnd: '2027-09-01T10:00:00Z' } },
+    { name: 'Iyer Cloud', email: 'ap@iyer.example', country: 'IN' },
+  );
+  t.match(paid?.text, /₹21,830\.00 paid/);
+  t.match(paid?.text, /Invoice total, less credit notes\s+₹33,630\.00/);
+});

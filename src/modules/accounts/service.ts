@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { testClocks } from '../../db/schema/index.js';
@@ -111,6 +112,8 @@ export function createAccountsService(deps: {
     const row = await db.transaction(async (tx) => {
       const account = await mustFind(tx, id, { forUpdate: true });
       const profile = checkedProfile(account.country, input);
+      // The same profile again changes nothing, not even updatedAt.
+      if (isDeepStrictEqual(profile, account.billingProfile)) return account;
       return repo.setBillingProfile(tx, id, profile, clock.now());
     });
     return toBillingProfileDto(row)!;

@@ -53,7 +53,7 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
       ? formatDate(invoice.period.start, timeZone)
       : `${formatDate(invoice.period.start, timeZone)} to ${formatDate(invoice.period.end, timeZone)}`;
   return renderTaxDocument({
-    title: invoice.supply.type === 'export' ? 'TAX INVOICE (EXPORT OF SERVICES)' : 'TAX INVOICE',
+    title: `${invoice.supply.type === 'export' ? 'TAX INVOICE (EXPORT OF SERVICES)' : 'TAX INVOICE'}${invoice.status === 'void' ? ' - CANCELLED' : ''}`,
     numberLabel: 'Invoice number',
     number: invoice.number,
     issuedAt: invoice.issuedAt,
@@ -67,7 +67,10 @@ export function renderInvoicePdf(input: InvoiceDocument): Promise<Buffer> {
     total: invoice.total,
     totalLabel: 'Invoice total',
     amountInWords: invoice.amountInWords,
-    notes: [invoice.lines.every((l) => l.kind === 'credits') ? `Prepaid credits, ${period}` : `${planName} plan, ${invoice.billingCycle} billing, service period ${period}`],
+    notes: [
+      invoice.lines.every((l) => l.kind === 'credits') ? `Prepaid credits, ${period}` : `${planName} plan, ${invoice.billingCycle} billing, service period ${period}`,
+      ...(invoice.status === 'void' ? ['This invoice was cancelled: nothing is due on it.'] : []),
+    ],
     timeZone,
   });
 }
@@ -161,7 +164,7 @@ function renderTaxDocument(d: TaxDocument): Promise<Buffer> {
   w.use('regular', 9);
   if (supply.buyer.address) row(supply.buyer.address, { gap: 12 });
   row(supply.buyer.gstin ? `GSTIN: ${supply.buyer.gstin}` : 'GSTIN: Unregistered', { gap: 12 });
-  row(supply.buyer.country === 'IN' ? `State: ${stateText(supply.buyer.state ?? supply.placeOfSupply)}` : `Country: ${supply.buyer.country}${supply.buyer.state ? `, ${supply.buyer.state.name}` : ''}`, { gap: 12 });
+  row(supply.buyer.country === 'IN' ? `State: ${supply.buyer.state ? stateText(supply.buyer.state) : 'not on record'}` : `Country: ${supply.buyer.country}${supply.buyer.state ? `, ${supply.buyer.state.name}` : ''}`, { gap: 12 });
   row(`Email: ${supply.buyer.email}`, { gap: 16 });
   rule();
 

@@ -164,3 +164,8 @@ export async function findDocument(db: Db, id: string): Promise<DocumentRow | un
 export async function keepDocument(db: Db, row: DocumentRow): Promise<void> {
   await db.insert(documents).values(row).onConflictDoNothing({ target: documents.id });
 }
+
+/** A document that no longer says what its subject is (a voided invoice): rendered again on next need. */
+export async function dropDocument(db: Db, id: string): Promise<void> {
+  await db.delete(documents).where(eq(documents.id, id));
+}

@@ -1,4 +1,5 @@
-import { mulDivHalfUp } from '../../lib/money.js';
+import { formatAmount } from '../../lib/format.js';
+import { mulDivHalfUp, type Currency } from '../../lib/money.js';
 import type { TaxAmounts } from '../billing/tax.js';
 
 /** A line of the invoice being credited: its taxable value, and what earlier credit notes took off it. */
@@ -43,8 +44,10 @@ export function planCreditNote(input: {
   /** Tax per component taken by earlier credit notes. */
   taxCredited: Record<string, number>;
   request: { amount?: number; lines?: Array<{ position: number; amount: number }> };
+  currency: Currency;
 }): CreditNotePlan | { refused: CreditRefusal } {
   const left = (l: CreditableLine) => l.amount - l.credited;
+  const money = (n: number) => formatAmount(n, input.currency);
   const remaining = input.lines.reduce((sum, l) => sum + left(l), 0);
   const taken: CreditNoteLine[] = [];
   if (input.request.lines) {
@@ -52,7 +55,7 @@ export function planCreditNote(input: {
       const line = input.lines.find((l) => l.position === wanted.position);
       if (!line) return { refused: { code: 'validation_failed', detail: `The invoice has no line ${wanted.position}` } };
       if (wanted.amount > left(line)) {
-        return { refused: { code: 'credit_note_exceeds_invoice', detail: `Line ${wanted.position} has ${left(line)} left to credit; ${wanted.amount} was asked`, extra: { position: wanted.position, creditable: left(line) } } };
+        return { refused: { code: 'credit_note_exceeds_invoice', detail: `Line ${wanted.position} has ${money(left(line))} (taxable) left to credit; ${money(wanted.amount)} was asked`, extra: { position: wanted.position, creditable: left(line) } } };
       }
       taken.push({ position: line.position, kind: line.kind, description: line.description, amount: wanted.amount });
     }
@@ -61,7 +64,7 @@ export function planCreditNote(input: {
     }
   } else {
     let want = input.request.amount ?? 0;
-    if (want > remaining) return { refused: { code: 'credit_note_exceeds_invoice', detail: `The invoice has ${remaining} left to credit; ${want} was asked`, extra: { creditable: remaining } } };
+    if (want > remaining) return { refused: { code: 'credit_note_exceeds_invoice', detail: `The invoice has ${money(remaining)} (taxable) left to credit; ${money(want)} was asked`, extra: { creditable: remaining } } };
     for (const line of input.lines) {
       const take = Math.min(want, left(line));
       if (take > 0) taken.push({ position: line.position, kind: line.kind, description: line.description, amount: take });

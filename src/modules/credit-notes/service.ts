@@ -94,6 +94,7 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
         tax: { components },
         taxCredited,
         request: { amount: input.amount, lines: input.lines },
+        currency: invoice.currency,
       });
       if ('refused' in plan) throw new AppError(plan.refused.code, plan.refused.detail, plan.refused.extra);
       if (plan.total === 0) throw new AppError('credit_note_exceeds_invoice', `Invoice ${invoice.number} has nothing left to credit`, { creditable: 0 });
@@ -105,12 +106,15 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
       if (settlement === 'credits' && plan.credits > 0) {
         throw new AppError('invalid_settlement', 'Purchased credits are refunded to the method that paid for them, not returned as credits');
       }
+      if (settlement === 'reduce_due' && plan.credits > 0) {
+        throw new AppError('invalid_settlement', `The prepaid credits of unpaid invoice ${invoice.number} are not granted yet: credit its other lines, or void it`);
+      }
       const id = newId('cn', now);
       // Purchased credits go back before their money does, and only those still unspent.
       if (plan.credits > 0) {
         const balance = await creditsRepo.balanceOf(tx, account.id);
         if (balance < plan.credits) {
-          throw new AppError('credits_already_spent', `Only ${formatAmount(balance, account.currency)} of the ${formatAmount(plan.credits, account.currency)} credits bought are left: spent credits are not refunded`, {
+          throw new AppError('credits_already_spent', `${formatAmount(plan.credits, account.currency)} of credits would be taken back, but only ${formatAmount(balance, account.currency)} are left: spent credits are not refunded`, {
             balance,
             credits: plan.credits,
           });
@@ -236,8 +240,9 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
   }
 
   /**
-   * The gateway's answer: succeeded, or failed (purchased credits taken back for it are
-   * returned, and ops are told through refund.failed), or unknown (the sweep asks again).
+   * The gateway's answer: succeeded, or failed (the credit note stands and its money is owed
+   * another way: ops hear of it through refund.failed; purchased credits taken back stay
+   * taken back, or the customer would have both), or unknown (the sweep asks again).
    * Safe twice: a refund already settled stays as it is.
    */
   async function settleRefund(refundId: string, result: RefundResult): Promise<void> {
@@ -256,18 +261,6 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
       }
       if (result.status === 'failed') {
         await repo.updateRefund(tx, refundId, { status: 'failed', providerReference: result.reference, failureCode: result.code, failureMessage: result.message, updatedAt: now });
-        const creditsTaken = note.lines.filter((l) => l.kind === 'credits').reduce((sum, l) => sum + l.amount, 0);
-        if (creditsTaken > 0) {
-          await creditsRepo.applyEntry(tx, {
-            accountId: account.id,
-            currency: account.currency,
-            amount: creditsTaken,
-            kind: 'refund',
-            sourceKey: `credit_note:${note.id}:credits-returned`,
-            description: `Credits returned: the refund of credit note ${note.number} failed`,
-            at: now,
-          });
-        }
         logger.warn({ refundId, code: result.code }, 'refund failed: return the money another way');
         await appendEvents(tx, now, [{ type: 'refund.failed', accountId: account.id, payload: { ...ids, failureCode: result.code, failureMessage: result.message } }]);
         return account.id;
@@ -325,6 +318,8 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
       const inFlight = await paymentsRepo.findInFlightForInvoice(tx, invoiceId);
       if (inFlight) throw new AppError('invoice_payment_in_progress', `Payment ${inFlight.id} of invoice ${invoice.number} is in flight; retry once it settled`, { paymentId: inFlight.id });
       await billingRepo.voidInvoice(tx, invoiceId);
+      // Its PDF is printed again, marked cancelled.
+      await billingRepo.dropDocument(tx, invoiceId);
       await repo.failAwaiting(tx, invoiceId, 'invoice_voided', 'The invoice was voided', now);
       const recovered = await recoverIfPastDue(tx, invoice, account, now);
       await appendEvents(tx, now, [

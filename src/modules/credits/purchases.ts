@@ -166,9 +166,14 @@ export function createPurchaseService(deps: PurchaseDeps) {
         });
         if (purpose === 'recharge') await repo.updateAutoRecharge(tx, account.id, { consecutiveFailures: 0, nextAttemptAt: null, updatedAt: now });
         const ids = { accountId: account.id, paymentId: payment.id, invoiceId: invoice.id };
+        // An invoice issued now (not one the customer paid that waited for them) is announced as created too.
+        const created: NewEvent[] = payment.invoiceId
+          ? []
+          : [{ type: 'invoice.created', accountId: account.id, payload: { accountId: account.id, invoiceId: invoice.id, number: invoice.number, total: invoice.total, status: 'paid' } }];
         return {
           invoiceId: invoice.id,
           after: [
+            ...created,
             { type: 'invoice.paid', accountId: account.id, payload: { ...ids, number: invoice.number, total: invoice.total, kind: 'credits', currency: invoice.currency } },
             {
               type: purpose === 'recharge' ? 'credits.recharged' : 'credits.purchased',

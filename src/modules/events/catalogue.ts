@@ -50,6 +50,7 @@ export const eventCatalogue = {
       invoiceId: id('inv'),
       number: z.string(),
       total: money,
+      amountPaid: money.optional().meta({ description: 'What this payment paid: the total less any credit notes' }),
       kind: z.enum(['upgrade', 'renewal', 'credits']).optional(),
       currency: currency.optional(),
       periodStart: iso.optional(),

@@ -2,6 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 
+/** How long an SMTP send may take at each step: under 60 s in all. */
+export const SEND_TIMEOUTS_MS = { connection: 10_000, greeting: 10_000, socket: 30_000 };
+
 export interface Email {
   to: string;
   subject: string;
@@ -27,7 +30,21 @@ const toMail = (email: Email) => ({
 });
 
 export function createSmtpMailer(url: string, from: string): Mailer {
-  const transport = createTransport(url, { from });
+  // Every send ends (sent or failed) well within the delivery lease (service.ts), so a run
+  // that takes over a lapsed lease never races a send still under way.
+  const parsed = new URL(url);
+  const transport = createTransport(
+    {
+      host: parsed.hostname,
+      port: parsed.port ? Number(parsed.port) : parsed.protocol === 'smtps:' ? 465 : 587,
+      secure: parsed.protocol === 'smtps:',
+      ...(parsed.username ? { auth: { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) } } : {}),
+      connectionTimeout: SEND_TIMEOUTS_MS.connection,
+      greetingTimeout: SEND_TIMEOUTS_MS.greeting,
+      socketTimeout: SEND_TIMEOUTS_MS.socket,
+    },
+    { from },
+  );
   return {
     send: async (email) => {
       await transport.sendMail(toMail(email));

@@ -16,8 +16,12 @@ import { emailNeeds, renderEmail, renderUpgradeConfirmation, type EmailFacts, ty
 
 export type EmailOutcome = 'sent' | 'already_sent' | 'no_email';
 
-/** A send that has not finished in this long is presumed dead; another run may send. */
-const LEASE_MS = 5 * 60_000;
+/**
+ * A send that has not finished in this long is presumed dead (its worker was killed); another
+ * run may send. Longer than any send can take (SEND_TIMEOUTS_MS), short enough that a killed
+ * worker's emails go out within minutes.
+ */
+const LEASE_MS = 90_000;
 
 /**
  * A credit note's PDF by its id (the credit-notes module renders and keeps it); null when it

@@ -108,8 +108,15 @@ const templates: Record<string, (p: Payload, r: Reading) => Content | null> = {
           subject: `Your subscription renewed: invoice ${String(p.number)}`,
           heading: 'Your subscription renewed',
           blocks: [
-            `Your subscription renewed for ${r.day(p.periodStart)} to ${r.day(p.periodEnd)}: ${r.money(p.total, p.currency)} paid, invoice ${String(p.number)}.`,
-            { rows: [{ label: 'Invoice', value: String(p.number) }, { label: 'Service period', value: `${r.day(p.periodStart)} to ${r.day(p.periodEnd)}` }, { label: 'Amount paid', value: r.money(p.total, p.currency), strong: true }] },
+            `Your subscription renewed for ${r.day(p.periodStart)} to ${r.day(p.periodEnd)}: ${r.money(p.amountPaid ?? p.total, p.currency)} paid, invoice ${String(p.number)}.`,
+            {
+              rows: [
+                { label: 'Invoice', value: String(p.number) },
+                { label: 'Service period', value: `${r.day(p.periodStart)} to ${r.day(p.periodEnd)}` },
+                ...(p.amountPaid !== undefined && p.amountPaid !== p.total ? [{ label: 'Invoice total, less credit notes', value: r.money(p.total, p.currency) }] : []),
+                { label: 'Amount paid', value: r.money(p.amountPaid ?? p.total, p.currency), strong: true },
+              ],
+            },
             invoiceDocument(r),
           ],
         }

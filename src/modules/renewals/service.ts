@@ -228,13 +228,15 @@ export function createRenewalService(deps: RenewalDeps) {
   const settle = async (paymentId: string, result: ChargeResult): Promise<boolean> => (await payments.settle(paymentId, result)).settledNow;
 
   /** invoice.paid of a renewal: the renewal is complete (its email says so). */
-  const renewalPaid = (p: { accountId: string; subscriptionId: string; invoiceId: string; paymentId: string; number: string; total: number; currency: string; periodStart: Date; periodEnd: Date }) => ({
+  const renewalPaid = (p: { accountId: string; subscriptionId: string; invoiceId: string; paymentId: string; number: string; total: number; currency: string; periodStart: Date; periodEnd: Date; amountPaid?: number }) => ({
     accountId: p.accountId,
     subscriptionId: p.subscriptionId,
     invoiceId: p.invoiceId,
     paymentId: p.paymentId,
     number: p.number,
     total: p.total,
+    // Less than the total when a credit note reduced what was due.
+    amountPaid: p.amountPaid ?? p.total,
     kind: 'renewal',
     currency: p.currency,
     periodStart: p.periodStart.toISOString(),
@@ -262,7 +264,7 @@ export function createRenewalService(deps: RenewalDeps) {
       const { invoice, sub } = await lockInvoiceAndSubscription(tx, payment.invoiceId!);
       const ids = { accountId: account.id, subscriptionId: sub.id, invoiceId: invoice.id, paymentId: payment.id };
       await billingRepo.markInvoicesPaid(tx, [invoice.id], now);
-      const after: NewEvent[] = [{ type: 'invoice.paid', accountId: account.id, payload: renewalPaid({ ...invoice, ...ids }) }];
+      const after: NewEvent[] = [{ type: 'invoice.paid', accountId: account.id, payload: renewalPaid({ ...invoice, ...ids, amountPaid: payment.amount }) }];
       if (sub.status === 'past_due') {
         await renewalsRepo.markRecovered(tx, sub.id, account.id, now);
         after.push({ type: 'subscription.recovered', accountId: account.id, payload: ids });
