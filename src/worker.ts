@@ -11,6 +11,7 @@ import { workerConnection } from './infra.js';
 import { throttledFailures } from './lib/log-throttle.js';
 import { isMainModule, runProcess, type Runtime } from './runtime.js';
 import { createServices } from './services.js';
+import { yieldToRenewals } from './jobs/yield.js';
 import { creditNotePdfById } from './modules/credit-notes/documents.js';
 import { recordJob } from './jobs/job-stats.js';
 
@@ -58,6 +59,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     },
   });
   relay.start();
+  const emailsYield = yieldToRenewals({ renewals: queues.renewals, emails: eventsWorker });
   let closing = false;
   // A killed worker's renewals are picked up by another within about 20 s, not BullMQ's default
   // minute: the lock lapses after 15 s (a live worker renews it every 7.5 s, however long the
@@ -102,6 +104,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     relay,
     async close() {
       closing = true;
+      emailsYield.stop();
       await periodic.stop();
       await relay.stop();
       await Promise.all([eventsWorker.close(), renewalsWorker.close(), ...webhookWorkers.map((w) => w.close())]);
