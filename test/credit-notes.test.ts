@@ -235,3 +235,14 @@ t.test('the customer hears of the credit note and the refund by email, in rupees
   await deliverEvents(ctx, smtp.url);
   t.equal(smtp.received.length, sent, 'a re-run sends nothing');
 });
+
+t.test('without its Idempotency-Key, a credit note is refused with its own code, and nothing is written', async (t) => {
+  const ctx = await setup(t);
+  const { invoice } = await paidInvoice(ctx);
+  const res = await ctx.call('POST', `/v1/invoices/${invoice.id}/credit-notes`, { body: { reason: 'Goodwill', amount: 1000 } });
+  t.equal(res.status, 400);
+  t.equal(res.body.code, 'idempotency_key_required');
+  t.equal(await count(ctx, 'credit_notes'), 0);
+  const blank = await ctx.call('POST', `/v1/invoices/${invoice.id}/credit-notes`, { body: { reason: 'Goodwill', amount: 1000 }, headers: { 'idempotency-key': '' } });
+  t.equal(blank.status, 400, 'an empty key is refused too');
+});

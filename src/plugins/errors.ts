@@ -44,6 +44,10 @@ export function toProblem(err: unknown, request: FastifyRequest): Problem {
   }
   if (hasZodFastifySchemaValidationErrors(err)) {
     const context = (err as { validationContext?: string }).validationContext ?? 'body';
+    // A route that requires an Idempotency-Key, called without one: its own code, not a schema error.
+    if (context === 'headers' && err.validation.length === 1 && err.validation[0]!.instancePath === '/idempotency-key' && request.headers['idempotency-key'] === undefined) {
+      return toProblem(new AppError('idempotency_key_required'), request);
+    }
     const errors: FieldError[] = err.validation.map((v) => ({
       path: [context, ...v.instancePath.split('/').filter(Boolean)].join('.'),
       message: v.message ?? 'invalid',
