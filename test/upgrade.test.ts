@@ -211,7 +211,7 @@ t.test('each refusal has its own code and writes nothing', async (t) => {
 
   const missingKey = await ctx.call('POST', `/v1/accounts/${india.id}/upgrade`, { body: upgradeBody });
   t.equal(missingKey.status, 400, 'the upgrade needs an Idempotency-Key');
-  t.equal(missingKey.body.code, 'validation_failed');
+  t.equal(missingKey.body.code, 'idempotency_key_required', 'its own code');
 
   // Not in trial: upgrade once, then again.
   t.equal((await ctx.call('POST', `/v1/accounts/${india.id}/upgrade`, { body: upgradeBody, headers: { 'idempotency-key': 'first' } })).status, 201);
