@@ -2,7 +2,7 @@ import t from 'tap';
 import type { RefundResult } from '../src/modules/payments/provider.js';
 import { createSandboxProvider } from '../src/modules/payments/sandbox.js';
 import { createServices } from '../src/services.js';
-import { paidAccount, setup, type TestContext } from './helper.js';
+import { paidAccount, pdfText, setup, type TestContext } from './helper.js';
 
 /**
  * A Starter monthly upgrade of an Indian account with no billing profile (taxed in the seller's
@@ -146,10 +146,7 @@ t.test('the credit note PDF names its invoice, the tax reversed and its reason; 
     ctx.app.inject({ method: 'GET', url: `/v1/credit-notes/${note.id}/pdf`, headers: { authorization: `Bearer ${ctx.keys.read}`, ...headers } });
   const first = await get();
   t.equal(first.statusCode, 200);
-  const { PDFParse } = await import('pdf-parse');
-  const parser = new PDFParse({ data: first.rawPayload });
-  const text = (await parser.getText()).text;
-  await parser.destroy();
+  const text = await pdfText(first.rawPayload);
   for (const pattern of [/CREDIT NOTE/, /Credit note number: CN\/2627\/0000001/, new RegExp(`Against invoice: ${invoice.number.replaceAll('/', '\\/')}`), /CGST @ 9%\s*₹90\.00/, /SGST @ 9%\s*₹90\.00/, /Credit note total\s*₹1,180\.00/, /Reason: Outage on 3 December/, /GSTIN: 29AABCE1234F1Z1/]) {
     t.match(text, pattern);
   }
@@ -205,10 +202,7 @@ t.test('void: an open renewal invoice of a past-due account is voided, its numbe
   t.equal((await ctx.query("select count(*)::int as n from outbox where type = 'invoice.voided'")).rows[0].n, 1, 'one event');
   t.equal((await ctx.query('select next_attempt_at from invoices where id = $1', [invoice.id])).rows[0].next_attempt_at, null, 'dunning stopped');
   const pdf = await ctx.app.inject({ method: 'GET', url: `/v1/invoices/${invoice.id}/pdf`, headers: { authorization: `Bearer ${ctx.keys.read}` } });
-  const { PDFParse } = await import('pdf-parse');
-  const parser = new PDFParse({ data: pdf.rawPayload });
-  t.match((await parser.getText()).text, /TAX INVOICE - CANCELLED[\s\S]*nothing is due on it/, 'its PDF says it is cancelled');
-  await parser.destroy();
+  t.match(await pdfText(pdf.rawPayload), /TAX INVOICE - CANCELLED[\s\S]*nothing is due on it/, 'its PDF says it is cancelled');
   t.equal((await ctx.call('POST', `/v1/invoices/${invoice.id}/pay`, { body: {}, headers: { 'idempotency-key': 'late' } })).body.code, 'invoice_not_payable');
   const onVoid = await issue(ctx, invoice.id, { reason: 'Too late', amount: 1 });
   t.equal(onVoid.body.code, 'invoice_not_creditable', JSON.stringify(onVoid.body));
@@ -245,4 +239,21 @@ t.test('without its Idempotency-Key, a credit note is refused with its own code,
   t.equal(await count(ctx, 'credit_notes'), 0);
   const blank = await ctx.call('POST', `/v1/invoices/${invoice.id}/credit-notes`, { body: { reason: 'Goodwill', amount: 1000 }, headers: { 'idempotency-key': '' } });
   t.equal(blank.status, 400, 'an empty key is refused too');
+});
+
+t.test('prepaid credits of an unpaid invoice are not credited (not granted yet); its other lines are', async (t) => {
+  const { readyAccount } = await import('./helper.js');
+  const ctx = await setup(t);
+  const account = await readyAccount(ctx, { country: 'US' });
+  const body = { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: 20000, paymentMethod: { type: 'wire_transfer' } };
+  const invoice = (await ctx.call('POST', `/v1/accounts/${account.id}/upgrade`, { body, headers: { 'idempotency-key': 'wire' } })).body.invoice;
+  t.equal(invoice.status, 'open');
+  const refused = await issue(ctx, invoice.id, { reason: 'Credits waived', lines: [{ position: 1, amount: 20000 }] });
+  t.equal(refused.status, 422);
+  t.equal(refused.body.code, 'invalid_settlement', 'not "already spent": they were never granted');
+  t.equal(await count(ctx, 'credit_notes'), 0, 'nothing written');
+  const planFee = await issue(ctx, invoice.id, { reason: 'Discount agreed', lines: [{ position: 0, amount: 18980 }] });
+  t.equal(planFee.status, 201, JSON.stringify(planFee.body));
+  t.match((await ctx.call('GET', `/v1/invoices/${invoice.id}`)).body, { amountDue: 1020000 }, 'the awaited wire is for what is left');
+  t.equal((await ctx.query("select amount from payments where status = 'awaiting_confirmation'")).rows[0].amount, '1020000');
 });

@@ -1,10 +1,9 @@
-import { PDFParse } from 'pdf-parse';
 import t from 'tap';
 import { formatAmount } from '../src/lib/format.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { startWorkers } from '../src/worker.js';
-import { approveKyc, deliverEvents, paidAccount, setup } from './helper.js';
+import { approveKyc, deliverEvents, paidAccount, pdfText, setup } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
 /**
@@ -18,15 +17,6 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 20_000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-const pdfText = async (data: Buffer) => {
-  const parser = new PDFParse({ data });
-  try {
-    return (await parser.getText()).text;
-  } finally {
-    await parser.destroy();
-  }
-};
 
 t.test('a renewal receipt: text and HTML, the period in IST, the renewal invoice attached as its PDF', async (t) => {
   const smtp = await smtpReceiver(t);

@@ -204,3 +204,14 @@ export async function paidAccount(ctx: TestContext, balance: number, overrides: 
   }
   return account;
 }
+
+/** The text of a PDF, as pdf.js extracts it (what a reader copies, a search finds). */
+export async function pdfText(data: Buffer): Promise<string> {
+  const { PDFParse } = await import('pdf-parse');
+  const parser = new PDFParse({ data });
+  try {
+    return (await parser.getText()).text;
+  } finally {
+    await parser.destroy();
+  }
+}

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readyAccount, setup, type TestContext } from './helper.js';
+import { pdfText, readyAccount, setup, type TestContext } from './helper.js';
 
 /** GSTINs published in GST rulings (Maharashtra, Gujarat), and the example seller's state: Karnataka (29). */
 const MAHARASHTRA_GSTIN = '27AAJCP8025A1ZL';
@@ -98,16 +98,6 @@ async function gstinFor(_ctx: TestContext, state: string): Promise<string> {
   const first14 = `${state}AAJCI1234K1Z`;
   return first14 + gstinCheckChar(first14);
 }
-
-const pdfText = async (data: Buffer) => {
-  const { PDFParse } = await import('pdf-parse');
-  const parser = new PDFParse({ data });
-  try {
-    return (await parser.getText()).text;
-  } finally {
-    await parser.destroy();
-  }
-};
 
 const getPdf = (ctx: TestContext, invoiceId: string, headers: Record<string, string> = {}) =>
   ctx.app.inject({ method: 'GET', url: `/v1/invoices/${invoiceId}/pdf`, headers: { authorization: `Bearer ${ctx.keys.read}`, ...headers } });

@@ -1,6 +1,5 @@
-import { PDFParse } from 'pdf-parse';
 import t from 'tap';
-import { deliverEvents, readyAccount, setup, writeCounts } from './helper.js';
+import { deliverEvents, pdfText, readyAccount, setup, writeCounts } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
 const upgradeBody = {
@@ -10,15 +9,6 @@ const upgradeBody = {
   initialCredits: 200000,
   paymentMethod: { type: 'card', token: 'tok_visa' },
   autoRecharge: { enabled: true, threshold: 50000, amount: 200000 },
-};
-
-const pdfText = async (data: Buffer) => {
-  const parser = new PDFParse({ data });
-  try {
-    return (await parser.getText()).text;
-  } finally {
-    await parser.destroy();
-  }
 };
 
 t.test('the brief, end to end: trial, KYC, quote, upgrade by card, invoice, credits, email with PDF, configuration kept', async (t) => {
