@@ -839,9 +839,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the credit balance and auto-recharge settings */
+        /** Get the credit balance, what holds reserve of it, auto-recharge and alert settings */
         get: operations["getCredits"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{accountId}/credits/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the low-balance threshold and the depletion forecast's horizon
+         * @description credits.low_balance (with an email) goes out once when the available balance (balance less holds) falls under the threshold, and again only after credits lift it back; credits.depletion_forecast once when, at the rate of the last hour and day, credits would run out within the horizon, and again after the next purchase or recharge. null takes the defaults (LOW_BALANCE_THRESHOLD_INR / _USD, DEPLETION_FORECAST_HOURS). Changing a line arms its alert again.
+         */
+        put: operations["setCreditAlerts"];
         post?: never;
         delete?: never;
         options?: never;
@@ -900,7 +920,7 @@ export interface paths {
         put?: never;
         /**
          * Rate and debit a batch of calls and SMS
-         * @description Up to 1,000 events. A voice call costs ceil(duration / pulse length) pulses at the plan's per-pulse rate; an SMS its segments at the per-SMS rate. Each event id debits once, whatever the retries: a repeated id answers its first result with `duplicate: true`. An event the balance cannot cover is rejected on its own (`insufficient_credits`) without failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`).
+         * @description Up to 1,000 events. A voice call costs ceil(duration / pulse length) pulses at the plan's per-pulse rate; an SMS its segments at the per-SMS rate. Each event id debits once, whatever the retries: a repeated id answers its first result with `duplicate: true`. An event the balance cannot cover is rejected on its own (`insufficient_credits`) without failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`). Balances are checked against the available balance (balance less active holds). An event that names its `holdId` settles that hold: the hold is freed and the event's price debited from what is then available, once; a call that outran its hold and the balance debits all there is and reports the rest as `shortfall`. A hold that has ended (or is another account's) is ignored and the event rated as any other.
          */
         post: operations["rateUsage"];
         delete?: never;
@@ -978,7 +998,7 @@ export interface paths {
         put?: never;
         /**
          * May this account do this now? (called per call and message)
-         * @description Allowed, or not with a reason code: trial and number not whitelisted; SMS to an Indian number without DLT; limited, or past_due beyond the grace period; balance below one pulse or one SMS; feature not in plan; KYC, paid plan or ExoPhone limit for a purchase. Reads the current state, so changes count from the next check. Writes nothing.
+         * @description Allowed, or not with a reason code: trial and number not whitelisted; SMS to an Indian number without DLT; limited, or past_due beyond the grace period; balance below one pulse or one SMS; feature not in plan; KYC, paid plan or ExoPhone limit for a purchase. Reads the current state, so changes count from the next check. Credits are the available balance (balance less active holds). With `hold`, a call or SMS that is allowed also holds its credits in the same request (as POST /v1/accounts/{id}/holds does): allowed only if the hold is granted, and the answer carries it. Without `hold` it writes nothing.
          */
         post: operations["authorizeAction"];
         delete?: never;
@@ -998,6 +1018,83 @@ export interface paths {
         /** Record the account's DLT registration (SMS in India) */
         put: operations["setDltRegistration"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/accounts/{accountId}/holds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hold credits for a call or message that starts now
+         * @description Reserves `units` pulses (a call) or SMS segments at the plan's rate from the available balance (balance less active holds), so concurrent calls can never spend more than the account has. Refused with authorize's reason codes (200, `granted: false`). The `reference` (the call id) makes it idempotent: the same reference answers the first hold (`duplicate: true`, 200). A usage event that names the `holdId` settles it: the actual price is debited once and the rest freed. Extend it as a long call goes on; release it if the call never connects; unsettled, it expires after `ttlSeconds` and is freed by the workers.
+         */
+        post: operations["createHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/holds/{holdId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a hold */
+        get: operations["getHold"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/holds/{holdId}/extend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hold more as a long call goes on
+         * @description Adds `units` at the price the hold was granted at, from the available balance, and keeps the hold from expiring for its time to live (or `ttlSeconds`) from now. `granted: false` with `insufficient_credits` when the balance cannot cover them: end the call. Each request adds: send an Idempotency-Key to retry one safely.
+         */
+        post: operations["extendHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/holds/{holdId}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release a hold (the call did not connect, the message was not sent)
+         * @description Frees what is held. Releasing a hold that has ended (settled, released, expired) answers it as it is.
+         */
+        post: operations["releaseHold"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1666,10 +1763,50 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * A debit left the balance under the auto-recharge threshold
+         * A debit or hold left the available balance under the auto-recharge threshold
          * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
          */
         post: operations["webhook_credits_low"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credits.low_balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The available balance (balance less holds) fell under the account's low-balance threshold: sent once, again only after credits lift it back
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_credits_low_balance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "credits.depletion_forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * At the current rate of use credits run out within the account's forecast horizon: sent once, again only after credits are added
+         * @description Sent with the Standard Webhooks headers `webhook-id` (the event id, the same on every retry), `webhook-timestamp` and `webhook-signature` (v1, HMAC-SHA256 of `id.timestamp.body` with the endpoint secret). Answer 2xx to acknowledge; 410 disables the endpoint.
+         */
+        post: operations["webhook_credits_depletion_forecast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2468,6 +2605,18 @@ export interface components {
         };
         /**
          * @example {
+         *       "lowBalanceThreshold": 100000,
+         *       "forecastHorizonHours": 72
+         *     }
+         */
+        CreditAlertSettingsInput: {
+            /** @description Minor units; null: the default for the account's currency */
+            lowBalanceThreshold: number | null;
+            /** @description Hours; null: the default */
+            forecastHorizonHours: number | null;
+        };
+        /**
+         * @example {
          *       "amount": 50000,
          *       "reason": "Goodwill credit for the 26 Nov outage"
          *     }
@@ -2484,7 +2633,8 @@ export interface components {
          *           "id": "call-8812",
          *           "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *           "type": "voice_call",
-         *           "durationSeconds": 61
+         *           "durationSeconds": 61,
+         *           "holdId": "hold_01kb2m3n4p5q6r7s8t9v0w1x2y"
          *         },
          *         {
          *           "id": "sms-4410",
@@ -2502,13 +2652,67 @@ export interface components {
                 /** @constant */
                 type: "voice_call";
                 durationSeconds: number;
+                /** @description The hold taken when the call or message started: settled by this event (debited once, the rest freed) */
+                holdId?: string;
             } | {
                 id: string;
                 accountId: string;
                 /** @constant */
                 type: "sms";
                 segments: number;
+                /** @description The hold taken when the call or message started: settled by this event (debited once, the rest freed) */
+                holdId?: string;
             })[];
+        };
+        /**
+         * @example {
+         *       "reference": "call-8812",
+         *       "units": 2,
+         *       "ttlSeconds": 600
+         *     }
+         */
+        HoldTermsInput: {
+            /** @description The caller's own id for the call or message (its call id): the same reference holds once */
+            reference: string;
+            /** @description Pulses (a call) or SMS segments to hold; 1 unless given */
+            units?: number;
+            /** @description Seconds until the hold expires unless settled, extended or released; HOLD_DEFAULT_TTL_SECONDS (an hour) unless given */
+            ttlSeconds?: number;
+        };
+        /**
+         * @example {
+         *       "action": "outbound_call",
+         *       "destination": "+919876543210",
+         *       "reference": "call-8812",
+         *       "units": 2,
+         *       "ttlSeconds": 600
+         *     }
+         */
+        HoldRequestInput: {
+            /** @enum {string} */
+            action: "outbound_call" | "outbound_sms";
+            /**
+             * @description The number called or texted (E.164)
+             * @example +919876543210
+             */
+            destination: string;
+            /** @description The caller's own id for the call or message (its call id): the same reference holds once */
+            reference: string;
+            /** @description Pulses (a call) or SMS segments to hold; 1 unless given */
+            units?: number;
+            /** @description Seconds until the hold expires and is released, unless settled, extended or released first */
+            ttlSeconds?: number;
+        };
+        /**
+         * @example {
+         *       "units": 1
+         *     }
+         */
+        HoldExtensionInput: {
+            /** @description Pulses or segments to add */
+            units: number;
+            /** @description Expire no sooner than this many seconds from now; the hold's own time to live unless given */
+            ttlSeconds?: number;
         };
         /**
          * @example {
@@ -2588,6 +2792,15 @@ export interface components {
          *       "action": "outbound_sms",
          *       "destination": "+919876543210"
          *     }
+         * @example {
+         *       "action": "outbound_call",
+         *       "destination": "+919876543210",
+         *       "hold": {
+         *         "reference": "call-8812",
+         *         "units": 2,
+         *         "ttlSeconds": 600
+         *       }
+         *     }
          */
         AuthorizeRequestInput: {
             /** @enum {string} */
@@ -2597,6 +2810,8 @@ export interface components {
              * @example +919876543210
              */
             destination?: string;
+            /** @description Hold credits for the call or SMS in the same request (outbound_call and outbound_sms only) */
+            hold?: components["schemas"]["HoldTermsInput"];
         };
         /**
          * @example {
@@ -2621,7 +2836,7 @@ export interface components {
              * @description The event types to receive (see the `webhooks` section); empty: every event
              * @default []
              */
-            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.low_balance" | "credits.depletion_forecast" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             /** @default  */
             description: string;
         };
@@ -2633,7 +2848,7 @@ export interface components {
         UpdateWebhookEndpointInput: {
             url?: string;
             /** @description The event types to receive (see the `webhooks` section); empty: every event */
-            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
+            eventTypes?: ("account.created" | "account.upgraded" | "account.upgrade_pending_payment" | "account.limited" | "payment.succeeded" | "payment.failed" | "payment.overpaid" | "invoice.created" | "invoice.paid" | "invoice.voided" | "credit_note.created" | "refund.succeeded" | "refund.failed" | "invoice.requires_action" | "subscription.plan_change_scheduled" | "subscription.plan_change_withdrawn" | "subscription.plan_changed" | "subscription.billing_cycle_change_scheduled" | "subscription.billing_cycle_changed" | "subscription.cancellation_scheduled" | "subscription.resumed" | "subscription.renewal_notice" | "subscription.renewed" | "subscription.past_due" | "subscription.recovered" | "subscription.cancelled" | "credits.low" | "credits.low_balance" | "credits.depletion_forecast" | "credits.recharged" | "credits.purchased" | "credits.recharge_failed" | "credits.recharge_notice" | "credits.adjusted" | "credits.auto_recharge_updated" | "kyc.status_changed" | "whitelist.number_added" | "whitelist.number_removed" | "exophone.purchased" | "exophone.released" | "plan.custom_offered" | "plan.version_created" | "webhook.delivery_failed")[];
             description?: string;
             enabled?: boolean;
         };
@@ -4072,13 +4287,39 @@ export interface components {
         };
         /**
          * @example {
+         *       "lowBalanceThreshold": 50000,
+         *       "forecastHorizonHours": 168,
+         *       "lowBalanceAlerted": false,
+         *       "forecastAlerted": false
+         *     }
+         */
+        CreditAlerts: {
+            /** @description Available balance under which credits.low_balance is sent once (the account's own, or the default for its currency) */
+            lowBalanceThreshold: number;
+            /** @description credits.depletion_forecast is sent once when credits would run out within this many hours at the current rate */
+            forecastHorizonHours: number;
+            /** @description The low-balance alert is out; credits that lift available back above the threshold arm it again */
+            lowBalanceAlerted: boolean;
+            /** @description The depletion forecast is out; the next purchase or recharge arms it again */
+            forecastAlerted: boolean;
+        };
+        /**
+         * @example {
          *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *       "currency": "INR",
          *       "balance": 199940,
+         *       "held": 1200,
+         *       "available": 198740,
          *       "autoRecharge": {
          *         "enabled": true,
          *         "threshold": 50000,
          *         "amount": 200000
+         *       },
+         *       "alerts": {
+         *         "lowBalanceThreshold": 50000,
+         *         "forecastHorizonHours": 168,
+         *         "lowBalanceAlerted": false,
+         *         "forecastAlerted": false
          *       }
          *     }
          */
@@ -4091,6 +4332,10 @@ export interface components {
             currency: "INR" | "USD";
             /** @description Amount in minor units of the currency (paise, cents) */
             balance: number;
+            /** @description Reserved by active holds (calls and messages in progress) */
+            held: number;
+            /** @description balance - held: what new calls, holds and auto-recharge's threshold go by */
+            available: number;
             autoRecharge: {
                 enabled: boolean;
                 /** @description Amount in minor units of the currency (paise, cents) */
@@ -4098,6 +4343,7 @@ export interface components {
                 /** @description Amount in minor units of the currency (paise, cents) */
                 amount: number;
             } | null;
+            alerts: components["schemas"]["CreditAlerts"];
         };
         LedgerEntry: {
             id: number;
@@ -4159,6 +4405,8 @@ export interface components {
          *           "units": 2,
          *           "amount": 120,
          *           "reason": null,
+         *           "holdId": "hold_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "shortfall": 0,
          *           "duplicate": false
          *         },
          *         {
@@ -4168,6 +4416,8 @@ export interface components {
          *           "units": 2,
          *           "amount": 50,
          *           "reason": null,
+         *           "holdId": null,
+         *           "shortfall": 0,
          *           "duplicate": false
          *         }
          *       ],
@@ -4175,7 +4425,9 @@ export interface components {
          *         {
          *           "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
          *           "currency": "INR",
-         *           "balance": 199830
+         *           "balance": 199830,
+         *           "held": 0,
+         *           "available": 199830
          *         }
          *       ]
          *     }
@@ -4191,6 +4443,10 @@ export interface components {
                 /** @description Amount in minor units of the currency (paise, cents) */
                 amount: number;
                 reason: ("insufficient_credits" | "account_limited" | "not_billable" | "account_not_found") | null;
+                /** @description The hold this event settled (or released, when rejected) */
+                holdId: string | null;
+                /** @description A held call that outran its hold and the balance: the part of its price not covered (amount is what was debited) */
+                shortfall: number;
                 /** @description True when this id was rated before: the original result, nothing debited now */
                 duplicate: boolean;
             }[];
@@ -4203,6 +4459,10 @@ export interface components {
                 currency: "INR" | "USD";
                 /** @description Amount in minor units of the currency (paise, cents) */
                 balance: number;
+                /** @description Amount in minor units of the currency (paise, cents) */
+                held: number;
+                /** @description Amount in minor units of the currency (paise, cents) */
+                available: number;
             }[];
         };
         /**
@@ -4248,6 +4508,69 @@ export interface components {
             number: string;
             /** Format: date-time */
             purchasedAt: string;
+        };
+        /**
+         * @example {
+         *       "id": "hold_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "reference": "call-8812",
+         *       "action": "outbound_call",
+         *       "destination": "+919876543210",
+         *       "units": 2,
+         *       "amount": 120,
+         *       "currency": "INR",
+         *       "status": "active",
+         *       "expiresAt": "2026-11-26T10:15:00.000Z",
+         *       "usageEventId": null,
+         *       "settledAmount": null,
+         *       "createdAt": "2026-11-26T10:05:00.000Z"
+         *     }
+         */
+        Hold: {
+            id: string;
+            accountId: string;
+            reference: string;
+            /** @enum {string} */
+            action: "outbound_call" | "outbound_sms";
+            destination: string | null;
+            /** @description Pulses or segments held (with extensions) */
+            units: number;
+            /** @description Held while active; what was held when it ended otherwise */
+            amount: number;
+            /**
+             * @description ISO 4217 currency code
+             * @enum {string}
+             */
+            currency: "INR" | "USD";
+            /** @enum {string} */
+            status: "active" | "settled" | "released" | "expired";
+            /** Format: date-time */
+            expiresAt: string;
+            /** @description The usage event that settled it */
+            usageEventId: string | null;
+            /** @description What the settling event debited */
+            settledAmount: number | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /**
+         * @example {
+         *       "granted": false,
+         *       "reason": "insufficient_credits",
+         *       "detail": "The available balance (balance less holds) does not cover what is asked",
+         *       "hold": null,
+         *       "duplicate": false
+         *     }
+         */
+        HoldResult: {
+            granted: boolean;
+            /** @description Why not: the same codes as authorize */
+            reason: ("account_limited" | "past_due_beyond_grace" | "number_not_whitelisted" | "dlt_required" | "insufficient_credits" | "feature_not_in_plan" | "destination_required") | null;
+            detail: string | null;
+            /** @description The hold (null when refused) */
+            hold: components["schemas"]["Hold"] | null;
+            /** @description True when this reference held before: the first hold, as it is now */
+            duplicate: boolean;
         };
         /**
          * @example {
@@ -4360,6 +4683,8 @@ export interface components {
             allowed: boolean;
             reason: ("account_limited" | "past_due_beyond_grace" | "number_not_whitelisted" | "dlt_required" | "insufficient_credits" | "feature_not_in_plan" | "kyc_not_approved" | "paid_plan_required" | "exophone_limit_reached" | "destination_required") | null;
             detail: string | null;
+            /** @description The hold taken, when `hold` was asked and granted */
+            hold?: components["schemas"]["Hold"] | null;
         };
         /**
          * @example {
@@ -9549,6 +9874,117 @@ export interface operations {
             };
         };
     };
+    setCreditAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditAlertSettingsInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditAlerts"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account, or not visible to this key (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listLedger: {
         parameters: {
             query?: {
@@ -10466,6 +10902,427 @@ export interface operations {
             };
             /** @description Unsupported content type (`unsupported_media_type`) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createHold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Account id
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HoldRequestInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldResult"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldResult"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account, or not visible to this key (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a valid E.164 number (`invalid_phone_number`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getHold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                holdId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such hold, or not visible to this key (`hold_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    extendHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key"?: string;
+            };
+            path: {
+                holdId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HoldExtensionInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldResult"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such hold, or not visible to this key (`hold_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The hold has ended: settled, released or expired (`hold_not_active`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    releaseHold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                holdId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hold"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such hold, or not visible to this key (`hold_not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12592,12 +13449,131 @@ export interface operations {
                     data: {
                         eventId: string;
                         accountId: string;
-                        /** @description Minor units */
+                        /** @description The available balance (balance less holds) */
                         balance: number;
                         /** @description Minor units */
                         threshold: number;
                         /** @enum {string} */
                         currency: "INR" | "USD";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_credits_low_balance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "credits.low_balance";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        /** @description Minor units */
+                        balance: number;
+                        /** @description Minor units */
+                        held: number;
+                        /** @description Minor units */
+                        available: number;
+                        /** @description Minor units */
+                        threshold: number;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Acknowledged (any 2xx) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Gone: the endpoint is disabled */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_credits_depletion_forecast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "credits.depletion_forecast";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        eventId: string;
+                        accountId: string;
+                        /** @enum {string} */
+                        currency: "INR" | "USD";
+                        /** @description Minor units */
+                        available: number;
+                        /** @description Minor units */
+                        spentLastHour: number;
+                        /** @description Minor units */
+                        spentLastDay: number;
+                        /** @description The faster of the last hour's spend and the last day's hourly average */
+                        ratePerHour: number;
+                        /** @description available / ratePerHour */
+                        hoursLeft: number;
+                        /** @description ISO 8601 instant */
+                        runsOutAt: string;
+                        horizonHours: number;
+                        /** @description Auto-recharge, when it is on */
+                        autoRecharge: {
+                            /** @description Minor units */
+                            threshold: number;
+                            /** @description Minor units */
+                            amount: number;
+                            /** @description When the available balance reaches the threshold (now, when it is under it) */
+                            expectedAt: string;
+                            /** @description Pre-debit notice an Indian e-mandate requires before the charge; 0 elsewhere */
+                            noticeHours: number;
+                            /** @description When the recharge can be charged, after the notice */
+                            landsAt: string;
+                            landsBeforeDepletion: boolean;
+                        } | null;
                     } & {
                         [key: string]: unknown;
                     };

@@ -20,6 +20,7 @@ import { testClockRoutes } from './modules/test-clocks/routes.js';
 import { creditsRoutes } from './modules/credits/routes.js';
 import { exophonesRoutes } from './modules/exophones/routes.js';
 import { authorizationRoutes } from './modules/authorization/routes.js';
+import { holdsRoutes } from './modules/holds/routes.js';
 import { webhookRoutes } from './modules/webhooks/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/errors.js';
@@ -176,7 +177,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(testClockRoutes, { testClocks: services.testClocks });
   await app.register(creditsRoutes, { credits: services.credits, purchases: services.purchases, noteBalance: services.authorization.noteBalance });
   await app.register(exophonesRoutes, { exophones: services.exophones });
-  await app.register(authorizationRoutes, { authorization: services.authorization });
+  await app.register(authorizationRoutes, { authorization: services.authorization, holds: services.holds });
+  await app.register(holdsRoutes, { holds: services.holds });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
   await app.register(auditRoutes, { db: deps.database.db });
   if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth, redis: deps.redis });

@@ -76,6 +76,16 @@ export const configSchema = z.object({
   AUTO_RECHARGE_MAX_FAILURES: z.coerce.number().int().min(1).max(20).default(3),
   /** Minutes before retrying a failed auto-recharge; doubles with each failure. */
   AUTO_RECHARGE_RETRY_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+  /**
+   * Low-balance alerts: the available balance, in minor units, under which an account without
+   * its own threshold hears credits.low_balance once (₹500 and $5 by default).
+   */
+  LOW_BALANCE_THRESHOLD_INR: z.coerce.number().int().min(0).default(50_000),
+  LOW_BALANCE_THRESHOLD_USD: z.coerce.number().int().min(0).default(500),
+  /** credits.depletion_forecast goes out once when credits would run out within this many hours at the current rate of use. */
+  DEPLETION_FORECAST_HOURS: z.coerce.number().int().min(1).max(24 * 90).default(168),
+  /** How long a hold lasts when the caller gives no ttlSeconds: a crashed caller's holds are freed after it. */
+  HOLD_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(3_600),
   /** Hosts (or IPs) webhook URLs may point at although they are loopback or private: for tests and on-premise receivers. */
   WEBHOOK_ALLOWED_HOSTS: z
     .string()

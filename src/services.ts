@@ -12,6 +12,8 @@ import { createAuthService } from './modules/auth/service.js';
 import { createAuthorizationService } from './modules/authorization/service.js';
 import { createPurchaseService } from './modules/credits/purchases.js';
 import { createCreditsService } from './modules/credits/service.js';
+import { createDepletionForecasts } from './modules/credits/alerts.js';
+import { createHoldsService } from './modules/holds/service.js';
 import { createExophonesService } from './modules/exophones/service.js';
 import { createBillingService } from './modules/billing/service.js';
 import { createCatalogService } from './modules/catalog/service.js';
@@ -95,6 +97,12 @@ export function createServices(deps: ServiceDeps) {
     mandate,
     payments,
   });
+  const credits = createCreditsService({
+    db,
+    clock,
+    accountChanged,
+    alerts: { lowBalance: { INR: config.LOW_BALANCE_THRESHOLD_INR, USD: config.LOW_BALANCE_THRESHOLD_USD }, forecastHours: config.DEPLETION_FORECAST_HOURS },
+  });
   return {
     payments,
     paymentMethods,
@@ -113,7 +121,9 @@ export function createServices(deps: ServiceDeps) {
     subscriptions: createSubscriptionsService({ db, clock, taxation, mandate }),
     testClocks: createTestClocksService({ db, clock, enabled: config.TEST_CLOCKS_ENABLED, pendingOnClock: renewals.pendingOnClock }),
     auth,
-    credits: createCreditsService({ db, clock, accountChanged }),
+    credits,
+    holds: createHoldsService({ db, clock, committer: credits.committer, authorization, defaultTtlSeconds: config.HOLD_DEFAULT_TTL_SECONDS }),
+    forecasts: createDepletionForecasts({ db, clock, horizonHours: config.DEPLETION_FORECAST_HOURS, mandate }),
     exophones: createExophonesService({ db, clock }),
     authorization,
     catalog: createCatalogService({ db, clock, findAccount: accountsRepo.findAccount }),

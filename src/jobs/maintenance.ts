@@ -9,6 +9,8 @@ import type { RenewalService } from '../modules/renewals/service.js';
 import type { PaymentsService } from '../modules/payments/service.js';
 import type { WebhookService } from '../modules/webhooks/service.js';
 import type { CreditNotesService } from '../modules/credit-notes/service.js';
+import type { DepletionForecasts } from '../modules/credits/alerts.js';
+import type { HoldsService } from '../modules/holds/service.js';
 import { createEventRequeuer } from './outbox-relay.js';
 import type { Queues } from './registry.js';
 import { scheduleDueWork } from './scheduler.js';
@@ -34,6 +36,9 @@ export function maintenanceTasks(deps: {
   creditNotes?: CreditNotesService;
   queues: Queues;
   schedulerIntervalMs: number;
+  /** Without them (an older caller), holds only end when settled or released, and no forecasts are sent. */
+  holds?: HoldsService;
+  forecasts?: DepletionForecasts;
 }): PeriodicTask[] {
   return [
     {
@@ -58,6 +63,17 @@ export function maintenanceTasks(deps: {
       name: 'reconcile unanswered refunds',
       everyMs: 15_000,
       run: () => deps.creditNotes?.reconcileRefunds() ?? Promise.resolve(0),
+    },
+    {
+      // A crashed caller's holds: freed within seconds of their time running out.
+      name: 'release expired holds',
+      everyMs: Math.min(deps.schedulerIntervalMs, 5_000),
+      run: async () => ({ expired: (await deps.holds?.expireDue()) ?? 0 }),
+    },
+    {
+      name: 'send depletion forecasts',
+      everyMs: 60_000,
+      run: async () => ({ sent: (await deps.forecasts?.sweep()) ?? 0 }),
     },
     {
       name: 'purge expired idempotency records',

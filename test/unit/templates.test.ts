@@ -122,6 +122,21 @@ const samples = (c: { currency: string }): Record<string, Array<Record<string, u
     { accountId: 'acc_1', subscriptionId: 'sub_1', amount: 1769900, ...c, chargeAt: '2027-03-01T10:00:00.000Z', requiresAction: 'above_mandate' },
   ],
   'credits.recharge_notice': [{ accountId: 'acc_1', amount: 2360000, ...c, chargeAt: '2026-12-03T10:00:00.000Z' }],
+  'credits.low_balance': [
+    { accountId: 'acc_1', balance: 4871200, held: 0, available: 4871200, threshold: 5000000, ...c },
+    { accountId: 'acc_1', balance: 5123400, held: 312000, available: 4811400, threshold: 5000000, ...c },
+  ],
+  'credits.depletion_forecast': [
+    { accountId: 'acc_1', ...c, available: 1800500, spentLastHour: 100300, spentLastDay: 200600, ratePerHour: 100300, hoursLeft: 17.95, runsOutAt: '2026-11-27T05:59:00.000Z', horizonHours: 168, autoRecharge: null },
+    {
+      accountId: 'acc_1', ...c, available: 1800500, spentLastHour: 10300, spentLastDay: 200600, ratePerHour: 10300, hoursLeft: 174.8, runsOutAt: '2026-12-03T05:59:00.000Z', horizonHours: 240,
+      autoRecharge: { threshold: 500000, amount: 2000000, expectedAt: '2026-11-27T00:59:00.000Z', noticeHours: 24, landsAt: '2026-11-28T00:59:00.000Z', landsBeforeDepletion: true },
+    },
+    {
+      accountId: 'acc_1', ...c, available: 1800500, spentLastHour: 100300, spentLastDay: 200600, ratePerHour: 100300, hoursLeft: 17.95, runsOutAt: '2026-11-27T05:59:00.000Z', horizonHours: 168,
+      autoRecharge: { threshold: 500000, amount: 2000000, expectedAt: '2026-11-27T00:59:00.000Z', noticeHours: 24, landsAt: '2026-11-28T00:59:00.000Z', landsBeforeDepletion: false },
+    },
+  ],
   'credits.recharged': [{ accountId: 'acc_1', paymentId: 'pay_1', invoiceId: 'inv_2', credits: 2000000, total: 2360000, ...c }],
   'credits.purchased': [{ accountId: 'acc_1', paymentId: 'pay_1', invoiceId: 'inv_3', credits: 1234500, total: 1456710, ...c }],
   'credits.recharge_failed': [
@@ -144,8 +159,8 @@ const samples = (c: { currency: string }): Record<string, Array<Record<string, u
 });
 
 const facts: EmailFacts = { planNames: { plan_growth_v1: 'Growth', plan_starter_v1: 'Starter' }, invoiceNumber: 'INV/2627/0000003', attached: true };
-const amountFields = ['total', 'amount', 'credits'];
-const timeFields = ['payBy', 'nextAttemptAt', 'endsAt', 'effectiveAt', 'chargeAt'];
+const amountFields = ['total', 'amount', 'credits', 'available', 'threshold', 'ratePerHour', 'spentLastHour', 'spentLastDay'];
+const timeFields = ['payBy', 'nextAttemptAt', 'endsAt', 'effectiveAt', 'chargeAt', 'runsOutAt'];
 
 const upgradeInvoice = (currency: 'INR' | 'USD'): InvoiceDto => ({
   id: 'inv_1',

@@ -14,10 +14,69 @@ export const creditBalances = pgTable(
       .references(() => accounts.id),
     currency: currency('currency').notNull(),
     balance: money('balance').notNull(),
+    /** The sum of the account's active holds: available = balance - held, never below zero. */
+    held: money('held').notNull().default(0),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
-  (t) => [check('credit_balances_non_negative', sql`${t.balance} >= 0`)],
+  (t) => [check('credit_balances_non_negative', sql`${t.balance} >= 0`), check('credit_balances_held_within_balance', sql`${t.held} >= 0 and ${t.held} <= ${t.balance}`)],
 );
+
+/**
+ * Credits reserved for a call or message while it runs. Granted only from available balance;
+ * settled by the usage event that names it (the actual amount debited once, the rest freed),
+ * released by the caller, or expired by the workers. The caller's reference (its call id)
+ * makes a hold idempotent per account.
+ */
+export const creditHolds = pgTable(
+  'credit_holds',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    reference: text('reference').notNull(),
+    action: text('action', { enum: ['outbound_call', 'outbound_sms'] }).notNull(),
+    destination: text('destination'),
+    /** Pulses (a call) or SMS segments held so far. */
+    units: integer('units').notNull(),
+    /** The price of one unit when the hold was granted; extensions hold at the same price. */
+    unitAmount: money('unit_amount').notNull(),
+    /** Minor units held while active; what was held when it ended otherwise. */
+    amount: money('amount').notNull(),
+    currency: currency('currency').notNull(),
+    status: text('status', { enum: ['active', 'settled', 'released', 'expired'] }).notNull(),
+    ttlSeconds: integer('ttl_seconds').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** The usage event that settled it, and what that event debited. */
+    usageEventId: text('usage_event_id'),
+    settledAmount: money('settled_amount'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('credit_holds_reference_key').on(t.accountId, t.reference),
+    index('credit_holds_expiry_idx').on(t.expiresAt).where(sql`${t.status} = 'active'`),
+    check('credit_holds_amount', sql`${t.amount} >= 0 and ${t.units} >= 0`),
+  ],
+);
+
+/**
+ * Low-balance and depletion alerts: the account's own thresholds (null: the configured
+ * defaults) and whether each alert is out. An alert goes out once when the available balance
+ * crosses below its line and is armed again only by credits that lift it back above.
+ */
+export const creditAlerts = pgTable('credit_alerts', {
+  accountId: text('account_id')
+    .primaryKey()
+    .references(() => accounts.id),
+  lowBalanceThreshold: money('low_balance_threshold'),
+  forecastHorizonHours: integer('forecast_horizon_hours'),
+  lowBalanceAlertedAt: timestamp('low_balance_alerted_at', { withTimezone: true }),
+  /** The threshold the alert crossed: credits that lift available back to it arm the alert again. */
+  lowBalanceAlertThreshold: money('low_balance_alert_threshold'),
+  forecastAlertedAt: timestamp('forecast_alerted_at', { withTimezone: true }),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+});
 
 /** Append-only: every change of a balance, with a unique source key so nothing applies twice. */
 export const creditLedger = pgTable(
@@ -79,6 +138,10 @@ export const usageEvents = pgTable(
     reason: text('reason'),
     balanceAfter: money('balance_after'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** The hold it settled, if any. */
+    holdId: text('hold_id'),
+    /** What a settled call cost beyond its hold and the balance: not debited, as nothing was left. */
+    shortfall: money('shortfall').notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.accountId, t.id] }), index('usage_events_account_idx').on(t.accountId, t.createdAt)],
 );

@@ -3,17 +3,20 @@ import type { Entitlements } from '../catalog/entitlements.js';
 
 export type Action = 'outbound_call' | 'outbound_sms' | 'whatsapp' | 'campaign' | 'purchase_exophone';
 
-export type DenialReason =
-  | 'account_limited'
-  | 'past_due_beyond_grace'
-  | 'number_not_whitelisted'
-  | 'dlt_required'
-  | 'insufficient_credits'
-  | 'feature_not_in_plan'
-  | 'kyc_not_approved'
-  | 'paid_plan_required'
-  | 'exophone_limit_reached'
-  | 'destination_required';
+export const denialReasons = [
+  'account_limited',
+  'past_due_beyond_grace',
+  'number_not_whitelisted',
+  'dlt_required',
+  'insufficient_credits',
+  'feature_not_in_plan',
+  'kyc_not_approved',
+  'paid_plan_required',
+  'exophone_limit_reached',
+  'destination_required',
+] as const;
+
+export type DenialReason = (typeof denialReasons)[number];
 
 export interface Facts {
   status: AccountStatus;

@@ -14,6 +14,7 @@ export interface AccountFacts {
   entitlements: Entitlements;
   whatsappAddon: boolean;
   dltRegistered: boolean;
+  /** Available credits: the balance less active holds. */
   balance: number;
   rates: { perPulseRate: number; perSmsRate: number } | null;
   /** The whitelisted numbers, when the plan requires whitelisting (trial); null otherwise. */
@@ -46,7 +47,7 @@ const asDate = (v: string | Date | null) => (v === null ? null : v instanceof Da
 export async function loadFacts(db: Db, accountId: string): Promise<AccountFacts | null> {
   const [row] = await executePrepared<Row>(db, 'authorize_load_facts', sql`
     select a.id, a.status, a.kyc_status, a.past_due_since, a.plan_id, a.dlt_entity_id, a.test_clock_id,
-      p.entitlements, pp.per_pulse_rate, pp.per_sms_rate, coalesce(b.balance, 0) as balance, c.frozen_time,
+      p.entitlements, pp.per_pulse_rate, pp.per_sms_rate, coalesce(b.balance - b.held, 0) as balance, c.frozen_time,
       coalesce((select s.whatsapp_addon from subscriptions s where s.account_id = a.id and s.status <> 'cancelled' limit 1), false) as whatsapp_addon,
       case when (p.entitlements -> 'numberWhitelisting' ->> 'required')::boolean
         then array(select w.number from whitelisted_numbers w where w.account_id = a.id) end as whitelist

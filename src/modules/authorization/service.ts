@@ -16,7 +16,7 @@ const details: Record<string, string> = {
   past_due_beyond_grace: 'The renewal payment is overdue beyond the grace period',
   number_not_whitelisted: 'Trial accounts may call and text whitelisted numbers only',
   dlt_required: 'SMS to Indian numbers needs DLT registration (PUT /v1/accounts/{id}/dlt)',
-  insufficient_credits: 'The balance does not cover one pulse or one SMS',
+  insufficient_credits: 'The available balance (balance less holds) does not cover one pulse or one SMS',
   feature_not_in_plan: 'The plan does not include this',
   kyc_not_approved: 'Production ExoPhones need approved KYC',
   paid_plan_required: 'This needs an active paid plan',
@@ -56,12 +56,13 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     return loaded;
   };
 
-  async function check(accountId: string, input: { action: Action; destination?: string }) {
+  /** `credits: false` leaves the money out: a hold decides it against the locked balance instead. */
+  async function check(accountId: string, input: { action: Action; destination?: string }, opts: { credits?: boolean } = {}) {
     const destination = input.destination ? toE164(input.destination) : null;
     if (input.destination && !destination) throw new AppError('invalid_phone_number', `${JSON.stringify(input.destination)} is not a valid E.164 number`);
     const f = await facts.get(accountId, () => load(accountId), (loaded) => loaded.testClockId === null);
     if (!f) throw new AppError('account_not_found', `No account ${accountId}`);
-    const needsCredits = input.action === 'outbound_call' || input.action === 'outbound_sms';
+    const needsCredits = (input.action === 'outbound_call' || input.action === 'outbound_sms') && opts.credits !== false;
     const reason = authorize(input.action, {
       status: f.status,
       kycStatus: f.kycStatus,
@@ -90,7 +91,7 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     facts.invalidate(accountId);
   }
 
-  /** A balance this process just wrote: drop the facts if the new balance could change an answer. */
+  /** An available balance (balance less holds) this process just wrote: drop the facts if it could change an answer. */
   function noteBalance(accountId: string, balance: number) {
     const cached = facts.peek(accountId);
     // Not cached: drop a load that may be running, which could have read the balance before.

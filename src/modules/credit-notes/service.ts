@@ -112,7 +112,8 @@ export function createCreditNotesService(deps: { db: Db; clock: Clock; provider:
       const id = newId('cn', now);
       // Purchased credits go back before their money does, and only those still unspent.
       if (plan.credits > 0) {
-        const balance = await creditsRepo.balanceOf(tx, account.id);
+        // Credits held for calls in progress are spoken for.
+        const balance = (await creditsRepo.balanceOf(tx, account.id)).available;
         if (balance < plan.credits) {
           throw new AppError('credits_already_spent', `${formatAmount(plan.credits, account.currency)} of credits would be taken back, but only ${formatAmount(balance, account.currency)} are left: spent credits are not refunded`, {
             balance,

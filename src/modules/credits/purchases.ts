@@ -199,7 +199,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
     const invoice = settled.invoiceId ? await billingRepo.findInvoice(tx, settled.invoiceId) : undefined;
     const result = {
       status: settled.status === 'succeeded' ? ('credited' as const) : settled.status === 'failed' ? ('failed' as const) : ('payment_unknown' as const),
-      balance: await repo.balanceOf(tx, settled.accountId),
+      balance: (await repo.balanceOf(tx, settled.accountId)).balance,
       payment: toPaymentDto(settled),
       invoice: invoice ? toInvoiceDto(invoice, await billingRepo.linesOf(tx, invoice.id)) : null,
     };
@@ -251,7 +251,8 @@ export function createPurchaseService(deps: PurchaseDeps) {
       if (!account || !settings) return null;
       const now = await nowForAccount(tx, account, clock);
       if (!settings.enabled || !settings.nextAttemptAt || settings.nextAttemptAt > now) return null;
-      const balance = await repo.balanceOf(tx, accountId);
+      // Holds count: credits reserved by calls in progress are as good as spent.
+      const balance = (await repo.balanceOf(tx, accountId)).available;
       const sub = await subscriptionsRepo.findActiveSubscription(tx, accountId);
       const method = await paymentsRepo.findPaymentMethod(tx, settings.paymentMethodId);
       if (balance >= settings.threshold || account.status !== 'active' || !sub || sub.cancelAtPeriodEnd || !method || !chargeableUnattended(method.type)) {
@@ -351,7 +352,7 @@ export function createPurchaseService(deps: PurchaseDeps) {
             : `An unattended charge of this method may take at most ${formatAmount(limit, account.currency)} (its e-mandate), tax included`,
         );
       }
-      const balance = await repo.balanceOf(tx, accountId);
+      const balance = (await repo.balanceOf(tx, accountId)).available;
       const current = await repo.findAutoRecharge(tx, accountId);
       // Saving the same settings again must not skip the backoff of failed recharges: only
       // switching on or changing the method starts afresh.

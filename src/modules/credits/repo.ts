@@ -1,6 +1,6 @@
-import { and, eq, isNotNull, lte, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { accounts, autoRechargeSettings, creditBalances, creditLedger, testClocks } from '../../db/schema/index.js';
+import { accounts, autoRechargeSettings, creditAlerts, creditBalances, creditLedger, testClocks } from '../../db/schema/index.js';
 import type { Currency } from '../../lib/money.js';
 
 export interface CreditEntry {
@@ -27,7 +27,7 @@ export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceA
           .update(creditBalances)
           .set({ balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at })
           .where(eq(creditBalances.accountId, entry.accountId))
-          .returning({ balance: creditBalances.balance })
+          .returning({ balance: creditBalances.balance, held: creditBalances.held })
       : await db
           .insert(creditBalances)
           .values({ accountId: entry.accountId, currency: entry.currency, balance: entry.amount, updatedAt: entry.at })
@@ -35,7 +35,7 @@ export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceA
             target: creditBalances.accountId,
             set: { balance: sql`${creditBalances.balance} + ${entry.amount}`, updatedAt: entry.at },
           })
-          .returning({ balance: creditBalances.balance });
+          .returning({ balance: creditBalances.balance, held: creditBalances.held });
   if (!balance) throw new Error(`account ${entry.accountId} has no credit balance to debit`);
   await db.insert(creditLedger).values({
     accountId: entry.accountId,
@@ -47,12 +47,28 @@ export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceA
     description: entry.description,
     createdAt: entry.at,
   });
+  if (entry.amount > 0) {
+    // Credits arm the alerts again: the low-balance one once available is back at its line,
+    // the depletion forecast at once (the next sweep forecasts afresh).
+    const available = balance.balance - balance.held;
+    await db
+      .update(creditAlerts)
+      .set({
+        lowBalanceAlertedAt: sql`case when ${creditAlerts.lowBalanceAlertThreshold} <= ${available} then null else ${creditAlerts.lowBalanceAlertedAt} end`,
+        forecastAlertedAt: null,
+        updatedAt: entry.at,
+      })
+      .where(and(eq(creditAlerts.accountId, entry.accountId), or(isNotNull(creditAlerts.lowBalanceAlertedAt), isNotNull(creditAlerts.forecastAlertedAt))));
+  }
   return { balanceAfter: balance.balance };
 }
 
-export async function balanceOf(db: Db, accountId: string): Promise<number> {
-  const [row] = await db.select({ balance: creditBalances.balance }).from(creditBalances).where(eq(creditBalances.accountId, accountId));
-  return row?.balance ?? 0;
+/** The balance and what active holds reserve of it: available is balance - held. */
+export async function balanceOf(db: Db, accountId: string): Promise<{ balance: number; held: number; available: number }> {
+  const [row] = await db.select({ balance: creditBalances.balance, held: creditBalances.held }).from(creditBalances).where(eq(creditBalances.accountId, accountId));
+  const balance = row?.balance ?? 0;
+  const held = row?.held ?? 0;
+  return { balance, held, available: balance - held };
 }
 
 export async function upsertAutoRecharge(db: Db, row: typeof autoRechargeSettings.$inferInsert): Promise<void> {

@@ -4,7 +4,7 @@ import { decodeCursor, paginationQuerySchema } from '../../lib/pagination.js';
 import { errorResponses } from '../../lib/problem.js';
 import { principalOf } from '../../plugins/auth.js';
 import { accountParamsSchema } from '../accounts/schemas.js';
-import { adjustmentBodySchema, creditsSchema, invariantReportSchema, ledgerPageSchema, usageBatchSchema, usageResultSchema } from './schemas.js';
+import { adjustmentBodySchema, creditAlertSettingsSchema, creditAlertsSchema, creditsSchema, invariantReportSchema, ledgerPageSchema, usageBatchSchema, usageResultSchema } from './schemas.js';
 import { paymentMethodInputSchema, paymentSchema, sandboxDescription } from '../payments/schemas.js';
 import { invoiceSchema } from '../billing/schemas.js';
 import { amountInputSchema } from '../../lib/money.js';
@@ -91,9 +91,30 @@ export const creditsRoutes: FastifyPluginAsyncZod<{
     '/v1/accounts/:accountId/credits',
     {
       config: { scope: 'read' },
-      schema: { tags, operationId: 'getCredits', summary: 'Get the credit balance and auto-recharge settings', params: accountParamsSchema, response: { 200: creditsSchema, ...errorResponses(notFound) } },
+      schema: { tags, operationId: 'getCredits', summary: 'Get the credit balance, what holds reserve of it, auto-recharge and alert settings', params: accountParamsSchema, response: { 200: creditsSchema, ...errorResponses(notFound) } },
     },
     async (request) => credits.getCredits(request.params.accountId),
+  );
+
+  app.put(
+    '/v1/accounts/:accountId/credits/alerts',
+    {
+      config: { scope: 'write', audit: 'credits.alerts' },
+      schema: {
+        tags,
+        operationId: 'setCreditAlerts',
+        summary: 'Set the low-balance threshold and the depletion forecast\'s horizon',
+        description:
+          'credits.low_balance (with an email) goes out once when the available balance (balance less holds) falls under the threshold, ' +
+          'and again only after credits lift it back; credits.depletion_forecast once when, at the rate of the last hour and day, credits ' +
+          'would run out within the horizon, and again after the next purchase or recharge. null takes the defaults ' +
+          '(LOW_BALANCE_THRESHOLD_INR / _USD, DEPLETION_FORECAST_HOURS). Changing a line arms its alert again.',
+        params: accountParamsSchema,
+        body: creditAlertSettingsSchema,
+        response: { 200: creditAlertsSchema, ...errorResponses(notFound) },
+      },
+    },
+    async (request) => credits.setAlerts(request.params.accountId, request.body),
   );
 
   app.get(
@@ -146,14 +167,18 @@ export const creditsRoutes: FastifyPluginAsyncZod<{
           'Up to 1,000 events. A voice call costs ceil(duration / pulse length) pulses at the plan\'s per-pulse rate; an SMS its ' +
           'segments at the per-SMS rate. Each event id debits once, whatever the retries: a repeated id answers its first result ' +
           'with `duplicate: true`. An event the balance cannot cover is rejected on its own (`insufficient_credits`) without ' +
-          'failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`).',
+          'failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`). ' +
+          'Balances are checked against the available balance (balance less active holds). An event that names its `holdId` settles ' +
+          'that hold: the hold is freed and the event\'s price debited from what is then available, once; a call that outran its hold ' +
+          'and the balance debits all there is and reports the rest as `shortfall`. A hold that has ended (or is another account\'s) ' +
+          'is ignored and the event rated as any other.',
         body: usageBatchSchema,
         response: { 200: usageResultSchema, ...errorResponses() },
       },
     },
     async (request) => {
       const result = await credits.rateUsage(request.body, principalOf(request));
-      for (const { accountId, balance } of result.balances) noteBalance?.(accountId, balance);
+      for (const { accountId, available } of result.balances) noteBalance?.(accountId, available);
       return result;
     },
   );

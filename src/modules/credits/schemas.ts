@@ -1,18 +1,47 @@
 import { z } from 'zod';
 import { amountInputSchema, currencySchema, minorUnitsSchema } from '../../lib/money.js';
 
+export const creditAlertsSchema = z
+  .object({
+    lowBalanceThreshold: minorUnitsSchema.meta({ description: 'Available balance under which credits.low_balance is sent once (the account\'s own, or the default for its currency)' }),
+    forecastHorizonHours: z.number().int().meta({ description: 'credits.depletion_forecast is sent once when credits would run out within this many hours at the current rate' }),
+    lowBalanceAlerted: z.boolean().meta({ description: 'The low-balance alert is out; credits that lift available back above the threshold arm it again' }),
+    forecastAlerted: z.boolean().meta({ description: 'The depletion forecast is out; the next purchase or recharge arms it again' }),
+  })
+  .meta({ id: 'CreditAlerts', examples: [{ lowBalanceThreshold: 50000, forecastHorizonHours: 168, lowBalanceAlerted: false, forecastAlerted: false }] });
+
+export const creditAlertSettingsSchema = z
+  .object({
+    lowBalanceThreshold: amountInputSchema.nullable().meta({ description: 'Minor units; null: the default for the account\'s currency' }),
+    forecastHorizonHours: z.number().int().min(1).max(24 * 90).nullable().meta({ description: 'Hours; null: the default' }),
+  })
+  .meta({ id: 'CreditAlertSettings', examples: [{ lowBalanceThreshold: 100000, forecastHorizonHours: 72 }] });
+
 export const creditsSchema = z
   .object({
     accountId: z.string(),
     currency: currencySchema,
     balance: minorUnitsSchema,
+    held: minorUnitsSchema.meta({ description: 'Reserved by active holds (calls and messages in progress)' }),
+    available: minorUnitsSchema.meta({ description: 'balance - held: what new calls, holds and auto-recharge\'s threshold go by' }),
     autoRecharge: z
       .object({ enabled: z.boolean(), threshold: minorUnitsSchema, amount: minorUnitsSchema })
       .nullable(),
+    alerts: creditAlertsSchema,
   })
   .meta({
     id: 'Credits',
-    examples: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', currency: 'INR', balance: 199940, autoRecharge: { enabled: true, threshold: 50000, amount: 200000 } }],
+    examples: [
+      {
+        accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y',
+        currency: 'INR',
+        balance: 199940,
+        held: 1200,
+        available: 198740,
+        autoRecharge: { enabled: true, threshold: 50000, amount: 200000 },
+        alerts: { lowBalanceThreshold: 50000, forecastHorizonHours: 168, lowBalanceAlerted: false, forecastAlerted: false },
+      },
+    ],
   });
 
 export const ledgerEntrySchema = z
@@ -59,9 +88,12 @@ export const adjustmentBodySchema = z
 const eventId = z.string().min(1).max(100).regex(/^[\w.:-]+$/, 'letters, digits and . _ : -');
 const accountId = z.string().regex(/^acc_[0-9a-z]{26}$/, 'not an account id');
 
+export const holdIdSchema = z.string().regex(/^hold_[0-9a-z]{26}$/, 'not a hold id');
+const holdId = holdIdSchema.optional().meta({ description: 'The hold taken when the call or message started: settled by this event (debited once, the rest freed)' });
+
 export const usageEventSchema = z.discriminatedUnion('type', [
-  z.object({ id: eventId, accountId, type: z.literal('voice_call'), durationSeconds: z.number().int().min(0).max(86_400) }),
-  z.object({ id: eventId, accountId, type: z.literal('sms'), segments: z.number().int().min(1).max(100) }),
+  z.object({ id: eventId, accountId, type: z.literal('voice_call'), durationSeconds: z.number().int().min(0).max(86_400), holdId }),
+  z.object({ id: eventId, accountId, type: z.literal('sms'), segments: z.number().int().min(1).max(100), holdId }),
 ]);
 
 export const usageBatchSchema = z
@@ -77,7 +109,7 @@ export const usageBatchSchema = z
     examples: [
       {
         events: [
-          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', type: 'voice_call', durationSeconds: 61 },
+          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', type: 'voice_call', durationSeconds: 61, holdId: 'hold_01kb2m3n4p5q6r7s8t9v0w1x2y' },
           { id: 'sms-4410', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', type: 'sms', segments: 2 },
         ],
       },
@@ -96,20 +128,22 @@ export const usageResultSchema = z
         units: z.number().int().meta({ description: 'Pulses or SMS segments' }),
         amount: minorUnitsSchema,
         reason: z.enum(['insufficient_credits', 'account_limited', 'not_billable', 'account_not_found']).nullable(),
+        holdId: z.string().nullable().meta({ description: 'The hold this event settled (or released, when rejected)' }),
+        shortfall: minorUnitsSchema.meta({ description: 'A held call that outran its hold and the balance: the part of its price not covered (amount is what was debited)' }),
         duplicate: z.boolean().meta({ description: 'True when this id was rated before: the original result, nothing debited now' }),
       }),
     ),
-    balances: z.array(z.object({ accountId: z.string(), currency: currencySchema, balance: minorUnitsSchema })),
+    balances: z.array(z.object({ accountId: z.string(), currency: currencySchema, balance: minorUnitsSchema, held: minorUnitsSchema, available: minorUnitsSchema })),
   })
   .meta({
     id: 'UsageResult',
     examples: [
       {
         results: [
-          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 120, reason: null, duplicate: false },
-          { id: 'sms-4410', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 50, reason: null, duplicate: false },
+          { id: 'call-8812', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 120, reason: null, holdId: 'hold_01kb2m3n4p5q6r7s8t9v0w1x2y', shortfall: 0, duplicate: false },
+          { id: 'sms-4410', accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', status: 'debited', units: 2, amount: 50, reason: null, holdId: null, shortfall: 0, duplicate: false },
         ],
-        balances: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', currency: 'INR', balance: 199830 }],
+        balances: [{ accountId: 'acc_01kb2m3n4p5q6r7s8t9v0w1x2y', currency: 'INR', balance: 199830, held: 0, available: 199830 }],
       },
     ],
   });

@@ -1,6 +1,7 @@
 import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { autoRechargeSettings, creditLedger } from '../../db/schema/index.js';
+import { autoRechargeSettings, creditAlerts, creditLedger } from '../../db/schema/index.js';
+import type { Currency } from '../../lib/money.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -8,7 +9,7 @@ import { page } from '../../lib/pagination.js';
 import * as accountsRepo from '../accounts/repo.js';
 import { appendEvents } from '../events/repo.js';
 import { nowForAccount } from '../test-clocks/time.js';
-import { createUsageCommitter } from './usage.js';
+import { createCreditCommitter, type Balance } from './committer.js';
 import * as repo from './repo.js';
 import type { UsageBatch, UsageResult } from './schemas.js';
 
@@ -24,11 +25,14 @@ export function createCreditsService(deps: {
   db: Db;
   clock: Clock;
   usageLanes?: number;
+  /** Low-balance lines of accounts without their own, per currency; and the depletion forecast's horizon. */
+  alerts?: { lowBalance: Record<Currency, number>; forecastHours: number };
   /** Told once an adjustment is committed: this process's caches drop the account. (Usage tells them the balance instead: rateUsage answers it.) */
   accountChanged: (accountId: string) => void;
 }) {
   const { db, clock } = deps;
-  const usage = createUsageCommitter({ db, clock, lanes: deps.usageLanes });
+  const committer = createCreditCommitter({ db, clock, lanes: deps.usageLanes, lowBalanceDefaults: deps.alerts?.lowBalance });
+  const alertDefaults = deps.alerts ?? { lowBalance: { INR: 50_000, USD: 500 }, forecastHours: 168 };
 
   async function mustFind(tx: Db, accountId: string, opts: { forUpdate?: boolean } = {}) {
     const account = await accountsRepo.findAccount(tx, accountId, opts);
@@ -39,12 +43,46 @@ export function createCreditsService(deps: {
   async function getCredits(accountId: string, tx: Db = db) {
     const account = await mustFind(tx, accountId);
     const [settings] = await tx.select().from(autoRechargeSettings).where(eq(autoRechargeSettings.accountId, accountId));
+    const [alerts] = await tx.select().from(creditAlerts).where(eq(creditAlerts.accountId, accountId));
+    const { balance, held } = await repo.balanceOf(tx, accountId);
     return {
       accountId,
       currency: account.currency,
-      balance: await repo.balanceOf(tx, accountId),
+      balance,
+      held,
+      available: balance - held,
       autoRecharge: settings ? { enabled: settings.enabled, threshold: settings.threshold, amount: settings.amount } : null,
+      alerts: {
+        lowBalanceThreshold: alerts?.lowBalanceThreshold ?? alertDefaults.lowBalance[account.currency],
+        forecastHorizonHours: alerts?.forecastHorizonHours ?? alertDefaults.forecastHours,
+        lowBalanceAlerted: alerts?.lowBalanceAlertedAt != null,
+        forecastAlerted: alerts?.forecastAlertedAt != null,
+      },
     };
+  }
+
+  /**
+   * The account's own alert lines (null: the defaults). A line moved above the available
+   * balance alerts at the next debit; an alert already out is armed again when its line moves.
+   */
+  async function setAlerts(accountId: string, input: { lowBalanceThreshold: number | null; forecastHorizonHours: number | null }) {
+    return db.transaction(async (tx) => {
+      const account = await mustFind(tx, accountId);
+      const now = await nowForAccount(tx, account, clock);
+      const row = { accountId, lowBalanceThreshold: input.lowBalanceThreshold, forecastHorizonHours: input.forecastHorizonHours, updatedAt: now };
+      await tx
+        .insert(creditAlerts)
+        .values(row)
+        .onConflictDoUpdate({
+          target: creditAlerts.accountId,
+          set: {
+            ...row,
+            lowBalanceAlertedAt: sql`case when ${creditAlerts.lowBalanceThreshold} is not distinct from ${input.lowBalanceThreshold}::bigint then ${creditAlerts.lowBalanceAlertedAt} end`,
+            forecastAlertedAt: sql`case when ${creditAlerts.forecastHorizonHours} is not distinct from ${input.forecastHorizonHours}::int then ${creditAlerts.forecastAlertedAt} end`,
+          },
+        });
+      return (await getCredits(accountId, tx)).alerts;
+    });
   }
 
   /** Newest first. */
@@ -73,9 +111,9 @@ export function createCreditsService(deps: {
     const adjusted = await db.transaction(async (tx) => {
       const account = await mustFind(tx, accountId, { forUpdate: true });
       const now = await nowForAccount(tx, account, clock);
-      const balance = await repo.balanceOf(tx, accountId);
-      if (balance + input.amount < 0) {
-        throw new AppError('insufficient_credits', `The balance is ${balance}; a debit of ${-input.amount} would make it negative`, { balance });
+      const { balance, held } = await repo.balanceOf(tx, accountId);
+      if (balance - held + input.amount < 0) {
+        throw new AppError('insufficient_credits', `${balance - held} is available (balance ${balance}, held ${held}); a debit of ${-input.amount} would take more`, { balance, held });
       }
       const id = newId('adj', now);
       await repo.applyEntry(tx, {
@@ -105,12 +143,12 @@ export function createCreditsService(deps: {
    */
   async function rateUsage(batch: UsageBatch, viewer: Viewer): Promise<UsageResult> {
     const visible = viewer.accountId ? batch.events.filter((e) => e.accountId === viewer.accountId) : batch.events;
-    const flushed = visible.length ? await usage.submit(visible) : { results: [], balances: new Map() };
+    const flushed = visible.length ? await committer.submitUsage(visible) : { results: [], balances: new Map<string, Balance>() };
     let next = 0;
     const results = batch.events.map((e) => (viewer.accountId && e.accountId !== viewer.accountId ? rejected(e, 'account_not_found') : flushed.results[next++]!));
     const balances = [...flushed.balances]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([accountId, b]) => ({ accountId, currency: b.currency, balance: b.balance }));
+      .map(([accountId, b]) => ({ accountId, currency: b.currency, balance: b.balance, held: b.held, available: b.balance - b.held }));
     return { results, balances };
   }
 
@@ -123,7 +161,10 @@ export function createCreditsService(deps: {
     const only = accountId ? sql`and a.id = ${accountId}` : sql``;
     const rows = await db.execute(sql`
       select a.id as account_id,
-        coalesce(b.balance, 0) as balance,
+        coalesce(b.balance, 0) as balance, coalesce(b.held, 0) as held,
+        coalesce((select sum(h.amount) from credit_holds h where h.account_id = a.id and h.status = 'active'), 0) as holds_sum,
+        (select count(*) from credit_holds h where h.account_id = a.id and h.status = 'settled'
+           and (select count(*) from credit_ledger l where l.source_key = 'usage:' || h.account_id || ':' || h.usage_event_id) <> (case when h.settled_amount > 0 then 1 else 0 end)) as holds_misdebited,
         coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
         (select l.balance_after from credit_ledger l where l.account_id = a.id order by l.id desc limit 1) as last_balance_after,
         (select count(*) from payments p
@@ -142,6 +183,10 @@ export function createCreditsService(deps: {
       const balance = Number(r.balance);
       if (balance !== Number(r.ledger_sum)) violations.push({ accountId: id, rule: 'balance_equals_ledger', detail: `balance ${balance}, ledger sum ${r.ledger_sum}` });
       if (balance < 0) violations.push({ accountId: id, rule: 'non_negative', detail: `balance ${balance}` });
+      const held = Number(r.held);
+      if (held !== Number(r.holds_sum)) violations.push({ accountId: id, rule: 'held_equals_holds', detail: `held ${held}, active holds ${r.holds_sum}` });
+      if (held > balance || held < 0) violations.push({ accountId: id, rule: 'held_within_balance', detail: `held ${held}, balance ${balance}` });
+      if (Number(r.holds_misdebited) > 0) violations.push({ accountId: id, rule: 'hold_debited_once', detail: `${r.holds_misdebited} settled hold(s) without exactly one debit` });
       if (r.last_balance_after !== null && Number(r.last_balance_after) !== balance) {
         violations.push({ accountId: id, rule: 'running_balance', detail: `last entry says ${r.last_balance_after}, balance ${balance}` });
       }
@@ -151,11 +196,11 @@ export function createCreditsService(deps: {
     return { accountsChecked: list.length, violations };
   }
 
-  return { getCredits, listLedger, adjust, rateUsage, checkInvariants, usageStats: usage.stats };
+  return { getCredits, setAlerts, listLedger, adjust, rateUsage, checkInvariants, committer, usageStats: committer.stats };
 }
 
 export type CreditsService = ReturnType<typeof createCreditsService>;
 
 function rejected(event: UsageEvent, reason: NonNullable<Result['reason']>): Result {
-  return { id: event.id, accountId: event.accountId, status: 'rejected', units: 0, amount: 0, reason, duplicate: false };
+  return { id: event.id, accountId: event.accountId, status: 'rejected', units: 0, amount: 0, reason, holdId: null, shortfall: 0, duplicate: false };
 }

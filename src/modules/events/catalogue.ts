@@ -122,7 +122,36 @@ export const eventCatalogue = {
     data: { ...subscriptionRef, invoiceId: id('inv'), paymentId: id('pay').optional().meta({ description: 'The payment that paid it; absent when a credit note or a void settled it' }) },
   },
   'subscription.cancelled': { summary: 'The subscription ended', data: { ...subscriptionRef, reason: z.enum(['cancelled', 'dunning_exhausted']), planId: z.string() } },
-  'credits.low': { summary: 'A debit left the balance under the auto-recharge threshold', data: { accountId, balance: money, threshold: money, currency } },
+  'credits.low': { summary: 'A debit or hold left the available balance under the auto-recharge threshold', data: { accountId, balance: money.meta({ description: 'The available balance (balance less holds)' }), threshold: money, currency } },
+  'credits.low_balance': {
+    summary: 'The available balance (balance less holds) fell under the account\'s low-balance threshold: sent once, again only after credits lift it back',
+    data: { accountId, balance: money, held: money, available: money, threshold: money, currency },
+  },
+  'credits.depletion_forecast': {
+    summary: 'At the current rate of use credits run out within the account\'s forecast horizon: sent once, again only after credits are added',
+    data: {
+      accountId,
+      currency,
+      available: money,
+      spentLastHour: money,
+      spentLastDay: money,
+      ratePerHour: money.meta({ description: 'The faster of the last hour\'s spend and the last day\'s hourly average' }),
+      hoursLeft: z.number().meta({ description: 'available / ratePerHour' }),
+      runsOutAt: iso,
+      horizonHours: z.number().int(),
+      autoRecharge: z
+        .object({
+          threshold: money,
+          amount: money,
+          expectedAt: iso.meta({ description: 'When the available balance reaches the threshold (now, when it is under it)' }),
+          noticeHours: z.number().int().meta({ description: 'Pre-debit notice an Indian e-mandate requires before the charge; 0 elsewhere' }),
+          landsAt: iso.meta({ description: 'When the recharge can be charged, after the notice' }),
+          landsBeforeDepletion: z.boolean(),
+        })
+        .nullable()
+        .meta({ description: 'Auto-recharge, when it is on' }),
+    },
+  },
   'credits.recharged': { summary: 'Auto-recharge added credits', data: { ...paymentRef, invoiceId: id('inv'), credits: money, total: money, currency } },
   'credits.purchased': { summary: 'A top-up added credits', data: { ...paymentRef, invoiceId: id('inv'), credits: money, total: money, currency } },
   'credits.recharge_failed': {

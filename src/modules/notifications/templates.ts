@@ -2,6 +2,7 @@ import { formatAmount, formatDate, formatDateTime, timeZoneForCountry } from '..
 import type { InvoiceDto } from '../billing/schemas.js';
 import type { Entitlements } from '../catalog/entitlements.js';
 import { compose, type AccountForEmail, type AmountRow, type Content, type RenderedEmail } from './layout.js';
+import { durationWords } from '../credits/domain.js';
 
 export type { AccountForEmail, RenderedEmail };
 
@@ -209,6 +210,45 @@ const templates: Record<string, (p: Payload, r: Reading) => Content | null> = {
     subject: 'Upcoming auto-recharge charge',
     blocks: [`As your e-mandate requires, this is notice that your saved payment method will be charged ${r.money(p.amount, p.currency)} on ${r.time(p.chargeAt)} to recharge your credits.`],
   }),
+  'credits.low_balance': (p, r) => ({
+    subject: `Your credits are running low: ${r.money(p.available, p.currency)} left`,
+    heading: 'Your credits are running low',
+    blocks: [
+      `Your available credits fell to ${r.money(p.available, p.currency)}, under your alert threshold of ${r.money(p.threshold, p.currency)}. ` +
+        'When they run out, outbound calls and SMS stop. Top up from your billing console, or turn on auto-recharge, to avoid interruption.',
+      {
+        rows: [
+          { label: 'Balance', value: r.money(p.balance, p.currency) },
+          ...(Number(p.held) > 0 ? [{ label: 'Reserved by calls in progress', value: r.money(p.held, p.currency) }] : []),
+          { label: 'Available', value: r.money(p.available, p.currency), strong: true },
+        ],
+      },
+    ],
+  }),
+  'credits.depletion_forecast': (p, r) => {
+    const ar = p.autoRecharge as { amount: number; landsAt: string; noticeHours: number; landsBeforeDepletion: boolean } | null;
+    const lasts = durationWords(Number(p.hoursLeft));
+    return {
+      subject: `At your current usage, your credits last ${lasts}`,
+      heading: `Your credits last ${lasts}`,
+      blocks: [
+        `At your current rate of use (about ${r.money(p.ratePerHour, p.currency)} an hour), your ${r.money(p.available, p.currency)} of credits last ${lasts}, until about ${r.time(p.runsOutAt)}.`,
+        ar
+          ? ar.landsBeforeDepletion
+            ? `Your auto-recharge of ${r.money(ar.amount, p.currency)} should be charged around ${r.time(ar.landsAt)}${ar.noticeHours > 0 ? `, after the ${ar.noticeHours}-hour pre-debit notice your e-mandate requires` : ''}, before they run out.`
+            : `Your auto-recharge of ${r.money(ar.amount, p.currency)} can only be charged around ${r.time(ar.landsAt)}${ar.noticeHours > 0 ? `, after the ${ar.noticeHours}-hour pre-debit notice your e-mandate requires` : ''}: that is after your credits run out. Top up now to avoid interruption.`
+          : 'Top up from your billing console, or turn on auto-recharge, to avoid interruption.',
+        {
+          rows: [
+            { label: 'Available credits', value: r.money(p.available, p.currency) },
+            { label: 'Used in the last hour', value: r.money(p.spentLastHour, p.currency) },
+            { label: 'Used in the last day', value: r.money(p.spentLastDay, p.currency) },
+            { label: 'Expected to run out', value: r.time(p.runsOutAt), strong: true },
+          ],
+        },
+      ],
+    };
+  },
   'credits.recharged': (p, r) => creditsReceipt(p, r, 'Receipt: your credits were recharged', `Your balance was below your threshold, so we added ${r.money(p.credits, p.currency)} of credits, charging ${r.money(p.total, p.currency)} to your saved method.`),
   'credits.purchased': (p, r) => creditsReceipt(p, r, 'Receipt: credits purchased', `We added ${r.money(p.credits, p.currency)} of credits for ${r.money(p.total, p.currency)}.`),
   'credits.recharge_failed': (p, r) =>
