@@ -175,6 +175,10 @@ t.test('holds are refused for authorize\'s reasons; a trial holds nothing and is
   const trial = await readyAccount(ctx);
   const notListed = await ctx.call('POST', `/v1/accounts/${trial.id}/holds`, { key: ctx.keys.write, body: holdBody('t1') });
   t.same([notListed.status, notListed.body.granted, notListed.body.reason], [200, false, 'number_not_whitelisted']);
+  const listed = await ctx.call('POST', `/v1/accounts/${trial.id}/whitelisted-numbers`, { key: ctx.keys.write, body: { number: '+919876543210' } });
+  t.equal(listed.status, 201);
+  const free = await ctx.call('POST', `/v1/accounts/${trial.id}/holds`, { key: ctx.keys.write, body: holdBody('t2') });
+  t.same([free.status, free.body.granted, free.body.hold.amount], [201, true, 0], 'a trial\'s whitelisted call holds nothing: its plan bills nothing');
   const limited = await paidAccount(ctx, 10000);
   await ctx.query("update accounts set status = 'limited' where id = $1", [limited.id]);
   const res = await ctx.call('POST', `/v1/accounts/${limited.id}/holds`, { key: ctx.keys.write, body: holdBody('l1') });
