@@ -21,11 +21,16 @@ const ACCOUNTS = 10_000;
 const CONNECTIONS = 64;
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const POOL = 10;
-/** BENCH_ONLY=authorize,usage,batch,hot,renewals runs only those figures. */
+/** BENCH_ONLY=authorize,usage,batch,hot,holds,holdhot,renewals runs only those figures. */
 const only = process.env.BENCH_ONLY?.split(',');
 const want = (name: string) => !only || only.includes(name);
 const admin = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const root = new URL('..', import.meta.url).pathname;
+/** The one account of the one-account holds figure: a balance so large its callers never run out. */
+const HOT_ACCOUNT = `acc_benchhot${'1'.padStart(18, '0')}`;
+const HOT_BALANCE = 1_000_000_000_000;
+/** Active holds the money checks settle with usage events, in batches of 500, each batch sent twice. */
+const SETTLE_SAMPLE = 2000;
 
 interface Figure {
   name: string;
@@ -115,6 +120,21 @@ async function dbBaseline(rows: number, seconds: number): Promise<number> {
   await pool.end();
   return done / seconds;
 }
+/** New holds answered (201); a refusal or a duplicate answers 200, an error non-2xx. */
+const grantedOf = (r: autocannon.Result) => r.statusCodeStats?.['201']?.count ?? 0;
+/** Granted holds per second: the load's requests per second, counting only the granted ones. */
+const grantedPerSecond = (r: autocannon.Result) => r.requests.average * Math.min(grantedOf(r) / Math.max(r.requests.total, 1), 1);
+const notGranted = (r: autocannon.Result) => {
+  const other = r.statusCodeStats?.['200']?.count ?? 0;
+  return other === 0 ? '' : ` (${other} not granted)`;
+};
+
+/** One DB baseline per number of rows a run: the usage and the holds figures share it. */
+const baselines = new Map<number, Promise<number>>();
+const dbBaselineOnce = (rows: number, seconds: number) => {
+  if (!baselines.has(rows)) baselines.set(rows, dbBaseline(rows, seconds));
+  return baselines.get(rows)!;
+};
 
 async function main() {
   await sql(admin, `create database ${dbName}`);
@@ -130,6 +150,19 @@ async function main() {
     );
     await sql(dbUrl, `insert into credit_balances select id, 'INR', 1000000, now() from accounts`);
     await sql(dbUrl, `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at) select id, 'adjustment', 1000000, 'INR', 1000000, 'bench:' || id, 'bench seed', now() from accounts`);
+    // One more, for holds on one account: 10^12 paise, with its ledger entry, so the invariants hold.
+    await sql(
+      dbUrl,
+      `insert into accounts (id, name, email, country, currency, status, kyc_status, plan_id, created_at, updated_at)
+         values ($1, 'Bench hot', 'hot@bench.example', 'IN', 'INR', 'active', 'approved', 'plan_starter_v1', now(), now())`,
+      [HOT_ACCOUNT],
+    );
+    await sql(dbUrl, `insert into credit_balances (account_id, currency, balance, updated_at) values ($1, 'INR', $2, now())`, [HOT_ACCOUNT, HOT_BALANCE]);
+    await sql(
+      dbUrl,
+      `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at) values ($1, 'adjustment', $2, 'INR', $2, 'bench:' || $1, 'bench seed', now())`,
+      [HOT_ACCOUNT, HOT_BALANCE],
+    );
     const { key, prefix } = generateApiKey();
     // The api runs without SECRETS_KEYS here: hashed as it will hash it, under the development key.
     const { hash, hashKid } = createKeyHasher(developmentKeyRing).hash(key);
@@ -166,17 +199,25 @@ async function main() {
     const usageLoad = (connections: number, events: () => object[]) =>
       load({ url: `http://127.0.0.1:${apiPort}`, connections, requests: [{ method: 'POST', path: '/v1/usage', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: events() }) }) }] });
 
+    // Warm-up, not measured: each account once, as a running api has them in memory (authorize's facts, which holds use too).
+    let warm = false;
+    const warmUp = async () => {
+      if (warm) return;
+      warm = true;
+      const all = [...accountIds, HOT_ACCOUNT];
+      let next = 0;
+      await load({
+        url: `http://127.0.0.1:${apiPort}`,
+        amount: all.length,
+        requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, path: `/v1/accounts/${all[next++ % all.length]}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }) }],
+      });
+    };
+
     if (want('authorize')) {
       const bareCpu = cpuOf(bareServer.pid!);
       const bare = await load({ url: `http://127.0.0.1:${barePort}/hello` });
       notes.push(cpuNote('bare Fastify', bareCpu, cpuOf(bareServer.pid!), bare.requests.total).replace('api ', 'server '));
-      // Warm-up, not measured: each account once, as a running api has them in memory.
-      let next = 0;
-      await load({
-        url: `http://127.0.0.1:${apiPort}`,
-        amount: ACCOUNTS,
-        requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, path: `/v1/accounts/${accountIds[next++ % ACCOUNTS]}/authorize`, body: JSON.stringify({ action: 'outbound_call', destination: '+14155550123' }) }) }],
-      });
+      await warmUp();
       const cpuBefore = cpuOf(api.pid!);
       const authorize = await load({
         url: `http://127.0.0.1:${apiPort}`,
@@ -195,19 +236,21 @@ async function main() {
         { name: 'api peak RSS under authorize load', value: peakRss(api.pid!), unit: 'MB', baseline: null, target: { of: 'value', op: '<=', value: 200 } },
       );
     }
-    /** A usage load, with the api's CPU per event and events per transaction noted. */
-    const measuredUsage = async (what: string, connections: number, perRequest: number, events: () => object[]) => {
+    /** A load on the credit committer (usage events, holds), with the api's CPU per op and ops per transaction noted. */
+    const measured = async (what: string, op: string, perRequest: number, run: () => Promise<autocannon.Result>) => {
       const before = { cpu: cpuOf(api.pid!), stats: await usageStats(), postgres: postgresCpu() };
-      const result = await usageLoad(connections, events);
+      const result = await run();
       const stats = await usageStats();
       const eventsDone = result.requests.total * perRequest;
       // Approximate: a Postgres process that ended during the load takes its CPU time with it.
       const pgSeconds = postgresCpu() - before.postgres;
-      const postgres = pgSeconds > 0 ? `Postgres CPU per event ${((pgSeconds * 1e6) / Math.max(eventsDone, 1)).toFixed(0)} us` : 'Postgres CPU per event n/a';
-      const perTx = `${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} events per transaction`;
-      notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), eventsDone).replace('request', 'event')}; ${postgres}; ${perTx}`);
+      const postgres = pgSeconds > 0 ? `Postgres CPU per ${op} ${((pgSeconds * 1e6) / Math.max(eventsDone, 1)).toFixed(0)} us` : `Postgres CPU per ${op} n/a`;
+      const perTx = `${((stats.events - before.stats.events) / Math.max(stats.transactions - before.stats.transactions, 1)).toFixed(1)} ${op}s per transaction`;
+      notes.push(`${cpuNote(what, before.cpu, cpuOf(api.pid!), eventsDone).replace('request', op)}; ${postgres}; ${perTx}`);
       return result;
     };
+    /** A usage load, with the api's CPU per event and events per transaction noted. */
+    const measuredUsage = (what: string, connections: number, perRequest: number, events: () => object[]) => measured(what, 'event', perRequest, () => usageLoad(connections, events));
     const usageStats = async () => {
       const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
       const read = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
@@ -217,18 +260,131 @@ async function main() {
     const batch = want('batch')
       ? await measuredUsage('batch usage', 8, 500, () => Array.from({ length: 500 }, () => ({ id: `b${n++}`, accountId: pick(), type: 'sms', segments: 1 })))
       : null;
-    const hot = want('hot') ? await measuredUsage('one-account usage', CONNECTIONS, 1, () => [{ id: `h${n++}`, accountId: accountIds[0]!, type: 'sms', segments: 1 }]) : null;
+    const hot = want('hot') ? await measuredUsage('one-account usage', CONNECTIONS, 1, () => [{ id: `h${n++}`, accountId: HOT_ACCOUNT, type: 'sms', segments: 1 }]) : null;
+    // Holds: an SMS of one segment each, a new reference each time, so every answer should be a new hold (201).
+    const holdLoad = (account: () => string) =>
+      load({
+        url: `http://127.0.0.1:${apiPort}`,
+        requests: [
+          {
+            method: 'POST',
+            headers,
+            setupRequest: (req) => ({
+              ...req,
+              path: `/v1/accounts/${account()}/holds`,
+              body: JSON.stringify({ action: 'outbound_sms', destination: '+14155550123', reference: `hr${n++}`, units: 1, ttlSeconds: 3600 }),
+            }),
+          },
+        ],
+      });
+    if (want('holds') || want('holdhot')) await warmUp();
+    const holds = want('holds') ? await measured(`holds over ${ACCOUNTS} accounts`, 'hold', 1, () => holdLoad(pick)) : null;
+    const holdHot = want('holdhot') ? await measured('one-account holds', 'hold', 1, () => holdLoad(() => HOT_ACCOUNT)) : null;
+    /**
+     * Money after the hold loads, while the api runs: held is the sum of each account's active
+     * holds and within its balance, every hold asked was granted; then a sample of holds is
+     * settled by usage events naming them (each batch sent twice), each settled hold debited
+     * exactly once, and the api's own ledger invariants hold. Notes what it found.
+     */
+    const checkHolds = async (results: autocannon.Result[]): Promise<boolean> => {
+      const problems: string[] = [];
+      const granted = results.reduce((sum, r) => sum + grantedOf(r), 0);
+      const refused = results.reduce((sum, r) => sum + (r.statusCodeStats?.['200']?.count ?? 0), 0);
+      if (refused > 0) problems.push(`${refused} holds not granted (200)`);
+      const before = (
+        await sql(
+          dbUrl,
+          `select count(*) filter (where b.held <> coalesce(h.total, 0))::int as mismatched,
+             count(*) filter (where b.held > b.balance or b.held < 0)::int as over,
+             (select count(*) from credit_holds)::int as holds,
+             (select count(*) from credit_holds where status <> 'active')::int as ended
+           from credit_balances b
+           left join (select account_id, sum(amount) as total from credit_holds where status = 'active' group by account_id) h on h.account_id = b.account_id`,
+        )
+      ).rows[0] as { mismatched: number; over: number; holds: number; ended: number };
+      if (before.mismatched > 0) problems.push(`${before.mismatched} accounts whose held is not the sum of their active holds`);
+      if (before.over > 0) problems.push(`${before.over} accounts holding more than their balance`);
+      if (before.ended > 0) problems.push(`${before.ended} holds ended before anything settled them`);
+      // A request cut off when a load ended (or by a client error) may have held without its answer counted: at most one per connection.
+      const unanswered = results.reduce((sum, r) => sum + CONNECTIONS + r.errors, 0);
+      if (before.holds < granted || before.holds > granted + unanswered) problems.push(`${before.holds} holds in the database for ${granted} granted answers`);
+
+      const sample = (await sql(dbUrl, `select id, account_id from credit_holds where status = 'active' order by random() limit $1`, [SETTLE_SAMPLE])).rows as Array<{ id: string; account_id: string }>;
+      const events = sample.map((h) => ({ id: `settle-${h.id}`, accountId: h.account_id, type: 'sms', segments: 1, holdId: h.id }));
+      let wrongAnswers = 0;
+      for (let i = 0; i < events.length; i += 500) {
+        const batch = events.slice(i, i + 500);
+        for (const retry of [false, true]) {
+          const response = await fetch(`http://127.0.0.1:${apiPort}/v1/usage`, { method: 'POST', headers, body: JSON.stringify({ events: batch }) });
+          if (response.status !== 200) {
+            problems.push(`usage batch ${i / 500 + 1}${retry ? ' (sent again)' : ''} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+            continue;
+          }
+          const { results: answers } = (await response.json()) as { results: Array<{ id: string; status: string; holdId: string | null; duplicate: boolean }> };
+          wrongAnswers += batch.filter((e, j) => {
+            const a = answers[j];
+            return !a || a.id !== e.id || a.status !== 'debited' || a.holdId !== e.holdId || a.duplicate !== retry;
+          }).length;
+        }
+      }
+      if (wrongAnswers > 0) problems.push(`${wrongAnswers} settling answers not debited against their hold (or not duplicate when sent again)`);
+      const settled = (
+        await sql(
+          dbUrl,
+          `select count(*)::int as found,
+             count(*) filter (where h.status = 'settled' and h.usage_event_id = 'settle-' || h.id and h.settled_amount > 0)::int as settled,
+             count(*) filter (where (select count(*) from credit_ledger l
+                                      where l.source_key = 'usage:' || h.account_id || ':' || h.usage_event_id and l.amount = -h.settled_amount) = 1)::int as debited_once
+           from credit_holds h where h.id = any($1::text[])`,
+          [sample.map((h) => h.id)],
+        )
+      ).rows[0] as { found: number; settled: number; debited_once: number };
+      if (settled.settled !== sample.length) problems.push(`${sample.length - settled.settled} of ${sample.length} sampled holds not settled by their event`);
+      if (settled.debited_once !== sample.length) problems.push(`${sample.length - settled.debited_once} of ${sample.length} sampled holds without exactly one ledger debit`);
+
+      const invariantsStart = Date.now();
+      const invariants = await fetch(`http://127.0.0.1:${apiPort}/v1/ops/ledger-invariants`, { headers: { authorization: headers.authorization } });
+      const invariantsSeconds = (Date.now() - invariantsStart) / 1000;
+      let checked = 0;
+      if (invariants.status !== 200) problems.push(`ledger-invariants answered ${invariants.status}`);
+      else {
+        const report = (await invariants.json()) as { accountsChecked: number; violations: Array<{ accountId: string; rule: string; detail: string }> };
+        checked = report.accountsChecked;
+        if (report.accountsChecked !== ACCOUNTS + 1) problems.push(`ledger-invariants checked ${report.accountsChecked} accounts, not ${ACCOUNTS + 1}`);
+        if (report.violations.length > 0) {
+          const rules = [...new Set(report.violations.map((v) => v.rule))].join(', ');
+          problems.push(`${report.violations.length} ledger invariant violations (${rules}; first: ${report.violations[0]!.accountId} ${report.violations[0]!.detail})`);
+        }
+      }
+      notes.push(
+        problems.length === 0
+          ? `holds money checks: ${granted} granted, ${before.holds} holds in the database, held = active holds and within balance on every account; ` +
+              `${sample.length} holds settled by usage events sent twice, each settled with one ledger debit; ledger invariants hold on ${checked} accounts (checked in ${invariantsSeconds.toFixed(1)} s)`
+          : `holds money checks BROKEN: ${problems.join('; ')}`,
+      );
+      return problems.length === 0;
+    };
+    // Money after the holds, checked and settled while the api runs.
+    const holdsCorrect = holds || holdHot ? await checkHolds([holds, holdHot].filter((r) => r !== null)) : true;
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : null)));
 
     if (usage) {
-      const dbSpread = await dbBaseline(ACCOUNTS, DURATION);
+      const dbSpread = await dbBaselineOnce(ACCOUNTS, DURATION);
       figures.push({ name: `single-event usage debits/s over ${ACCOUNTS} accounts${ok(usage)}`, value: usage.requests.average, unit: 'debits/s', baseline: dbSpread, target: { of: 'ratio', op: '>=', value: 0.7 } });
     }
     if (batch) figures.push({ name: `batch usage ingest, batches of 500${ok(batch)}`, value: batch.requests.average * 500, unit: 'events/s', baseline: null, target: { of: 'value', op: '>=', value: 20_000 } });
     if (hot) {
-      const dbSingle = await dbBaseline(1, DURATION);
+      const dbSingle = await dbBaselineOnce(1, DURATION);
       figures.push({ name: `debits/s to one account, ${CONNECTIONS} callers${ok(hot)}`, value: hot.requests.average, unit: 'debits/s', baseline: dbSingle, target: { of: 'ratio', op: '>=', value: 1.0 } });
+    }
+    if (holds) {
+      const dbSpread = await dbBaselineOnce(ACCOUNTS, DURATION);
+      figures.push({ name: `holds granted/s over ${ACCOUNTS} accounts${ok(holds)}${notGranted(holds)}`, value: grantedPerSecond(holds), unit: 'holds/s', baseline: dbSpread, target: { of: 'ratio', op: '>=', value: 0.7 } });
+    }
+    if (holdHot) {
+      const dbSingle = await dbBaselineOnce(1, DURATION);
+      figures.push({ name: `holds granted/s on one account, ${CONNECTIONS} callers${ok(holdHot)}${notGranted(holdHot)}`, value: grantedPerSecond(holdHot), unit: 'holds/s', baseline: dbSingle, target: { of: 'ratio', op: '>=', value: 1.0 } });
     }
 
     // The renewal wave: its own database and worker, after the api has stopped.
@@ -255,7 +411,7 @@ async function main() {
          where b.balance <> (select coalesce(sum(amount), 0) from credit_ledger l where l.account_id = a.id) or b.balance < 0`,
     );
     const debits = await sql(dbUrl, `select (select count(*) from usage_events where status = 'debited' and amount > 0)::int as events, (select count(*) from credit_ledger where kind = 'usage')::int as entries`);
-    const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries && renewalsCorrect;
+    const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries && renewalsCorrect && holdsCorrect;
 
     const met = (f: Figure) => {
       const v = f.target.of === 'ratio' && f.baseline ? f.value / f.baseline : f.value;
@@ -274,6 +430,7 @@ async function main() {
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     console.log([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n'));
     console.log(`\ncorrectness after load: ${correct ? 'ledger sums match, every accepted event debited once' : 'BROKEN'} (${debits.rows[0].events} debits)`);
+    if (holds || holdHot) console.log(`holds after load: ${holdsCorrect ? 'held matches the active holds, settled holds debited once, no invariant violated' : 'BROKEN'}`);
     for (const note of notes) console.log(note);
     writeFileSync(
       new URL('./results/latest.json', import.meta.url),
