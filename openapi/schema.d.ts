@@ -482,7 +482,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the account's subscription */
+        /**
+         * Get the account's subscription
+         * @description The live one; after it ended, the one that ended last (`status: cancelled`, with `endedAt`).
+         */
         get: operations["getSubscription"];
         put?: never;
         post?: never;
@@ -7789,7 +7792,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such account (`account_not_found`), or no subscription yet (`subscription_not_found`) */
+            /** @description No such account (`account_not_found`), or never subscribed (`subscription_not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;

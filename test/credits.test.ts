@@ -155,6 +155,11 @@ t.test('every authorization reason', async (t) => {
   const sixth = await ctx.call('POST', `/v1/accounts/${phones.id}/exophones`, { body: { number: '+918045678999' } });
   t.equal(sixth.status, 409);
   t.equal(sixth.body.code, 'exophone_limit_reached');
+  t.equal((await ctx.call('GET', `/v1/accounts/${phones.id}/exophones`)).body.limit, 5, 'Starter: 5');
+  const minimum = (await ctx.call('GET', '/v1/plans/plan_enterprise_v1')).body.prices.find((p: any) => p.currency === 'INR').minInitialCredits;
+  const enterprise = await paidAccount(ctx, 100000, { planId: 'plan_enterprise_v1', billingCycle: 'annual', initialCredits: minimum });
+  const list = await ctx.call('GET', `/v1/accounts/${enterprise.id}/exophones`);
+  t.same([list.status, list.body.limit], [200, null], 'Enterprise: unlimited is null, as /entitlements says');
 });
 
 t.test('ExoPhones: a paid plan\'s limit, release, and one owner per number', async (t) => {

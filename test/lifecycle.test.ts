@@ -128,6 +128,8 @@ t.test('a cancellation ends at the period end and limits the account; a withdraw
   t.equal(gone.status, 'limited');
   t.equal((await w.ctx.call('GET', `/v1/accounts/${leaving.account.id}/entitlements`)).body.outbound, 'blocked', 'no outbound calls or SMS');
   t.equal((await w.ctx.call('GET', `/v1/subscriptions/${leaving.subscription.id}`)).body.status, 'cancelled');
+  const ended = await w.ctx.call('GET', `/v1/accounts/${leaving.account.id}/subscription`);
+  t.same([ended.status, ended.body.id, ended.body.status, typeof ended.body.endedAt], [200, leaving.subscription.id, 'cancelled', 'string'], 'the account\'s subscription is the one that ended');
   t.equal((await invoicesOf(w.ctx, leaving.account.id)).length, 1, 'no renewal invoice');
   t.equal((await w.ctx.call('GET', `/v1/accounts/${staying.account.id}`)).body.status, 'active');
   t.equal((await invoicesOf(w.ctx, staying.account.id)).length, 2, 'the resumed one renewed');

@@ -19,10 +19,11 @@ export const billingRoutes: FastifyPluginAsyncZod<{ billing: BillingService }> =
         tags: ['Subscriptions'],
         operationId: 'getSubscription',
         summary: 'Get the account\'s subscription',
+        description: 'The live one; after it ended, the one that ended last (`status: cancelled`, with `endedAt`).',
         params: accountParamsSchema,
         response: {
           200: subscriptionSchema,
-          ...errorResponses({ 404: 'No such account (`account_not_found`), or no subscription yet (`subscription_not_found`)' }),
+          ...errorResponses({ 404: 'No such account (`account_not_found`), or never subscribed (`subscription_not_found`)' }),
         },
       },
     },

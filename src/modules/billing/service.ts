@@ -38,7 +38,8 @@ export function createBillingService(deps: { db: Db; clock: Clock; taxation: Tax
 
   async function getSubscription(accountId: string) {
     if (!(await accountsRepo.findAccount(db, accountId))) throw new AppError('account_not_found', `No account ${accountId}`);
-    const row = await subscriptionsRepo.findLiveSubscription(db, accountId);
+    // After one ended (cancelled, or dunning exhausted), the account's subscription is that one, with its endedAt.
+    const row = await subscriptionsRepo.findLatestSubscription(db, accountId);
     if (!row) throw new AppError('subscription_not_found', `Account ${accountId} has no subscription`);
     const plan = (await catalogRepo.findPlan(db, row.planId))!;
     return toSubscriptionDto(row, plan, await paymentsRepo.findPaymentMethod(db, row.paymentMethodId));

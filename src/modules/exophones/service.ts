@@ -30,7 +30,7 @@ export function createExophonesService(deps: { db: Db; clock: Clock }) {
       .where(and(eq(exophones.accountId, accountId), isNull(exophones.releasedAt)))
       .orderBy(asc(exophones.purchasedAt));
     const plan = await catalogRepo.findPlan(db, account.planId);
-    return { data: rows.map(toDto), limit: plan?.entitlements.exophones.limit ?? 0, trialNumbers: plan?.entitlements.exophones.trialNumbers ?? 0 };
+    return { data: rows.map(toDto), limit: plan ? plan.entitlements.exophones.limit : 0, trialNumbers: plan?.entitlements.exophones.trialNumbers ?? 0 };
   }
 
   async function purchase(accountId: string, input: string) {

@@ -1,4 +1,4 @@
-import { and, eq, ne, sql } from 'drizzle-orm';
+import { and, desc, eq, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { subscriptions } from '../../db/schema/index.js';
 
@@ -21,6 +21,17 @@ export async function findLiveSubscription(db: Db, accountId: string): Promise<S
     .select()
     .from(subscriptions)
     .where(and(eq(subscriptions.accountId, accountId), ne(subscriptions.status, 'cancelled')));
+  return row;
+}
+
+/** The live subscription, or else the one that ended last: what the account's subscription is now. */
+export async function findLatestSubscription(db: Db, accountId: string): Promise<SubscriptionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(subscriptions)
+    .where(eq(subscriptions.accountId, accountId))
+    .orderBy(sql`${subscriptions.status} = 'cancelled'`, desc(subscriptions.createdAt))
+    .limit(1);
   return row;
 }
 
