@@ -25,7 +25,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
   const notifications = createNotificationsService({ db: database.db, clock, mailer, taxation: taxationOf(config), creditNotePdf: creditNotePdfById(database.db, clock) });
 
-  const { payments, renewals, purchases, webhooks, secrets, creditNotes } = createServices(runtime);
+  const { payments, renewals, purchases, webhooks, secrets, creditNotes, holds, forecasts } = createServices(runtime);
   // Secrets at rest under the current SECRETS_KEYS key (legacy or rotated-out forms sealed
   // again); in the background: a failure is logged and `ops secrets:rotate` does the same.
   void secrets
@@ -35,7 +35,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       else if (done.webhooks.resealed || done.apiKeys.rehashed) logger.info(done, 'secrets sealed under the current key');
     })
     .catch((err) => logger.error({ err }, 'could not seal secrets under the current key; run `ops secrets:rotate`'));
-  const services = { payments, renewals, purchases, webhooks, creditNotes };
+  const services = { payments, renewals, purchases, webhooks, creditNotes, holds, forecasts };
   const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
     connection,
     prefix: config.QUEUE_PREFIX,

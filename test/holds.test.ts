@@ -162,10 +162,19 @@ t.test('a crashed caller\'s holds expire and are released by the workers; author
   t.ok(sweep.everyMs <= 5000, 'every few seconds');
   t.same(await sweep.run(), { expired: 1 });
   t.equal(await ctx.services.holds.expireDue(), 0, 'once');
+  // Past its time, a hold no worker has freed yet cannot be extended or spent: it ends when touched.
+  const late = await ctx.call('POST', `/v1/accounts/${account.id}/authorize`, { key: ctx.keys.write, body: { action: 'outbound_call', destination: '+919876543210', hold: { reference: 'c4', ttlSeconds: 10 } } });
+  t.equal(late.body.allowed, true);
+  ctx.clock.advance(10_000);
+  const extendLate = await ctx.call('POST', `/v1/holds/${late.body.hold.id}/extend`, { key: ctx.keys.write, body: { units: 1 } });
+  t.same([extendLate.status, extendLate.body.code], [409, 'hold_not_active']);
+  t.equal((await ctx.call('GET', `/v1/holds/${late.body.hold.id}`, { key: ctx.keys.read })).body.status, 'expired');
+  t.equal(await ctx.services.holds.expireDue(), 0, 'nothing left for the sweep');
   const states = await ctx.query('select reference, status from credit_holds where account_id = $1 order by reference', [account.id]);
   t.same(states.rows, [
     { reference: 'c1', status: 'expired' },
     { reference: 'c2', status: 'active' },
+    { reference: 'c4', status: 'expired' },
   ]);
   const after = await ctx.call('POST', `/v1/accounts/${account.id}/authorize`, { key: ctx.keys.read, body: { action: 'outbound_call', destination: '+919876543210' } });
   t.equal(after.body.allowed, true, 'the expired hold\'s credits are available again');

@@ -119,7 +119,7 @@ t.test('maintenance purges records past 24 hours and keeps the rest', async (t) 
   ctx.clock.advance(23 * 3600_000);
   await ctx.call('POST', '/v1/accounts', { body, headers: { 'idempotency-key': 'new' } });
   ctx.clock.advance(2 * 3600_000);
-  const purge = maintenanceTasks({ db: ctx.database.db, clock: ctx.clock, payments: ctx.services.payments, renewals: ctx.services.renewals, purchases: ctx.services.purchases, webhooks: ctx.services.webhooks, queues: ctx.queues, schedulerIntervalMs: 1000 }).find((task) => task.name.startsWith('purge'))!;
+  const purge = maintenanceTasks({ db: ctx.database.db, clock: ctx.clock, ...ctx.services, queues: ctx.queues, schedulerIntervalMs: 1000 }).find((task) => task.name.startsWith('purge'))!;
   t.same(await purge.run(), { purged: 1 });
   const { rows } = await ctx.query('select key from idempotency_keys');
   t.same(rows.map((r: any) => r.key), ['new']);

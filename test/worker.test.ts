@@ -5,7 +5,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { createNotificationsService } from '../src/modules/notifications/service.js';
 import { startWorkers } from '../src/worker.js';
-import { approveKyc, createAccount, setup } from './helper.js';
+import { approveKyc, createAccount, paidAccount, setup } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
 t.test('relay moves each committed outbox row to the queue once, under its event id', async (t) => {
@@ -110,6 +110,25 @@ t.test('the worker process relays and emails end to end', async (t) => {
   while (smtp.received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.equal(smtp.received.length, 1);
   t.match(smtp.received[0]!.raw, /Address proof expired/);
+});
+
+t.test('the worker process frees a crashed caller\'s expired holds', async (t) => {
+  const ctx = await setup(t, { SCHEDULER_INTERVAL_MS: '100' });
+  const account = await paidAccount(ctx, 1000);
+  const held = await ctx.call('POST', `/v1/accounts/${account.id}/holds`, { key: ctx.keys.write, body: { action: 'outbound_call', destination: '+919876543210', reference: 'crashed', ttlSeconds: 10 } });
+  t.equal(held.status, 201);
+  const workers = await startWorkers({ config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock }, { mailer: { send: async () => {}, close: () => {} } as never });
+  t.teardown(() => workers.close());
+  ctx.clock.advance(11_000);
+  const deadline = Date.now() + 20_000;
+  let status = 'active';
+  while (status === 'active' && Date.now() < deadline) {
+    status = (await ctx.call('GET', `/v1/holds/${held.body.hold.id}`, { key: ctx.keys.read })).body.status;
+    if (status === 'active') await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(status, 'expired', 'released by the running worker');
+  const credits = await ctx.call('GET', `/v1/accounts/${account.id}/credits`);
+  t.same([credits.body.held, credits.body.available], [0, 1000]);
 });
 
 t.test('without SMTP_URL, development emails are written as .eml files', async (t) => {

@@ -36,9 +36,8 @@ export function maintenanceTasks(deps: {
   creditNotes?: CreditNotesService;
   queues: Queues;
   schedulerIntervalMs: number;
-  /** Without them (an older caller), holds only end when settled or released, and no forecasts are sent. */
-  holds?: HoldsService;
-  forecasts?: DepletionForecasts;
+  holds: HoldsService;
+  forecasts: DepletionForecasts;
 }): PeriodicTask[] {
   return [
     {
@@ -68,12 +67,12 @@ export function maintenanceTasks(deps: {
       // A crashed caller's holds: freed within seconds of their time running out.
       name: 'release expired holds',
       everyMs: Math.min(deps.schedulerIntervalMs, 5_000),
-      run: async () => ({ expired: (await deps.holds?.expireDue()) ?? 0 }),
+      run: async () => ({ expired: await deps.holds.expireDue() }),
     },
     {
       name: 'send depletion forecasts',
       everyMs: 60_000,
-      run: async () => ({ sent: (await deps.forecasts?.sweep()) ?? 0 }),
+      run: async () => ({ sent: await deps.forecasts.sweep() }),
     },
     {
       name: 'purge expired idempotency records',

@@ -320,6 +320,7 @@ export function createCreditCommitter(deps: {
         const priced = account.rates ? rate(event, account.rates) : { units: 0, amount: 0 };
         // The hold it names, if it is this account's and still active: freed now, its credits available to this event.
         const named = event.holdId ? holdsById.get(event.holdId) : undefined;
+        if (named && named.accountId === event.accountId) lapse(named, account);
         const hold = named && named.accountId === event.accountId && named.status === 'active' ? named : null;
         const at = account.now.toISOString();
         if (hold) {
@@ -382,6 +383,15 @@ export function createCreditCommitter(deps: {
         results.push({ kind: 'usage', result });
       }
 
+      /** A hold whose time ran out before a worker freed it ends now: nothing may extend or spend it any more. */
+      function lapse(hold: Hold, account: { now: Date; held: number }): boolean {
+        if (hold.status !== 'active' || hold.expiresAt > account.now) return false;
+        account.held -= hold.amount;
+        Object.assign(hold, { status: 'expired', updatedAt: account.now });
+        changedHolds.set(hold.id, hold);
+        return true;
+      }
+
       function applyHoldOp(op: Exclude<CreditOp, { kind: 'usage' }>, account: typeof accounts extends Map<string, infer A> ? A | undefined : never): OpResult {
         const refuse = (refused: HoldRefusal, hold: Hold | null = null): OpResult => ({ kind: 'hold', hold, refused, duplicate: false });
         if (!account) return refuse('hold_not_found');
@@ -389,7 +399,10 @@ export function createCreditCommitter(deps: {
         const available = () => account.balance - account.held;
         if (op.kind === 'hold') {
           const existing = holdsByRef.get(keyOf(op.accountId, op.reference));
-          if (existing) return { kind: 'hold', hold: existing, refused: null, duplicate: true };
+          if (existing) {
+            lapse(existing, account);
+            return { kind: 'hold', hold: existing, refused: null, duplicate: true };
+          }
           if (account.status === 'limited') return refuse('account_limited');
           const unitAmount = unitAmountOf(op.action, account.rates);
           const amount = unitAmount * op.units;
@@ -420,7 +433,9 @@ export function createCreditCommitter(deps: {
         }
         const hold = holdsById.get(op.holdId);
         if (!hold || hold.accountId !== op.accountId) return refuse('hold_not_found');
+        const lapsed = lapse(hold, account);
         if (op.kind === 'release') {
+          if (lapsed) return { kind: 'hold', hold, refused: null, duplicate: false };
           // Releasing what has ended already answers it as it is; an expiry the caller extended meanwhile is no longer due.
           if (hold.status !== 'active' || (op.expire && hold.expiresAt > now)) return { kind: 'hold', hold, refused: null, duplicate: hold.status !== 'active' };
           account.held -= hold.amount;
