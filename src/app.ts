@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { secretsKeysOf, type Config } from './config.js';
 import type { Database } from './db/client.js';
+import { schemaVersion } from './db/schema-version.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
 import { errorResponses } from './lib/problem.js';
@@ -132,10 +133,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       schema: {
         tags: ['Operations'],
         operationId: 'readyz',
-        summary: 'Readiness: Postgres answers (Redis reported, not required)',
+        summary: 'Readiness: Postgres answers on a schema this build knows (Redis reported, not required)',
         description:
-          'Ready (200) while Postgres answers: everything the api serves needs only Postgres. Without Redis the answer is ' +
-          '200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres.',
+          'Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves ' +
+          'needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers ' +
+          'catch up when it is back). 503 without Postgres, or with its schema behind (run `npm run migrate`).',
         security: [],
         response: {
           200: z.object({ status: z.enum(['ready', 'degraded']), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
@@ -145,7 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     async (request, reply) => {
       const checks = await readiness(deps);
-      if (checks.postgres === 'ok') {
+      if (checks.postgres === 'ok' && checks.schema === 'ok') {
         if (checks.redis === 'ok') return { status: 'ready' as const, checks };
         request.log.warn({ checks }, 'degraded: Redis does not answer');
         return { status: 'degraded' as const, checks };
@@ -189,6 +191,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 async function readiness(deps: AppDeps): Promise<Record<string, 'ok' | 'failed'>> {
   const within = <T>(p: Promise<T>) =>
     Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref())]);
-  const [postgres, redis] = await Promise.allSettled([within(deps.database.ping()), within(deps.redis.ping())]);
-  return { postgres: postgres.status === 'fulfilled' ? 'ok' : 'failed', redis: redis.status === 'fulfilled' ? 'ok' : 'failed' };
+  const [postgres, redis, schema] = await Promise.allSettled([within(deps.database.ping()), within(deps.redis.ping()), within(schemaVersion(deps.database.db))]);
+  return {
+    postgres: postgres.status === 'fulfilled' ? 'ok' : 'failed',
+    schema: schema.status === 'fulfilled' && schema.value.missing === null ? 'ok' : 'failed',
+    redis: redis.status === 'fulfilled' ? 'ok' : 'failed',
+  };
 }

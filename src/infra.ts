@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { migratesOnStart, type Config } from './config.js';
 import { openPGlite, openPostgres, type Database } from './db/client.js';
+import { schemaBehindMessage, schemaVersion } from './db/schema-version.js';
 import type { Logger } from './lib/logger.js';
 
 /** A start-up failure whose message alone tells the operator what to do. */
@@ -19,6 +20,12 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   if (migratesOnStart(config)) {
     await database.migrate();
     logger.info('migrations applied');
+  }
+  // An api or worker on a schema it does not know would fail on every request: refuse to start.
+  const version = await schemaVersion(database.db);
+  if (version.missing) {
+    await database.close().catch(() => {});
+    throw new StartupError(schemaBehindMessage(version));
   }
   return database;
 }

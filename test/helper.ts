@@ -13,7 +13,7 @@ import type { Scope } from '../src/modules/auth/domain.js';
 import { createServices, type Services } from '../src/services.js';
 import type { Redis } from 'ioredis';
 
-const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A fresh, migrated database of its own for one test; dropped at teardown. */
