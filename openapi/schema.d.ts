@@ -25,8 +25,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: Postgres answers (Redis reported, not required)
-         * @description Ready (200) while Postgres answers: everything the api serves needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres.
+         * Readiness: Postgres answers on a schema this build knows (Redis reported, not required)
+         * @description Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres, or with its schema behind (run `npm run migrate`).
          */
         get: operations["readyz"];
         put?: never;
@@ -923,7 +923,7 @@ export interface paths {
         put?: never;
         /**
          * Rate and debit a batch of calls and SMS
-         * @description Up to 1,000 events. A voice call costs ceil(duration / pulse length) pulses at the plan's per-pulse rate; an SMS its segments at the per-SMS rate. Each event id debits once, whatever the retries: a repeated id answers its first result with `duplicate: true`. An event the balance cannot cover is rejected on its own (`insufficient_credits`) without failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`). Balances are checked against the available balance (balance less active holds). An event that names its `holdId` settles that hold: the hold is freed and the event's price debited from what is then available, once; a call that outran its hold and the balance debits all there is and reports the rest as `shortfall`. A hold that has ended (or is another account's) is ignored and the event rated as any other.
+         * @description Up to 1,000 events. A voice call costs ceil(duration / pulse length) pulses at the plan's per-pulse rate; an SMS its segments at the per-SMS rate. Each event id debits once, whatever the retries: a repeated id answers its first result with `duplicate: true`. An event the balance cannot cover is rejected on its own (`insufficient_credits`) without failing the batch; so are events of a limited account (`account_limited`) or a plan that bills nothing (`not_billable`). Balances are checked against the available balance (balance less active holds). An event that names its `holdId` settles that hold: the hold is freed and the event's price debited from what is then available, once; a call that outran its hold and the balance debits all there is and reports the rest as `shortfall`. A hold that has ended (or is another account's) is ignored and the event rated as any other; so is another kind's hold (a call's hold settles only a voice_call, an SMS's an sms).
          */
         post: operations["rateUsage"];
         delete?: never;
@@ -1038,7 +1038,7 @@ export interface paths {
         put?: never;
         /**
          * Hold credits for a call or message that starts now
-         * @description Reserves `units` pulses (a call) or SMS segments at the plan's rate from the available balance (balance less active holds), so concurrent calls can never spend more than the account has. Refused with authorize's reason codes (200, `granted: false`). The `reference` (the call id) makes it idempotent: the same reference answers the first hold (`duplicate: true`, 200). A usage event that names the `holdId` settles it: the actual price is debited once and the rest freed. Extend it as a long call goes on; release it if the call never connects; unsettled, it expires after `ttlSeconds` and is freed by the workers.
+         * @description Reserves `units` pulses (a call) or SMS segments at the plan's rate from the available balance (balance less active holds), so concurrent calls can never spend more than the account has. Refused with authorize's reason codes (200, `granted: false`). The `reference` (the call id) makes it idempotent: the same reference answers the first hold (`duplicate: true`, 200); the same reference for another action or destination is 422 `hold_reference_reused`. A usage event that names the `holdId` settles it: the actual price is debited once and the rest freed. Extend it as a long call goes on; release it if the call never connects; unsettled, it expires after `ttlSeconds` and is freed by the workers.
          */
         post: operations["createHold"];
         delete?: never;
@@ -11032,7 +11032,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not a valid E.164 number (`invalid_phone_number`) */
+            /** @description Not a valid E.164 number (`invalid_phone_number`); the reference already holds for another action or destination (`hold_reference_reused`) */
             422: {
                 headers: {
                     [name: string]: unknown;

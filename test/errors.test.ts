@@ -59,14 +59,14 @@ t.test('health and readiness', async (t) => {
   t.same((await ctx.call('GET', '/healthz', { key: null })).body, { status: 'ok' });
   const ready = await ctx.call('GET', '/readyz', { key: null });
   t.equal(ready.status, 200);
-  t.same(ready.body.checks, { postgres: 'ok', redis: 'ok' });
+  t.same(ready.body.checks, { postgres: 'ok', schema: 'ok', redis: 'ok' });
   // Without Redis the api still serves everything it serves: ready, and says it is degraded.
   const ended = once(ctx.redis, 'end');
   ctx.redis.disconnect();
   await ended;
   const degraded = await ctx.call('GET', '/readyz', { key: null });
   t.equal(degraded.status, 200);
-  t.same(degraded.body, { status: 'degraded', checks: { postgres: 'ok', redis: 'failed' } });
+  t.same(degraded.body, { status: 'degraded', checks: { postgres: 'ok', schema: 'ok', redis: 'failed' } });
   await ctx.redis.connect();
 
   // Without Postgres it is not ready.

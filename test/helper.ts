@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pg from 'pg';
 import type { Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { migratePostgres, openPostgres, type Database } from '../src/db/client.js';
+import { migratePostgres, migrationsFolder, openPostgres, type Database } from '../src/db/client.js';
 import { connectRedis } from '../src/infra.js';
 import { fixedClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
@@ -23,21 +25,65 @@ export async function createTestDatabase(t: Test): Promise<string> {
   return url;
 }
 
-async function makeTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `billing_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
-  const drop = async () => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    await client.query(`drop database if exists ${name} with (force)`);
+/** Names of the databases tests make: TEST_DATABASE_PREFIX keeps two checkouts (or CI and a developer) apart on one server. */
+const prefix = process.env.TEST_DATABASE_PREFIX ?? 'billing_test';
+const urlOf = (name: string) => adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
     await client.end();
-  };
-  await migratePostgres(url);
-  return { url, drop };
+  }
+}
+
+/**
+ * A migrated template, made once per set of migrations (its name carries their hash) and
+ * cloned by every test: CREATE DATABASE ... TEMPLATE copies files, far faster than running
+ * the migrations again. Built under a temporary name and renamed when complete, so a test
+ * never clones a half-migrated template, and two test processes building at once both end
+ * up using one.
+ */
+let template: Promise<string> | undefined;
+function migratedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const hash = createHash('sha256');
+    for (const file of readdirSync(migrationsFolder).filter((f) => f.endsWith('.sql')).sort()) hash.update(file).update(readFileSync(join(migrationsFolder, file)));
+    const name = `${prefix}_tpl_${hash.digest('hex').slice(0, 12)}`;
+    const exists = async () => (await admin((c) => c.query('select 1 from pg_database where datname = $1', [name]))).rowCount === 1;
+    if (await exists()) return name;
+    const building = `${name}_b${randomBytes(3).toString('hex')}`;
+    await admin((c) => c.query(`create database ${building}`));
+    await migratePostgres(urlOf(building));
+    try {
+      await admin((c) => c.query(`alter database ${building} rename to ${name}`));
+    } catch (err) {
+      // Another process finished first: use its template.
+      await admin((c) => c.query(`drop database if exists ${building} with (force)`));
+      if (!(await exists())) throw err;
+    }
+    return name;
+  })();
+  return template;
+}
+
+async function makeTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const from = await migratedTemplate();
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin((c) => c.query(`create database ${name} template ${from}`));
+      break;
+    } catch (err) {
+      // Another clone of the template is being made this instant: Postgres allows one at a time.
+      if (!/being accessed by other users/.test((err as Error).message) || attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+    }
+  }
+  const drop = () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
+  return { url: urlOf(name), drop };
 }
 
 export interface TestContext {

@@ -59,6 +59,7 @@ export const errorCodes = {
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   invalid_phone_number: { status: 422, title: 'Not a valid E.164 phone number' },
   invalid_gstin: { status: 422, title: 'Not a valid GSTIN for this billing profile' },
+  hold_reference_reused: { status: 422, title: 'The reference already holds for another call or message' },
   credit_note_exceeds_invoice: { status: 422, title: 'More than is left of the invoice to credit' },
   invalid_settlement: { status: 422, title: 'The credit note cannot be settled this way' },
   refund_not_possible: { status: 422, title: 'The invoice was not paid through the gateway' },

@@ -19,7 +19,7 @@ export type CreditOp =
   | { kind: 'extend'; accountId: string; holdId: string; units: number; ttlSeconds: number | null }
   | { kind: 'release'; accountId: string; holdId: string; expire: boolean };
 
-export type HoldRefusal = 'insufficient_credits' | 'account_limited' | 'hold_not_found' | 'hold_not_active';
+export type HoldRefusal = 'insufficient_credits' | 'account_limited' | 'hold_not_found' | 'hold_not_active' | 'hold_reference_reused';
 
 export type OpResult =
   | { kind: 'usage'; result: Result }
@@ -319,9 +319,11 @@ export function createCreditCommitter(deps: {
         const reason = account.status === 'limited' ? 'account_limited' : !account.rates ? 'not_billable' : null;
         const priced = account.rates ? rate(event, account.rates) : { units: 0, amount: 0 };
         // The hold it names, if it is this account's and still active: freed now, its credits available to this event.
-        const named = event.holdId ? holdsById.get(event.holdId) : undefined;
-        if (named && named.accountId === event.accountId) lapse(named, account);
-        const hold = named && named.accountId === event.accountId && named.status === 'active' ? named : null;
+        // Only this account's hold, of the same kind (a call's hold for a call record, an SMS's for an SMS).
+        const candidate = event.holdId ? holdsById.get(event.holdId) : undefined;
+        const named = candidate && candidate.accountId === event.accountId && candidate.action === (event.type === 'voice_call' ? 'outbound_call' : 'outbound_sms') ? candidate : undefined;
+        if (named) lapse(named, account);
+        const hold = named && named.status === 'active' ? named : null;
         const at = account.now.toISOString();
         if (hold) {
           account.held -= hold.amount;
@@ -400,6 +402,8 @@ export function createCreditCommitter(deps: {
         if (op.kind === 'hold') {
           const existing = holdsByRef.get(keyOf(op.accountId, op.reference));
           if (existing) {
+            // A retry carries the same call; another call under the same reference is the caller's bug, not a retry.
+            if (existing.action !== op.action || existing.destination !== op.destination) return refuse('hold_reference_reused', existing);
             lapse(existing, account);
             return { kind: 'hold', hold: existing, refused: null, duplicate: true };
           }

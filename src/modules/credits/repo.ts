@@ -2,6 +2,7 @@ import { and, eq, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { accounts, autoRechargeSettings, creditAlerts, creditBalances, creditLedger, testClocks } from '../../db/schema/index.js';
 import type { Currency } from '../../lib/money.js';
+import { appendEvents } from '../events/repo.js';
 
 export interface CreditEntry {
   accountId: string;
@@ -61,6 +62,32 @@ export async function applyEntry(db: Db, entry: CreditEntry): Promise<{ balanceA
       .where(and(eq(creditAlerts.accountId, entry.accountId), or(isNotNull(creditAlerts.lowBalanceAlertedAt), isNotNull(creditAlerts.forecastAlertedAt))));
   }
   return { balanceAfter: balance.balance };
+}
+
+/**
+ * A debit outside usage (an ops adjustment) that leaves available under the account's
+ * low-balance line sends credits.low_balance, once, as usage would. `defaultLine` is the
+ * line of accounts without their own.
+ */
+export async function alertIfLow(db: Db, account: { id: string; currency: Currency }, defaultLine: number, at: Date): Promise<void> {
+  const { balance, held, available } = await balanceOf(db, account.id);
+  const result = (await db.execute(sql`
+    with line as (select coalesce((select low_balance_threshold from credit_alerts where account_id = ${account.id}), ${defaultLine}::bigint) as v)
+    insert into credit_alerts (account_id, low_balance_alerted_at, low_balance_alert_threshold, updated_at)
+    select ${account.id}, ${at.toISOString()}::timestamptz, line.v, ${at.toISOString()}::timestamptz from line where ${available}::bigint < line.v
+    on conflict (account_id) do update set low_balance_alerted_at = excluded.low_balance_alerted_at,
+      low_balance_alert_threshold = excluded.low_balance_alert_threshold, updated_at = excluded.updated_at
+      where credit_alerts.low_balance_alerted_at is null
+    returning low_balance_alert_threshold`)) as unknown as { rows: Array<{ low_balance_alert_threshold: string | number }> };
+  const crossed = result.rows[0];
+  if (!crossed) return;
+  await appendEvents(db, at, [
+    {
+      type: 'credits.low_balance',
+      accountId: account.id,
+      payload: { accountId: account.id, balance, held, available, threshold: Number(crossed.low_balance_alert_threshold), currency: account.currency },
+    },
+  ]);
 }
 
 /** The balance and what active holds reserve of it: available is balance - held. */

@@ -171,7 +171,7 @@ export const creditsRoutes: FastifyPluginAsyncZod<{
           'Balances are checked against the available balance (balance less active holds). An event that names its `holdId` settles ' +
           'that hold: the hold is freed and the event\'s price debited from what is then available, once; a call that outran its hold ' +
           'and the balance debits all there is and reports the rest as `shortfall`. A hold that has ended (or is another account\'s) ' +
-          'is ignored and the event rated as any other.',
+          'is ignored and the event rated as any other; so is another kind\'s hold (a call\'s hold settles only a voice_call, an SMS\'s an sms).',
         body: usageBatchSchema,
         response: { 200: usageResultSchema, ...errorResponses() },
       },

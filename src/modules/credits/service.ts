@@ -128,6 +128,7 @@ export function createCreditsService(deps: {
       await appendEvents(tx, now, [
         { type: 'credits.adjusted', accountId, payload: { accountId, adjustmentId: id, amount: input.amount, reason: input.reason, by: actor.keyId } },
       ]);
+      if (input.amount < 0) await repo.alertIfLow(tx, account, alertDefaults.lowBalance[account.currency], now);
       return getCredits(accountId, tx);
     });
     deps.accountChanged(accountId);

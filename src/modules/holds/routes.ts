@@ -20,7 +20,8 @@ export const holdsRoutes: FastifyPluginAsyncZod<{ holds: HoldsService }> = async
         description:
           'Reserves `units` pulses (a call) or SMS segments at the plan\'s rate from the available balance (balance less active holds), ' +
           'so concurrent calls can never spend more than the account has. Refused with authorize\'s reason codes (200, `granted: false`). ' +
-          'The `reference` (the call id) makes it idempotent: the same reference answers the first hold (`duplicate: true`, 200). ' +
+          'The `reference` (the call id) makes it idempotent: the same reference answers the first hold (`duplicate: true`, 200); ' +
+          'the same reference for another action or destination is 422 `hold_reference_reused`. ' +
           'A usage event that names the `holdId` settles it: the actual price is debited once and the rest freed. ' +
           'Extend it as a long call goes on; release it if the call never connects; unsettled, it expires after `ttlSeconds` and is freed by the workers.',
         params: accountParamsSchema,
@@ -28,7 +29,10 @@ export const holdsRoutes: FastifyPluginAsyncZod<{ holds: HoldsService }> = async
         response: {
           200: holdResultSchema,
           201: holdResultSchema,
-          ...errorResponses({ 404: 'No such account, or not visible to this key (`account_not_found`)', 422: 'Not a valid E.164 number (`invalid_phone_number`)' }),
+          ...errorResponses({
+            404: 'No such account, or not visible to this key (`account_not_found`)',
+            422: 'Not a valid E.164 number (`invalid_phone_number`); the reference already holds for another action or destination (`hold_reference_reused`)',
+          }),
         },
       },
     },

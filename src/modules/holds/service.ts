@@ -14,6 +14,9 @@ const refusals: Record<string, string> = {
   account_limited: 'The account is limited (cancelled, or its renewal could not be paid): no outbound calls or SMS',
 };
 
+const reused = (reference: string, existing: Hold) =>
+  new AppError('hold_reference_reused', `Reference ${reference} already holds for ${existing.action} to ${existing.destination}: a retry must send the same call`);
+
 export function toHoldDto(h: Hold) {
   return {
     id: h.id,
@@ -71,7 +74,10 @@ export function createHoldsService(deps: {
     if (!check.allowed) {
       // A retry of a hold granted before the account changed still answers that hold.
       const existing = await findByReference(accountId, input.reference);
-      if (existing) return { granted: true, reason: null, detail: null, hold: toHoldDto(existing), duplicate: true };
+      if (existing && existing.action === input.action && existing.destination === input.destination) {
+        return { granted: true, reason: null, detail: null, hold: toHoldDto(existing), duplicate: true };
+      }
+      if (existing) throw reused(input.reference, existing);
       return { granted: false, reason: check.reason as HoldReason, detail: check.detail, hold: null, duplicate: false };
     }
     const outcome = await apply({
@@ -84,6 +90,7 @@ export function createHoldsService(deps: {
       ttlSeconds: input.ttlSeconds ?? deps.defaultTtlSeconds,
     });
     if (outcome.refused === 'hold_not_found') throw new AppError('account_not_found', `No account ${accountId}`);
+    if (outcome.refused === 'hold_reference_reused') throw reused(input.reference, outcome.hold!);
     return answer(outcome);
   }
 
