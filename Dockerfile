@@ -3,7 +3,8 @@
 #   node dist/migrate.js  migrations node dist/cli/keys-create.js --scopes ops   an API key
 # No Docker engine runs where this was written: it is kept correct by reading.
 
-FROM node:20-bookworm-slim AS build
+# Node.js 24 LTS, pinned to the exact release CI tests on (.ci/run fetches the same one).
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +12,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000
