@@ -183,7 +183,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(holdsRoutes, { holds: services.holds });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
   await app.register(auditRoutes, { db: deps.database.db });
-  if (deps.queues) await queueBoard(app, { queues: deps.queues, auth: services.auth, redis: deps.redis });
+  if (deps.queues) {
+    await queueBoard(app, {
+      queues: deps.queues,
+      auth: services.auth,
+      db: deps.database.db,
+      clock: deps.clock,
+      secretsKeys: secretsKeysOf(deps.config),
+      production: deps.config.NODE_ENV === 'production',
+      sessionHours: deps.config.ADMIN_SESSION_HOURS,
+      failuresPerMinute: deps.config.AUTH_FAILURES_PER_MINUTE,
+      redis: deps.redis,
+    });
+  }
 
   return app;
 }

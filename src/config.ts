@@ -107,6 +107,8 @@ export const configSchema = z.object({
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
   /** Behind a proxy or load balancer: the client address is taken from X-Forwarded-For. */
   TRUST_PROXY: bool.default(false),
+  /** Hours an operator's browser session on /admin (the queue board) lasts after signing in with an ops key. */
+  ADMIN_SESSION_HOURS: z.coerce.number().int().min(1).max(24).default(8),
   /** Accounts whose authorization facts the api keeps in memory (about 1 KB each). */
   AUTHORIZE_CACHE_ACCOUNTS: z.coerce.number().int().min(0).max(1_000_000).default(50_000),
   /** Days a past_due account may still call and send while its renewal is retried. */
