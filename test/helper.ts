@@ -111,7 +111,7 @@ export interface TestContext {
  */
 export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
   const { url, drop } = await makeTestDatabase();
-  const prefix = `bt-${randomBytes(4).toString('hex')}`;
+  const prefix = `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${randomBytes(4).toString('hex')}`;
   const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
   const logger = createLogger(config);
   const database = openPostgres(url, 5, logger);
@@ -203,6 +203,15 @@ export async function readyAccount(ctx: TestContext, body: Partial<{ name: strin
   const account = await createAccount(ctx, body);
   await approveKyc(ctx, account.id);
   return account;
+}
+
+/**
+ * Every event in the outbox relayed and its job done (emails sent, webhooks queued): past
+ * this point nothing already committed can send another email. A test proves "no second
+ * email" by reaching it, not by sleeping.
+ */
+export async function allEventsHandled(ctx: TestContext): Promise<boolean> {
+  return (await ctx.query('select count(*)::int as n from outbox where handled_at is null')).rows[0].n === 0;
 }
 
 /** Row counts of everything an upgrade may write, to prove a refusal wrote nothing. */

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { startWorkers } from '../src/worker.js';
-import { approveKyc, scanKeys, setup, type TestContext } from './helper.js';
+import { allEventsHandled, approveKyc, scanKeys, setup, type TestContext } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
 const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', PRE_DEBIT_NOTICE_HOURS: '0' };
@@ -167,7 +167,7 @@ t.test('a renewal declined every time: past_due, retries after 1, 3 and 7 days, 
   const [, renewal] = await invoicesOf(w.ctx, account.id);
   t.equal(renewal.status, 'void');
   await until('four dunning emails', async () => w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw)).length >= 4);
-  await new Promise((r) => setTimeout(r, 500)); // a late fifth would show now
+  await until('every event handled: a fifth email would have been sent by now', () => allEventsHandled(w.ctx));
   const dunning = w.mailsTo(account.email).filter((m) => /could not take your renewal|has ended/.test(m.raw));
   t.equal(dunning.length, 4, 'three past-due emails and the end');
 });

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { startWorkers } from '../src/worker.js';
-import { approveKyc, readyAccount, setup, type TestContext } from './helper.js';
+import { allEventsHandled, approveKyc, readyAccount, setup, type TestContext } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
 const env = { TEST_CLOCKS_ENABLED: 'true', SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', PRE_DEBIT_NOTICE_HOURS: '0' };
@@ -113,12 +113,14 @@ t.test('50 debits crossing the threshold at once: exactly one recharge, the bala
   );
   t.ok(results.every((r) => r.body.results[0].status === 'debited'), 'every debit covered');
   await until('the recharge', async () => (await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance === 10000);
-  await new Promise((r) => setTimeout(r, 400)); // a second recharge would show now
+  // A second recharge would need one due or one in flight: there is neither.
+  t.same(await ctx.services.purchases.findDueRecharges(), [], 'nothing due');
+  t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge' and status not in ('succeeded', 'failed')")).rows[0].n, 0, 'nothing in flight');
   t.equal((await ctx.call('GET', `/v1/accounts/${account.id}/credits`)).body.balance, 10000, '0 + one recharge of 10000');
   t.equal((await ctx.query("select count(*)::int as n from payments where purpose = 'recharge'")).rows[0].n, 1, 'one recharge payment');
   t.equal((await ctx.query("select count(*)::int as n from credit_ledger where kind = 'recharge'")).rows[0].n, 1);
   await until('the receipt', async () => smtp.received.some((m) => m.raw.includes('Receipt: your credits were recharged')));
-  await new Promise((r) => setTimeout(r, 300));
+  await until('every event handled: a second receipt would have been sent by now', () => allEventsHandled(ctx));
   t.equal(smtp.received.filter((m) => m.raw.includes('Receipt: your credits were recharged')).length, 1, 'one receipt');
   t.same((await ctx.call('GET', '/v1/ops/ledger-invariants')).body.violations, []);
 });

@@ -258,7 +258,13 @@ t.test('the worker drains a wave in batches; the sweep queues only the unusual o
   while ((await ctx.query("select count(*)::int as n from invoices where kind = 'renewal' and status = 'paid'")).rows[0].n < 24 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  await new Promise((r) => setTimeout(r, 300)); // a late double would show now
+  // A double would need work still due or a job still queued or running: wait until there is none.
+  const idle = async () => {
+    const jobs = await ctx.queues.renewals.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
+    return Object.values(jobs).every((n) => n === 0) && (await ctx.services.renewals.countBatchDue(1000)) === 0 && (await ctx.services.renewals.findDue()).length === 0;
+  };
+  const idleBy = Date.now() + 20_000;
+  while (!(await idle()) && Date.now() < idleBy) await new Promise((r) => setTimeout(r, 50));
   t.same(await counts(ctx), { invoices: 24, payments: 24, charges: 24, events: 96 });
   t.equal((await ctx.query("select status from subscriptions where id = $1", [cancelling.subscriptionId])).rows[0].status, 'cancelled');
   t.equal(await ctx.services.renewals.countBatchDue(1000), 0);
