@@ -23,6 +23,7 @@ import { exophonesRoutes } from './modules/exophones/routes.js';
 import { authorizationRoutes } from './modules/authorization/routes.js';
 import { holdsRoutes } from './modules/holds/routes.js';
 import { webhookRoutes } from './modules/webhooks/routes.js';
+import { apiKeyRoutes } from './modules/auth/routes.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/errors.js';
 import idempotencyPlugin from './plugins/idempotency.js';
@@ -182,6 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authorizationRoutes, { authorization: services.authorization, holds: services.holds });
   await app.register(holdsRoutes, { holds: services.holds });
   await app.register(webhookRoutes, { webhooks: services.webhooks });
+  await app.register(apiKeyRoutes, { auth: services.auth });
   await app.register(auditRoutes, { db: deps.database.db });
   if (deps.queues) {
     await queueBoard(app, {

@@ -82,6 +82,7 @@ export default fp(
           { name: 'ExoPhones', description: 'Production phone numbers' },
           { name: 'Webhooks', description: 'Outbound events, signed per Standard Webhooks, and the event log' },
           { name: 'Test clocks', description: 'Move time for test accounts (TEST_CLOCKS_ENABLED only)' },
+          { name: 'API keys', description: 'Make, list and revoke API keys (ops); a new key\'s secret is shown once' },
           { name: 'Operations', description: 'Health and readiness' },
         ],
       },

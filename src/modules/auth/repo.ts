@@ -1,6 +1,7 @@
-import { and, asc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { and, arrayContains, asc, desc, eq, gt, inArray, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { apiKeys } from '../../db/schema/index.js';
+import type { Scope } from './domain.js';
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
@@ -55,4 +56,55 @@ export async function revokeOthersNamed(db: Db, name: string, keepHash: string, 
     .where(and(eq(apiKeys.name, name), ne(apiKeys.hash, keepHash), isNull(apiKeys.revokedAt)))
     .returning({ id: apiKeys.id });
   return revoked.length;
+}
+
+/** A key as it may be shown: never its hash. */
+const shown = {
+  id: apiKeys.id,
+  name: apiKeys.name,
+  prefix: apiKeys.prefix,
+  scopes: apiKeys.scopes,
+  accountId: apiKeys.accountId,
+  createdAt: apiKeys.createdAt,
+  revokedAt: apiKeys.revokedAt,
+};
+export type ShownKey = { id: string; name: string; prefix: string; scopes: Scope[]; accountId: string | null; createdAt: Date; revokedAt: Date | null };
+
+/** Keys newest first, before the id `before`, revoked ones included. */
+export async function listKeys(db: Db, opts: { accountId?: string; before?: string; limit: number }): Promise<ShownKey[]> {
+  return db
+    .select(shown)
+    .from(apiKeys)
+    .where(and(opts.accountId ? eq(apiKeys.accountId, opts.accountId) : undefined, opts.before ? lt(apiKeys.id, opts.before) : undefined))
+    .orderBy(desc(apiKeys.id))
+    .limit(opts.limit) as Promise<ShownKey[]>;
+}
+
+export async function findKey(db: Db, id: string): Promise<ShownKey | undefined> {
+  const [row] = await db.select(shown).from(apiKeys).where(eq(apiKeys.id, id));
+  return row as ShownKey | undefined;
+}
+
+/**
+ * The active operator keys (unbound, with the ops scope), locked in id order: revocations
+ * that check "not the last one" take them first, so two of them cannot both pass the check.
+ */
+export async function lockActiveOpsKeys(db: Db): Promise<string[]> {
+  const rows = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(isNull(apiKeys.revokedAt), isNull(apiKeys.accountId), arrayContains(apiKeys.scopes, ['ops'])))
+    .orderBy(asc(apiKeys.id))
+    .for('update');
+  return rows.map((r) => r.id);
+}
+
+/** Revokes an active key; undefined when there is no such active key. */
+export async function revokeKey(db: Db, id: string, at: Date): Promise<ShownKey | undefined> {
+  const [row] = await db
+    .update(apiKeys)
+    .set({ revokedAt: at })
+    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+    .returning(shown);
+  return row as ShownKey | undefined;
 }

@@ -4,7 +4,10 @@ import { InvalidatedCache } from '../../lib/cache.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
 import { generateApiKey, validateKeyScopes, type KeyHasher, type Scope } from './domain.js';
+import { AppError } from '../../lib/errors.js';
+import { page } from '../../lib/pagination.js';
 import { recordAudit } from '../audit/repo.js';
+import { complete as completeIdempotency, type IdempotencyHandle } from '../idempotency/repo.js';
 import * as repo from './repo.js';
 
 export interface Principal {
@@ -67,27 +70,67 @@ export function createAuthService(deps: { db: Db; clock: Clock; hasher: KeyHashe
     return keys.peek(hasher.hash(key).hash) !== undefined;
   }
 
-  /** Makes a key and returns it once; only its hash is kept. The creation is audited. */
-  async function createApiKey(input: { name: string; scopes: Scope[]; accountId?: string | null; actor?: string }) {
+  /**
+   * Makes a key and returns it once; only its hash is kept. The creation is audited, in the
+   * same transaction. Over HTTP with an Idempotency-Key, the response is recorded in that
+   * transaction too, without the secret: a replay answers the same key, never its secret.
+   */
+  async function createApiKey(input: {
+    name: string;
+    scopes: Scope[];
+    accountId?: string | null;
+    actor?: string;
+    requestId?: string;
+    idempotency?: IdempotencyHandle | null;
+  }) {
     const accountId = input.accountId ?? null;
     const problem = validateKeyScopes(input.scopes, accountId);
     if (problem) throw new InvalidKeyRequest(problem);
     const { key, prefix } = generateApiKey();
-    const id = newId('key', clock.now());
+    const createdAt = clock.now();
+    const id = newId('key', createdAt);
+    const shown = { id, name: input.name, prefix, scopes: input.scopes, accountId, createdAt, revokedAt: null };
     await db.transaction(async (tx) => {
-      await repo.insertKey(tx, { id, name: input.name, prefix, ...hasher.hash(key), scopes: input.scopes, accountId, createdAt: clock.now() });
+      await repo.insertKey(tx, { id, name: input.name, prefix, ...hasher.hash(key), scopes: input.scopes, accountId, createdAt });
       await recordAudit(tx, {
         at: clock.now(),
         actorKeyId: input.actor ?? 'system',
         action: 'api_key.create',
         accountId,
         target: id,
-        requestId: null,
-        status: null,
+        requestId: input.requestId ?? null,
+        status: input.requestId ? 201 : null,
         details: { name: input.name, scopes: input.scopes, prefix },
       });
+      if (input.idempotency) {
+        await completeIdempotency(tx, input.idempotency, 201, JSON.parse(JSON.stringify(shown)));
+        input.idempotency.completed = true;
+      }
     });
-    return { id, key, prefix, scopes: input.scopes, accountId };
+    return { ...shown, key };
+  }
+
+  /** Keys newest first (revoked ones too), as they may be shown: no secret, no hash. */
+  async function listApiKeys(opts: { accountId?: string; before?: string; limit: number }) {
+    return page(await repo.listKeys(db, { ...opts, limit: opts.limit + 1 }), opts.limit, (k) => k.id);
+  }
+
+  /**
+   * Revokes a key; revoking a revoked key answers it as it is. The last active operator key is
+   * not revoked (409 last_ops_key): without it nobody could make keys while the service runs.
+   * This process forgets its cached keys at once; the others hear of it on the change feed.
+   */
+  async function revokeApiKey(id: string) {
+    const revoked = await db.transaction(async (tx) => {
+      const ops = await repo.lockActiveOpsKeys(tx);
+      if (ops.length === 1 && ops[0] === id) {
+        throw new AppError('last_ops_key', `${id} is the last active ops key: make another ops key before revoking it`);
+      }
+      return (await repo.revokeKey(tx, id, clock.now())) ?? (await repo.findKey(tx, id));
+    });
+    if (!revoked) throw new AppError('api_key_not_found', `No API key ${id}`);
+    keys.clear();
+    return revoked;
   }
 
   /**
@@ -122,7 +165,7 @@ export function createAuthService(deps: { db: Db; clock: Clock; hasher: KeyHashe
     return createApiKey({ name: 'first ops key', scopes: ['ops'], actor: 'bootstrap' });
   }
 
-  return { authenticate, isKnown, createApiKey, registerBootstrapKey, createFirstOpsKeyIfNone, rehashLegacyKeys };
+  return { authenticate, isKnown, createApiKey, listApiKeys, revokeApiKey, registerBootstrapKey, createFirstOpsKeyIfNone, rehashLegacyKeys };
 }
 
 export type AuthService = ReturnType<typeof createAuthService>;
