@@ -1217,6 +1217,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys, newest first
+         * @description Every key, revoked ones included (`revokedAt`), with its prefix to recognise it: never a secret or a hash.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Make an API key
+         * @description The secret (`key`) is in this response only: the service keeps a keyed hash of it, and neither logs nor audits it. With an `Idempotency-Key`, a retry answers the same key (same `id`) without its secret, since the secret is stored nowhere, not even for replays: a caller whose first response was lost revokes that key and makes another. A key bound to an account (`accountId`) may have only the `read` and `write` scopes. The creation is audited (`api_key.create`: name, scopes and prefix).
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description The key is refused from the next request on, by every api process. The key stays listed, with `revokedAt`; revoking it again answers it unchanged. A key may revoke itself, unless it is the last active ops key: without one, no key could be made while the service runs (409 `last_ops_key`; make another ops key first).
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit-events": {
         parameters: {
             query?: never;
@@ -2719,6 +2763,33 @@ export interface components {
         };
         /**
          * @example {
+         *       "name": "kyc-service",
+         *       "scopes": [
+         *         "kyc"
+         *       ]
+         *     }
+         * @example {
+         *       "name": "acme portal",
+         *       "scopes": [
+         *         "read",
+         *         "write"
+         *       ],
+         *       "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y"
+         *     }
+         */
+        CreateApiKeyInput: {
+            /** @description What the key is for, to recognise it in the list */
+            name: string;
+            /** @description `read`, `write` (implies read), `kyc` (sets KYC status), `ops` (implies all). A key bound to an account may have only read and write */
+            scopes: ("read" | "write" | "kyc" | "ops")[];
+            /**
+             * @description Bind the key to this account: it sees and changes only that account
+             * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+             */
+            accountId?: string;
+        };
+        /**
+         * @example {
          *       "number": "+919876543210"
          *     }
          */
@@ -3614,7 +3685,34 @@ export interface components {
         /**
          * @example {
          *       "subscription": {
-         *         "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y"
+         *         "id": "sub_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "status": "active",
+         *         "plan": {
+         *           "id": "plan_starter_v1",
+         *           "code": "starter",
+         *           "version": 1,
+         *           "name": "Starter"
+         *         },
+         *         "billingCycle": "quarterly",
+         *         "whatsappAddon": false,
+         *         "anchorAt": "2026-11-26T10:00:00.000Z",
+         *         "currentPeriod": {
+         *           "start": "2026-11-26T10:00:00.000Z",
+         *           "end": "2027-02-26T10:00:00.000Z"
+         *         },
+         *         "paymentMethod": {
+         *           "type": "card",
+         *           "label": "visa"
+         *         },
+         *         "scheduledChange": {
+         *           "planId": "plan_basic_v1",
+         *           "billingCycle": null,
+         *           "effectiveAt": "2027-02-26T10:00:00.000Z"
+         *         },
+         *         "cancelAtPeriodEnd": false,
+         *         "endedAt": null,
+         *         "createdAt": "2026-11-26T10:00:00.000Z"
          *       },
          *       "effectiveAt": "2027-02-26T10:00:00.000Z",
          *       "entitlementChanges": [
@@ -4487,7 +4585,19 @@ export interface components {
          *       "status": "credited",
          *       "balance": 300000,
          *       "payment": {
-         *         "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y"
+         *         "id": "pay_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "accountId": "acc_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "purpose": "purchase",
+         *         "status": "succeeded",
+         *         "amount": 236000,
+         *         "currency": "INR",
+         *         "methodType": "card",
+         *         "invoiceId": "inv_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *         "failureCode": null,
+         *         "failureMessage": null,
+         *         "offlineReference": null,
+         *         "createdAt": "2026-11-26T10:00:00.000Z",
+         *         "updatedAt": "2026-11-26T10:00:00.000Z"
          *       },
          *       "invoice": null
          *     }
@@ -4639,6 +4749,91 @@ export interface components {
             updatedAt: string;
             /** @description whsec_...: shown once; verify signatures with it (Standard Webhooks) */
             secret: string;
+        };
+        /**
+         * @example {
+         *       "id": "key_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "name": "kyc-service",
+         *       "prefix": "bsk_Q3vZ8k",
+         *       "scopes": [
+         *         "kyc"
+         *       ],
+         *       "accountId": null,
+         *       "createdAt": "2026-11-26T10:00:00.000Z",
+         *       "revokedAt": null
+         *     }
+         */
+        ApiKey: {
+            /**
+             * @description API key id
+             * @example key_01kb2m3n4p5q6r7s8t9v0w1x2y
+             */
+            id: string;
+            name: string;
+            /** @description The first characters of the key, to recognise it; too few to use */
+            prefix: string;
+            scopes: ("read" | "write" | "kyc" | "ops")[];
+            /** @description The one account the key may act for; null: any account */
+            accountId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description When it was revoked; null while it works */
+            revokedAt: string | null;
+        };
+        /**
+         * @example {
+         *       "id": "key_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *       "name": "kyc-service",
+         *       "prefix": "bsk_Q3vZ8k",
+         *       "scopes": [
+         *         "kyc"
+         *       ],
+         *       "accountId": null,
+         *       "createdAt": "2026-11-26T10:00:00.000Z",
+         *       "revokedAt": null,
+         *       "key": "bsk_Q3vZ8kT1m9cXw0pR7yLd2sNf4bHj6aUe5gKq8oVi3Ez"
+         *     }
+         */
+        CreatedApiKey: {
+            /**
+             * @description API key id
+             * @example key_01kb2m3n4p5q6r7s8t9v0w1x2y
+             */
+            id: string;
+            name: string;
+            /** @description The first characters of the key, to recognise it; too few to use */
+            prefix: string;
+            scopes: ("read" | "write" | "kyc" | "ops")[];
+            /** @description The one account the key may act for; null: any account */
+            accountId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description When it was revoked; null while it works */
+            revokedAt: string | null;
+            /** @description The secret, `bsk_` and 43 characters: send it as `Authorization: Bearer <key>`. Shown in this response only and stored nowhere (the service keeps a keyed hash): absent from an idempotent replay (`Idempotent-Replayed: true`). A caller that lost it revokes the key by its id and makes another. */
+            key?: string;
+        };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "id": "key_01kb2m3n4p5q6r7s8t9v0w1x2y",
+         *           "name": "kyc-service",
+         *           "prefix": "bsk_Q3vZ8k",
+         *           "scopes": [
+         *             "kyc"
+         *           ],
+         *           "accountId": null,
+         *           "createdAt": "2026-11-26T10:00:00.000Z",
+         *           "revokedAt": null
+         *         }
+         *       ],
+         *       "nextCursor": null
+         *     }
+         */
+        ApiKeyList: {
+            data: components["schemas"]["ApiKey"][];
+            nextCursor: string | null;
         };
         SavedPaymentMethodList: {
             data: components["schemas"]["SavedPaymentMethod"][];
@@ -4889,6 +5084,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description The querystring is not valid percent-encoded UTF-8 (`malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     readyz: {
@@ -4913,6 +5126,24 @@ export interface operations {
                             [key: string]: "ok" | "failed";
                         };
                     };
+                };
+            };
+            /** @description The querystring is not valid percent-encoded UTF-8 (`malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
@@ -4958,7 +5189,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4978,6 +5209,15 @@ export interface operations {
             };
             /** @description Unknown account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5047,7 +5287,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5067,6 +5307,15 @@ export interface operations {
             };
             /** @description No such plan (`plan_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5140,7 +5389,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5178,6 +5427,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5269,7 +5527,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5307,6 +5565,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5388,7 +5655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5399,6 +5666,15 @@ export interface operations {
             };
             /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5467,7 +5743,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5478,6 +5754,15 @@ export interface operations {
             };
             /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5551,7 +5836,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5589,6 +5874,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5676,7 +5970,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5696,6 +5990,15 @@ export interface operations {
             };
             /** @description No such account, or not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5769,7 +6072,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5807,6 +6110,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5885,7 +6197,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5905,6 +6217,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`), or no profile yet (`billing_profile_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5978,7 +6299,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6007,6 +6328,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6094,7 +6424,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6114,6 +6444,15 @@ export interface operations {
             };
             /** @description No such account, or not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6188,7 +6527,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6208,6 +6547,15 @@ export interface operations {
             };
             /** @description No such account, or not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6290,7 +6638,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6328,6 +6676,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6418,7 +6775,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6438,6 +6795,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) or number (`whitelisted_number_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6511,7 +6877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6540,6 +6906,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6646,7 +7021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6693,6 +7068,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6796,7 +7180,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6843,6 +7227,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6930,7 +7323,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6950,6 +7343,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7029,7 +7431,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7058,6 +7460,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7146,7 +7557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7166,6 +7577,15 @@ export interface operations {
             };
             /** @description No such account or payment method (`account_not_found`, `payment_method_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7234,7 +7654,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7263,6 +7683,15 @@ export interface operations {
             };
             /** @description `payment_method_is_default` (make another the default first), `payment_method_in_use` (the only method of a live subscription, or auto-recharge's) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7339,7 +7768,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7377,6 +7806,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7469,7 +7907,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7489,6 +7927,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7554,7 +8001,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7574,6 +8021,15 @@ export interface operations {
             };
             /** @description No such payment, or not visible to this key (`payment_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7649,7 +8105,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7687,6 +8143,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7774,7 +8239,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7794,6 +8259,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`), or never subscribed (`subscription_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7868,7 +8342,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7888,6 +8362,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7954,7 +8437,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7974,6 +8457,15 @@ export interface operations {
             };
             /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8047,7 +8539,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8067,6 +8559,15 @@ export interface operations {
             };
             /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8133,7 +8634,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8153,6 +8654,15 @@ export interface operations {
             };
             /** @description No such invoice, or not visible to this key (`invoice_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8229,7 +8739,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8267,6 +8777,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8351,7 +8870,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8371,6 +8890,15 @@ export interface operations {
             };
             /** @description No such credit note, or not visible to this key (`credit_note_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8444,7 +8972,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8464,6 +8992,15 @@ export interface operations {
             };
             /** @description No such credit note, or not visible to this key (`credit_note_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8536,7 +9073,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8565,6 +9102,15 @@ export interface operations {
             };
             /** @description `invoice_not_voidable` (paid, or a pending upgrade's), `invoice_payment_in_progress` */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8630,7 +9176,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8650,6 +9196,15 @@ export interface operations {
             };
             /** @description No such subscription, or not visible to this key (`subscription_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8719,7 +9274,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8757,6 +9312,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8840,7 +9404,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8860,6 +9424,15 @@ export interface operations {
             };
             /** @description No such subscription, or no change scheduled (`no_scheduled_change`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8929,7 +9502,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8967,6 +9540,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9050,7 +9632,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9079,6 +9661,15 @@ export interface operations {
             };
             /** @description Not active (`subscription_not_active`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9144,7 +9735,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9173,6 +9764,15 @@ export interface operations {
             };
             /** @description No cancellation scheduled (`subscription_not_cancelling`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9240,7 +9840,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9269,6 +9869,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9343,7 +9952,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9363,6 +9972,15 @@ export interface operations {
             };
             /** @description Test clocks are off (`test_clocks_disabled`), or no such clock (`test_clock_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9432,7 +10050,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9470,6 +10088,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9567,7 +10194,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9614,6 +10241,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9705,7 +10341,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9734,6 +10370,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9821,7 +10466,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9841,6 +10486,15 @@ export interface operations {
             };
             /** @description No such account, or not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9914,7 +10568,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9943,6 +10597,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10026,7 +10689,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10046,6 +10709,15 @@ export interface operations {
             };
             /** @description No such account, or not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10125,7 +10797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10163,6 +10835,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10248,7 +10929,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10268,6 +10949,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10342,7 +11032,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10353,6 +11043,15 @@ export interface operations {
             };
             /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10422,7 +11121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10442,6 +11141,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10530,7 +11238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10568,6 +11276,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10654,7 +11371,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10674,6 +11391,15 @@ export interface operations {
             };
             /** @description No such account or ExoPhone (`exophone_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10747,7 +11473,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10776,6 +11502,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10867,7 +11602,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10896,6 +11631,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10987,7 +11731,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11016,6 +11760,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11099,7 +11852,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11119,6 +11872,15 @@ export interface operations {
             };
             /** @description No such hold, or not visible to this key (`hold_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11194,7 +11956,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11232,6 +11994,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11306,7 +12077,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11326,6 +12097,15 @@ export interface operations {
             };
             /** @description No such hold, or not visible to this key (`hold_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11395,7 +12175,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11415,6 +12195,15 @@ export interface operations {
             };
             /** @description No such account (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11488,7 +12277,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11517,6 +12306,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11598,7 +12396,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11618,6 +12416,15 @@ export interface operations {
             };
             /** @description No such webhook endpoint, or not visible to this key (`webhook_endpoint_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11687,7 +12494,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11716,6 +12523,15 @@ export interface operations {
             };
             /** @description Body too large (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11799,7 +12615,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11819,6 +12635,15 @@ export interface operations {
             };
             /** @description No such webhook endpoint, or not visible to this key (`webhook_endpoint_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11889,7 +12714,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -11909,6 +12734,15 @@ export interface operations {
             };
             /** @description No such webhook endpoint, or not visible to this key (`webhook_endpoint_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11975,7 +12809,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -12004,6 +12838,15 @@ export interface operations {
             };
             /** @description An attempt is queued or running (`webhook_delivery_in_flight`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12075,7 +12918,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -12095,6 +12938,353 @@ export interface operations {
             };
             /** @description Not visible to this key (`account_not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 200 */
+                limit?: number;
+                /** @description The nextCursor of the previous page */
+                cursor?: string;
+                /**
+                 * @description Only the keys bound to this account
+                 * @example acc_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                accountId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: the same key and body within 24 h replays the first response (with `Idempotent-Replayed: true`); the same key with another body is 422 `idempotency_key_reused`; a retry while the first is still running is 409 `idempotency_request_in_progress` with `Retry-After` (a request that died, with its process or its database connection, frees its key within 10 s). Keys are per API key.
+                 * @example 0b6e2f1c-6c1e-4c59-9a53-2b8d9f0f3a11
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateApiKeyInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account (`account_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with this Idempotency-Key is running (`idempotency_request_in_progress`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used with another body (`idempotency_key_reused`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; details are in the logs under the request id (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description API key id
+                 * @example key_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description The request is malformed or fails validation (`validation_failed`, `malformed_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such API key (`api_key_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The last active ops key (`last_ops_key`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12164,7 +13354,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid API key (`unauthenticated`) */
+            /** @description No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -12175,6 +13365,15 @@ export interface operations {
             };
             /** @description The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The URL is longer than 8192 characters (`uri_too_long`) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12214,7 +13413,23 @@ export interface operations {
     webhook_account_created: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12256,7 +13471,23 @@ export interface operations {
     webhook_account_upgraded: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12302,7 +13533,23 @@ export interface operations {
     webhook_account_upgrade_pending_payment: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12348,7 +13595,23 @@ export interface operations {
     webhook_account_limited: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12391,7 +13654,23 @@ export interface operations {
     webhook_payment_succeeded: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12445,7 +13724,23 @@ export interface operations {
     webhook_payment_failed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12500,7 +13795,23 @@ export interface operations {
     webhook_payment_overpaid: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12548,7 +13859,23 @@ export interface operations {
     webhook_invoice_created: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12594,7 +13921,23 @@ export interface operations {
     webhook_invoice_paid: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12648,7 +13991,23 @@ export interface operations {
     webhook_invoice_voided: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12694,7 +14053,23 @@ export interface operations {
     webhook_credit_note_created: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12745,7 +14120,23 @@ export interface operations {
     webhook_refund_succeeded: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12793,7 +14184,23 @@ export interface operations {
     webhook_refund_failed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12843,7 +14250,23 @@ export interface operations {
     webhook_invoice_requires_action: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12900,7 +14323,23 @@ export interface operations {
     webhook_subscription_plan_change_scheduled: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12949,7 +14388,23 @@ export interface operations {
     webhook_subscription_plan_change_withdrawn: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -12991,7 +14446,23 @@ export interface operations {
     webhook_subscription_plan_changed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13034,7 +14505,23 @@ export interface operations {
     webhook_subscription_billing_cycle_change_scheduled: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13079,7 +14566,23 @@ export interface operations {
     webhook_subscription_billing_cycle_changed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13122,7 +14625,23 @@ export interface operations {
     webhook_subscription_cancellation_scheduled: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13165,7 +14684,23 @@ export interface operations {
     webhook_subscription_resumed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13206,7 +14741,23 @@ export interface operations {
     webhook_subscription_renewal_notice: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13255,7 +14806,23 @@ export interface operations {
     webhook_subscription_renewed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13303,7 +14870,23 @@ export interface operations {
     webhook_subscription_past_due: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13350,7 +14933,23 @@ export interface operations {
     webhook_subscription_recovered: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13394,7 +14993,23 @@ export interface operations {
     webhook_subscription_cancelled: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13438,7 +15053,23 @@ export interface operations {
     webhook_credits_low: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13484,7 +15115,23 @@ export interface operations {
     webhook_credits_low_balance: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13534,7 +15181,23 @@ export interface operations {
     webhook_credits_depletion_forecast: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13603,7 +15266,23 @@ export interface operations {
     webhook_credits_recharged: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13651,7 +15330,23 @@ export interface operations {
     webhook_credits_purchased: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13699,7 +15394,23 @@ export interface operations {
     webhook_credits_recharge_failed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13744,7 +15455,23 @@ export interface operations {
     webhook_credits_recharge_notice: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13790,7 +15517,23 @@ export interface operations {
     webhook_credits_adjusted: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13834,7 +15577,23 @@ export interface operations {
     webhook_credits_auto_recharge_updated: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13879,7 +15638,23 @@ export interface operations {
     webhook_kyc_status_changed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13924,7 +15699,23 @@ export interface operations {
     webhook_whitelist_number_added: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -13965,7 +15756,23 @@ export interface operations {
     webhook_whitelist_number_removed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -14006,7 +15813,23 @@ export interface operations {
     webhook_exophone_purchased: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -14048,7 +15871,23 @@ export interface operations {
     webhook_exophone_released: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -14090,7 +15929,23 @@ export interface operations {
     webhook_plan_custom_offered: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -14130,7 +15985,23 @@ export interface operations {
     webhook_plan_version_created: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -14171,7 +16042,23 @@ export interface operations {
     webhook_webhook_delivery_failed: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /**
+                 * @description The event id: the same on every retry of the event (deduplicate on it)
+                 * @example evt_01kb2m3n4p5q6r7s8t9v0w1x2y
+                 */
+                "webhook-id": string;
+                /**
+                 * @description When this attempt was sent, in seconds since the Unix epoch: refuse one far from your clock (replays)
+                 * @example 1795687200
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description Space-separated signatures `v1,<base64>`: HMAC-SHA256 of `id.timestamp.body` with the endpoint secret (after its `whsec_` prefix, base64-decoded). More than one while a rotated secret is still honoured
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
             path?: never;
             cookie?: never;
         };

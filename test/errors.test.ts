@@ -26,6 +26,41 @@ t.test('unknown routes answer 404 problem+json', async (t) => {
   t.equal(res.body.type, 'urn:billing-service:problem:route_not_found');
 });
 
+t.test('a method a path does not route answers 405 method_not_allowed with Allow', async (t) => {
+  const ctx = await setup(t);
+  for (const [method, url, allow] of [
+    ['DELETE', '/healthz', 'GET, HEAD'],
+    ['PATCH', '/v1/plans', 'GET, HEAD'],
+    ['PUT', '/v1/accounts', 'GET, HEAD, POST'],
+    ['POST', '/v1/accounts/acc_01kb2m3n4p5q6r7s8t9v0w1x2y/kyc/', undefined],
+  ] as const) {
+    const res = await ctx.call(method, url);
+    if (allow === undefined) {
+      t.equal(res.status, 405, `${method} ${url}`);
+      t.match(res.headers.allow, /PUT/, 'Allow names the routed method');
+    } else {
+      t.equal(res.status, 405, `${method} ${url}`);
+      t.equal(res.headers.allow, allow, 'Allow lists the methods of the path');
+    }
+    t.match(res.headers['content-type'], /application\/problem\+json/);
+    t.equal(res.body.code, 'method_not_allowed');
+  }
+  t.equal((await ctx.call('GET', '/v1/nothing-here')).body.code, 'route_not_found', 'a path routed for no method is still 404');
+});
+
+t.test('a 401 names the Bearer scheme and realm, and invalid_token when a key was sent', async (t) => {
+  const ctx = await setup(t);
+  const none = await ctx.call('GET', '/v1/plans', { key: null });
+  t.equal(none.status, 401);
+  t.equal(none.body.code, 'unauthenticated');
+  t.equal(none.headers['www-authenticate'], 'Bearer realm="billing-service"', 'no error= without credentials (RFC 6750 3.1)');
+  const bad = await ctx.call('GET', '/v1/plans', { key: 'bsk_not_a_key' });
+  t.equal(bad.status, 401);
+  t.match(bad.headers['www-authenticate'], /^Bearer realm="billing-service", error="invalid_token"/);
+  const ok = await ctx.call('GET', '/v1/plans');
+  t.notOk(ok.headers['www-authenticate'], 'only on a 401');
+});
+
 t.test('a 5xx never shows internals, and carries the request id', async (t) => {
   const ctx = await setup(t);
   ctx.app.get('/explode', async () => {

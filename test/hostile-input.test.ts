@@ -95,7 +95,7 @@ t.test('a surrogate or broken UTF-8 percent-encoded in the path is 400 problem+j
   const account = await createAccount(ctx);
   for (const url of [`/v1/accounts/${account.id}/whitelisted-numbers/%ED%A0%80`, `/v1/accounts/${account.id}/whitelisted-numbers/%E0%A4`]) {
     const res = await ctx.call('DELETE', url);
-    assertMalformed(t, res, /is not a valid url component/);
+    assertMalformed(t, res, /not valid percent-encoded UTF-8/);
     t.ok(res.body.requestId, 'with a request id');
   }
 });
@@ -157,8 +157,50 @@ t.test('what the HTTP parser refuses answers problem+json too: headers too large
   t.equal(big.body.code, 'headers_too_large');
   t.ok(big.body.requestId, 'with an id to quote');
 
+  const longLine = parse(await raw(`GET /v1/plans?q=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  t.equal(longLine.status, 414, 'a request line over the header limit is a URL too long');
+  t.match(longLine.head, /Content-Type: application\/problem\+json/i);
+  t.equal(longLine.body.code, 'uri_too_long');
+
   const framing = parse(await raw('POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'));
   t.equal(framing.status, 400);
   t.equal(framing.body.code, 'malformed_request');
   t.equal(framing.body.type, 'urn:billing-service:problem:malformed_request');
+});
+
+/** Status, problem+json and code of an answer the framework makes on its own. */
+function assertProblem(t: Test, res: Res, status: number, code: string) {
+  t.equal(res.status, status, `answers ${status}`);
+  t.match(res.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
+  t.equal(res.body.code, code);
+  t.equal(res.body.status, status, 'the body names the status');
+  t.ok(res.body.requestId, 'with a request id');
+}
+
+t.test('what the framework refuses on its own is problem+json with a documented status and a stable code', async (t) => {
+  const ctx = await setup(t);
+  const account = await createAccount(ctx);
+  const adjust = `/v1/accounts/${account.id}/credits/adjustments`;
+  const before = await allCounts(ctx);
+
+  assertProblem(t, await ctx.call('GET', '/v1/accounts/%E0%A4'), 400, 'malformed_request');
+  const longParam = await ctx.call('GET', `/v1/accounts/acc_${'a'.repeat(200)}`);
+  assertProblem(t, longParam, 414, 'uri_too_long');
+  t.notMatch(longParam.body.detail, /aaaa/, 'the refusal does not echo the path');
+  assertProblem(t, await ctx.call('GET', `/v1/plans?q=${'a'.repeat(9000)}`), 414, 'uri_too_long');
+  assertProblem(t, await ctx.call('GET', `/healthz?q=${'a'.repeat(9000)}`, { key: null }), 414, 'uri_too_long');
+
+  const post = (payload: string, headers: Record<string, string>) =>
+    ctx.app.inject({ method: 'POST', url: adjust, payload, headers: { authorization: `Bearer ${ctx.keys.ops}`, 'idempotency-key': `k-${Math.random()}`, ...headers } });
+  const asRes = (r: Awaited<ReturnType<typeof post>>): Res => ({ status: r.statusCode, body: r.json(), headers: r.headers });
+  assertProblem(t, asRes(await post('{"amount": 5,', json)), 400, 'malformed_request');
+  assertProblem(t, asRes(await post(JSON.stringify({ amount: 5, reason: 'x'.repeat(1024 * 1024 + 10) }), json)), 413, 'payload_too_large');
+  assertProblem(t, asRes(await post('amount=5', { 'content-type': 'application/x-www-form-urlencoded' })), 415, 'unsupported_media_type');
+  assertProblem(t, asRes(await post('amount 5', { 'content-type': 'text/plain' })), 415, 'unsupported_media_type');
+  t.same(await allCounts(ctx), before, 'nothing was written');
+
+  const doc = ctx.app.swagger() as any;
+  const op = doc.paths['/v1/accounts/{accountId}/credits/adjustments'].post;
+  for (const status of ['400', '413', '414', '415']) t.ok(op.responses[status], `the document lists ${status}`);
+  for (const status of ['400', '414']) t.ok(doc.paths['/healthz'].get.responses[status], `/healthz lists ${status}`);
 });

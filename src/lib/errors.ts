@@ -56,6 +56,7 @@ export const errorCodes = {
   last_ops_key: { status: 409, title: 'The last active ops key cannot be revoked' },
   idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   request_timeout: { status: 408, title: 'The request was not received in time' },
+  uri_too_long: { status: 414, title: 'The URL is too long' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },

@@ -35,12 +35,13 @@ export type Problem = z.infer<typeof problemSchema>;
 
 const statusDescriptions: Record<number, string> = {
   400: 'The request is malformed or fails validation (`validation_failed`, `malformed_request`)',
-  401: 'No valid API key (`unauthenticated`)',
+  401: 'No valid API key (`unauthenticated`); the answer carries `WWW-Authenticate: Bearer realm="billing-service"`',
   402: 'The payment was declined (`payment_declined`)',
   403: 'The key lacks the scope, or is bound to one account (`insufficient_scope`, `account_bound_key`)',
   404: 'Not found, or not visible to this key',
   409: 'The request conflicts with the current state',
   413: 'Body too large (`payload_too_large`)',
+  414: 'The URL is longer than 8192 characters (`uri_too_long`)',
   415: 'Unsupported content type (`unsupported_media_type`)',
   422: 'The request is well formed but cannot be processed',
   429: 'Over the rate limit of this API key, or too many failed authentications from this address (`rate_limited`); see the `Retry-After` and (for a key over its budget) `RateLimit-*` headers',
@@ -48,19 +49,19 @@ const statusDescriptions: Record<number, string> = {
   503: 'A dependency did not answer: the database connection was lost or could not be made (`database_unavailable`), or another service (the payment gateway, Redis for the queue board) is away (`service_unavailable`). Retry after `Retry-After` seconds, with the same Idempotency-Key where the operation takes one',
 };
 
-export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 414 | 415 | 422 | 429 | 500 | 503;
 
-const problemResponse = (status: ErrorStatus, description?: string) => ({
+export const problemResponse = (status: ErrorStatus, description?: string) => ({
   description: description ?? statusDescriptions[status]!,
   content: { 'application/problem+json': { schema: problemSchema } },
 });
 
 /**
  * The error responses of a route, declared once: every /v1 route can answer 400, 401, 403,
- * 429, 500 and 503; routes add what they can answer besides, with a description naming the codes.
+ * 414, 429, 500 and 503; routes add what they can answer besides, with a description naming the codes.
  */
 export function errorResponses(extra: Partial<Record<ErrorStatus, string | undefined>> = {}) {
-  const statuses: ErrorStatus[] = [400, 401, 403, 429, 500, 503];
+  const statuses: ErrorStatus[] = [400, 401, 403, 414, 429, 500, 503];
   const out: Record<number, ReturnType<typeof problemResponse>> = {};
   for (const status of statuses) out[status] = problemResponse(status);
   for (const [status, description] of Object.entries(extra)) {

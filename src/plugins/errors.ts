@@ -12,6 +12,58 @@ import { describeTextProblem, findTextProblem } from '../lib/text-checks.js';
 /** What a 503 asks the caller to wait: a failover or a reconnect takes about this long. */
 const RETRY_AFTER_SECONDS = 2;
 
+/** The longest URL (path and query) served: RFC 9110 asks for at least 8000 octets; longer is 414. */
+export const MAX_URL_LENGTH = 8192;
+
+/** RFC 6750: a 401 names the scheme and realm, and `invalid_token` when a key was sent but refused. */
+function wwwAuthenticate(request: FastifyRequest): string {
+  const realm = 'Bearer realm="billing-service"';
+  return request.headers.authorization === undefined ? realm : `${realm}, error="invalid_token", error_description="The API key is not valid"`;
+}
+
+/** The routes' patterns, to tell a wrong method on a path that exists (405, with `Allow`) from a path that does not (404). */
+class RouteTable {
+  private readonly routes: { segments: string[]; methods: Set<string> }[] = [];
+
+  add(url: string, methods: string[]): void {
+    const segments = RouteTable.split(url);
+    const same = this.routes.find((r) => r.segments.join('/') === segments.join('/'));
+    if (same) methods.forEach((m) => same.methods.add(m));
+    else this.routes.push({ segments, methods: new Set(methods) });
+  }
+
+  /** The methods routed on this path. */
+  methodsOf(path: string): Set<string> {
+    const given = RouteTable.split(path);
+    const methods = new Set<string>();
+    for (const route of this.routes) {
+      let matches = true;
+      for (let i = 0; i < route.segments.length; i++) {
+        const pattern = route.segments[i]!;
+        if (pattern === '*') break;
+        const segment = given[i];
+        if (segment === undefined || (!pattern.includes(':') && pattern !== segment) || (pattern.includes(':') && segment === '')) {
+          matches = false;
+          break;
+        }
+      }
+      if (!matches) continue;
+      const wildcard = route.segments.at(-1) === '*';
+      if (!wildcard && given.length !== route.segments.length) continue;
+      route.methods.forEach((m) => methods.add(m));
+    }
+    return methods;
+  }
+
+  private static split(url: string): string[] {
+    const path = url.length > 1 && url.endsWith('/') ? url.slice(0, -1) : url;
+    return path.split('/');
+  }
+}
+
+/** The router's limit on one path parameter (fastify's default `maxParamLength`); longer is 414. */
+const DEFAULT_MAX_PARAM_LENGTH = 100;
+
 /** Fastify's own error codes mapped to ours; anything else under 500 is a malformed request. */
 const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
@@ -20,6 +72,25 @@ const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_request',
   FST_ERR_RATE_LIMITED: 'rate_limited',
   FST_ERR_BAD_URL: 'malformed_request',
+  FST_ERR_MAX_PARAM_LENGTH: 'uri_too_long',
+};
+
+/** Plain words for what fastify's own messages say with the whole URL in them. */
+const fastifyDetails: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The path is not valid percent-encoded UTF-8',
+  FST_ERR_MAX_PARAM_LENGTH: `A path parameter is longer than the router takes (${DEFAULT_MAX_PARAM_LENGTH} characters)`,
+};
+
+/** A fastify status without a code of its own gets the code of that status. */
+const statusCodes: Partial<Record<number, ErrorCode>> = {
+  404: 'route_not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  431: 'headers_too_large',
 };
 
 /** The raw querystring decodes as percent-encoded UTF-8 (the parser keeps a value it cannot decode as it is). */
@@ -77,8 +148,11 @@ export function toProblem(err: unknown, request: FastifyRequest): Problem {
   const fastifyErr = err as Partial<FastifyError>;
   const status = fastifyErr.statusCode ?? 500;
   if (status < 500) {
-    const code = fastifyCodes[fastifyErr.code ?? ''] ?? (status === 429 ? 'rate_limited' : 'malformed_request');
-    return { type: problemType(code), title: errorCodes[code].title, status, detail: fastifyErr.message, code, ...base };
+    const known = fastifyCodes[fastifyErr.code ?? ''] ?? statusCodes[status];
+    const code = known ?? 'malformed_request';
+    const detail = fastifyDetails[fastifyErr.code ?? ''] ?? fastifyErr.message;
+    // A known code always comes with its own status.
+    return { type: problemType(code), title: errorCodes[code].title, status: known ? errorCodes[code].status : status, detail, code, ...base };
   }
   // Never show internals: the log has them under the request id.
   const code: ErrorCode = status === 503 ? 'service_unavailable' : 'internal_error';
@@ -107,13 +181,19 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
  */
 export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // Node counts the request line against the header limit: a request line alone over it is a URL too long.
+  const raw = (err as { rawPacket?: Buffer }).rawPacket;
+  const lineEnd = raw ? raw.indexOf('\r\n') : -1;
+  const urlTooLong = err.code === 'HPE_HEADER_OVERFLOW' && raw !== undefined && (lineEnd < 0 || lineEnd > MAX_URL_LENGTH);
   const [status, reason, detail] =
-    err.code === 'HPE_HEADER_OVERFLOW'
+    urlTooLong
+      ? [414, 'URI Too Long', `The URL is longer than ${MAX_URL_LENGTH} characters`]
+      : err.code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'Request Header Fields Too Large', 'The request headers are too large']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'The request was not received in time']
         : [400, 'Bad Request', 'The request is not valid HTTP'];
-  const code: ErrorCode = status === 400 ? 'malformed_request' : status === 431 ? 'headers_too_large' : 'request_timeout';
+  const code: ErrorCode = status === 400 ? 'malformed_request' : status === 414 ? 'uri_too_long' : status === 431 ? 'headers_too_large' : 'request_timeout';
   const body = JSON.stringify({ type: problemType(code), title: errorCodes[code].title, status, detail, code, requestId: randomUUID() });
   this.log.info({ code, status, parserError: err.code }, 'request refused by the HTTP parser');
   if (socket.writable) {
@@ -137,11 +217,26 @@ export default fp(
       parseJson(request, bytes.toString('utf8'), done);
     });
 
-    // Declared once: any route with a body can answer 413 and 415.
+    // Declared once: any route with a body can answer 413 and 415; any documented route outside
+    // /v1 (health, readiness) a malformed querystring (400) and a URL too long (414).
+    const routes = new RouteTable();
     app.addHook('onRoute', (route) => {
-      if (!route.schema?.body || !route.url.startsWith('/v1')) return;
+      routes.add(route.url, [route.method].flat());
+      if (!route.schema || route.schema.hide) return;
       const response = (route.schema.response ?? {}) as Record<string, unknown>;
-      route.schema = { ...route.schema, response: { ...errorResponses({ 413: undefined, 415: undefined }), ...response } };
+      if (route.url.startsWith('/v1') && route.schema.body) {
+        route.schema = { ...route.schema, response: { ...errorResponses({ 413: undefined, 415: undefined }), ...response } };
+      } else if (!route.url.startsWith('/v1') && route.schema.tags) {
+        const { 400: malformed, 414: tooLong } = errorResponses();
+        route.schema = { ...route.schema, response: { 400: { ...malformed, description: 'The querystring is not valid percent-encoded UTF-8 (`malformed_request`)' }, 414: tooLong, ...response } };
+      }
+    });
+
+    // A URL over the limit is refused before anything reads it (Node's own limit, the header
+    // block, is twice as long and answers 414 or 431 in clientErrorHandler).
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (request.url.length > MAX_URL_LENGTH) return done(new AppError('uri_too_long', `The URL is longer than ${MAX_URL_LENGTH} characters`));
+      done();
     });
 
     // Postgres refuses NUL and lone surrogates in text, and a deep body would overflow any
@@ -161,14 +256,23 @@ export default fp(
       if (problem.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
       // Another charge of the same invoice is in flight: its answer comes within seconds.
       if (problem.code === 'invoice_payment_in_progress') reply.header('retry-after', '2');
+      if (problem.status === 401) reply.header('www-authenticate', wwwAuthenticate(request));
       if (problem.status >= 500 && problem.status !== 503) request.log.error({ err }, 'request failed');
       else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
       return sendProblem(reply, problem);
     });
 
-    app.setNotFoundHandler((request, reply) =>
-      sendProblem(reply, toProblem(new AppError('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`), request)),
-    );
+    // Not routed: a path routed for other methods is 405 with `Allow`, anything else 404.
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0]!;
+      const methods = routes.methodsOf(path);
+      if (methods.size && !methods.has(request.method)) {
+        const allow = [...methods].sort().join(', ');
+        reply.header('allow', allow);
+        return sendProblem(reply, toProblem(new AppError('method_not_allowed', `${request.method} is not allowed on ${path}; allowed: ${allow}`), request));
+      }
+      return sendProblem(reply, toProblem(new AppError('route_not_found', `No route ${request.method} ${path}`), request));
+    });
   },
   { name: 'errors' },
 );

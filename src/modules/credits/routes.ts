@@ -21,7 +21,17 @@ const purchaseResultSchema = z
     payment: paymentSchema,
     invoice: invoiceSchema.nullable(),
   })
-  .meta({ id: 'CreditPurchase', examples: [{ status: 'credited', balance: 300000, payment: { id: 'pay_01kb2m3n4p5q6r7s8t9v0w1x2y' }, invoice: null }] });
+  .meta({
+    id: 'CreditPurchase',
+    examples: [
+      {
+        status: 'credited',
+        balance: 300000,
+        payment: { ...(paymentSchema.meta()?.examples as Array<Record<string, unknown>>)[0], purpose: 'purchase', amount: 236000 },
+        invoice: null,
+      },
+    ],
+  });
 
 export const creditsRoutes: FastifyPluginAsyncZod<{
   credits: CreditsService;

@@ -81,7 +81,10 @@ export const planChangeResultSchema = z
     id: 'PlanChange',
     examples: [
       {
-        subscription: { id: 'sub_01kb2m3n4p5q6r7s8t9v0w1x2y' },
+        subscription: {
+          ...(subscriptionSchema.meta()?.examples as Array<Record<string, unknown>>)[0],
+          scheduledChange: { planId: 'plan_basic_v1', billingCycle: null, effectiveAt: '2027-02-26T10:00:00.000Z' },
+        },
         effectiveAt: '2027-02-26T10:00:00.000Z',
         entitlementChanges: [{ entitlement: 'callRecording.retentionDays', from: 90, to: 30 }],
         conflicts: [{ code: 'retention_reduced', detail: 'Call-recording retention goes from 90 to 30 days' }],
