@@ -100,6 +100,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     redis: deps.redis,
     queues: deps.queues,
     prefix: deps.config.QUEUE_PREFIX,
+    auth: services.auth,
+    clock: deps.clock,
+    failuresPerMinute: deps.config.AUTH_FAILURES_PER_MINUTE,
     usageStats: services.credits.usageStats,
     cacheLive: () => changes.live,
   });

@@ -153,7 +153,7 @@ t.test('while the change feed is down, authorize reads the database; it comes ba
   await ctx.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'billing-service-changes' and datname = current_database()");
   await until('the feed to notice', () => !ctx.app.changes.live);
   await unannounced(ctx, `update accounts set status = 'limited' where id = '${account.id}'`);
-  const metrics = async () => (await ctx.app.inject({ url: '/metrics' })).body;
+  const metrics = async () => (await ctx.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } })).body;
   t.match(await metrics(), /billing_change_feed_live 0/);
   t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited', 'no cache while notifications could be missed');
 
@@ -167,7 +167,7 @@ t.test('while the change feed is down, authorize reads the database; it comes ba
 t.test('group commit: 64 callers debiting one account share transactions, each gets its own result', async (t) => {
   const ctx = await setup(t);
   const account = await paidAccount(ctx, 100000);
-  const stat = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await ctx.app.inject({ url: '/metrics' })).body)?.[1]);
+  const stat = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await ctx.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } })).body)?.[1]);
   const before = { tx: await stat('billing_usage_transactions_total'), events: await stat('billing_usage_events_total') };
 
   const responses = await Promise.all(

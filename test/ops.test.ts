@@ -66,7 +66,7 @@ t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook
   await ctx.call('GET', '/v1/plans/plan_nope_v1');
   const created = await ctx.call('POST', '/v1/accounts', { body: { name: 'M', email: 'm@example.com', country: 'IN' } });
   await approveKyc(ctx, created.body.id); // the approval emails: a job on the events queue
-  const read = async () => (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const read = async () => (await ctx.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } })).body;
   const deadline = Date.now() + 10_000;
   let text = await read();
   while (!/bullmq_jobs_completed_total\{queue="events"\} [1-9]/.test(text) && Date.now() < deadline) {
@@ -78,11 +78,11 @@ t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook
   t.match(text, /http_request_errors_total\{method="GET",route="\/v1\/plans\/:planId",status_code="404"\} 1/, 'errors by route and status');
   for (const queue of Object.values(ctx.queues)) t.match(text, new RegExp(`bullmq_queue_jobs\\{queue="${queue.name}",state="waiting"\\}`), `depth of ${queue.name}`);
   t.match(text, /bullmq_jobs_completed_total\{queue="events"\} [1-9]/, 'jobs completed by queue');
-  t.match(text, /bullmq_job_duration_seconds_sum\{queue="events"\}/, 'job duration');
+  t.match(text, /bullmq_job_duration_seconds_total\{queue="events"\}/, 'job duration');
   t.match(text, /billing_outbox_lag_seconds \d/, 'outbox lag');
   t.match(text, /billing_renewals_overdue 0/, 'due but unrenewed subscriptions');
-  t.match(text, /billing_recharge_failures_total 0/, 'recharge failures');
-  t.match(text, /# TYPE billing_webhook_delivery_failures_total gauge/, 'webhook failures by class');
+  t.match(text, /billing_recharge_failures_last_hour 0/, 'recharge failures');
+  t.match(text, /# TYPE billing_webhook_attempt_failures_last_hour gauge/, 'webhook failures by class');
   t.match(text, /process_cpu_user_seconds_total/, 'Node process metrics');
 });
 

@@ -56,7 +56,7 @@ t.test('without Redis the api answers authorize, usage, reads and an upgrade at 
   t.match(board.headers['content-type'], /^application\/problem\+json/);
   t.equal(board.json().code, 'service_unavailable');
 
-  const metrics = await ctx.app.inject({ method: 'GET', url: '/metrics' });
+  const metrics = await ctx.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } });
   t.equal(metrics.statusCode, 200, '/metrics answers without Redis');
   t.match(metrics.body, /^billing_rate_limit_degraded 1$/m);
   t.match(metrics.body, /^billing_redis_up 0$/m);
@@ -68,7 +68,7 @@ t.test('without Redis the api answers authorize, usage, reads and an upgrade at 
   let after = '';
   do {
     await ctx.call('GET', '/v1/plans', { key: fresh }); // a request asks Redis again once the retry interval is over
-    after = (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body;
+    after = (await ctx.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } })).body;
     if (/^billing_rate_limit_degraded 0$/m.test(after)) break;
     await new Promise((r) => setTimeout(r, 100));
   } while (Date.now() < deadline);

@@ -4,23 +4,65 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import type { Clock } from '../lib/clock.js';
 import { withDeadline } from '../lib/deadline.js';
+import { AppError } from '../lib/errors.js';
+import { FailureBudget } from '../lib/failure-budget.js';
+import { grants, parseBearer } from '../modules/auth/domain.js';
+import type { AuthService } from '../modules/auth/service.js';
 import { jobStatsKey } from '../jobs/job-stats.js';
 import type { Queues } from '../jobs/registry.js';
 
+/** Rows a scrape reads at most from one table: the newest, by primary key (see scrapeQueries). */
+const RECENT_ROWS = 10_000;
+
 /**
- * Prometheus at /metrics: HTTP rate, latency and errors by route and status; queue depth,
- * job counts, durations and failures by queue; outbox lag; renewals overdue; recharge
- * failures; webhook delivery failures by class; and Node's own process metrics. Not part
- * of the API (kept out of the OpenAPI document): expose it to the scraper only.
+ * What a scrape asks Postgres. Each reads an index range, never a whole table: the oldest
+ * unrelayed outbox row through its partial index; overdue renewals through the period-end
+ * index, counted up to a cap; failures of the last hour among the newest rows by primary key.
+ * Exported so a test can check every plan.
+ */
+export const scrapeQueries = {
+  outboxLag: sql`select coalesce(extract(epoch from now() - (select created_at from outbox where relayed_at is null order by id limit 1)), 0) as value`,
+  renewalsOverdue: sql`select count(*) as value from (
+      select 1 from subscriptions s join accounts a on a.id = s.account_id
+      where s.status = 'active' and a.test_clock_id is null and s.current_period_end < now() - interval '1 minute'
+      limit ${sql.raw(String(RECENT_ROWS))}) overdue`,
+  rechargeFailures: sql`select count(*) as value from (select purpose, status, created_at from payments order by id desc limit ${sql.raw(String(RECENT_ROWS))}) p
+      where p.purpose = 'recharge' and p.status = 'failed' and p.created_at > now() - interval '1 hour'`,
+  webhookFailures: sql`select d.delivery_class, count(*) as value
+      from (select delivery_id, status_code, attempted_at from webhook_attempts order by id desc limit ${sql.raw(String(RECENT_ROWS))}) a
+      join webhook_deliveries d on d.id = a.delivery_id
+      where (a.status_code is null or a.status_code < 200 or a.status_code >= 300) and a.attempted_at > now() - interval '1 hour'
+      group by d.delivery_class`,
+};
+
+/**
+ * Prometheus at /metrics, for an ops key (`Authorization: Bearer`): HTTP rate, latency and
+ * errors by route and status; queue depth, job counts, durations and failures by queue;
+ * outbox lag; renewals overdue; recharge and webhook failures of the last hour; and Node's own
+ * process metrics. Not part of the API (kept out of the OpenAPI document).
  */
 export default fp(
   async function metricsPlugin(
     app: FastifyInstance,
-    opts: { db: Db; redis: Redis; queues?: Queues; prefix: string; usageStats?: () => { transactions: number; events: number }; cacheLive?: () => boolean },
+    opts: {
+      db: Db;
+      redis: Redis;
+      queues?: Queues;
+      prefix: string;
+      auth: AuthService;
+      clock: Clock;
+      failuresPerMinute: number;
+      usageStats?: () => { transactions: number; events: number };
+      cacheLive?: () => boolean;
+    },
   ) {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
+    // prom-client's sums of the by-type gauges end in _total, which names a counter: the
+    // by-type series stay (nodejs_active_handles{type}...), their sum is a query away.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
     const labels = ['method', 'route', 'status_code'] as const;
     const duration = new Histogram({
       name: 'http_request_duration_seconds',
@@ -59,8 +101,9 @@ export default fp(
         });
       },
     });
+    // Cumulative counts the workers keep in Redis: counters, set from Redis at each scrape.
     const jobStat = (name: string, help: string, field: string) =>
-      new Gauge({
+      new Counter({
         name,
         help,
         labelNames: ['queue'],
@@ -69,12 +112,14 @@ export default fp(
           const stats = await redis.hgetall(jobStatsKey(prefix)).catch(() => ({}) as Record<string, string>);
           for (const [key, value] of Object.entries(stats)) {
             const [queue, kind] = key.split(':');
-            if (kind === field) this.set({ queue: queue! }, Number(value));
+            if (kind !== field) continue;
+            this.remove({ queue: queue! });
+            this.inc({ queue: queue! }, Number(value));
           }
         },
       });
     jobStat('bullmq_jobs_completed_total', 'Jobs completed by queue, all workers', 'completed');
-    jobStat('bullmq_job_duration_seconds_sum', 'Seconds spent in completed jobs by queue, all workers', 'seconds');
+    jobStat('bullmq_job_duration_seconds_total', 'Seconds spent in completed jobs by queue, all workers', 'seconds');
     jobStat('bullmq_jobs_failed_total', 'Job attempts that failed by queue, all workers', 'failed');
 
     const fromDb = (name: string, help: string, query: ReturnType<typeof sql>, labelNames: string[] = []) =>
@@ -93,26 +138,23 @@ export default fp(
           }
         },
       });
-    fromDb('billing_outbox_lag_seconds', 'Age of the oldest outbox row not yet relayed (0: none)', sql`select coalesce(extract(epoch from now() - min(created_at)), 0) as value from outbox where relayed_at is null`);
+    fromDb('billing_outbox_lag_seconds', 'Age of the oldest outbox row not yet relayed (0: none)', scrapeQueries.outboxLag);
+    fromDb('billing_renewals_overdue', `Active subscriptions whose period ended over a minute ago and are not renewed yet (counted up to ${RECENT_ROWS})`, scrapeQueries.renewalsOverdue);
+    fromDb('billing_recharge_failures_last_hour', `Auto-recharge charges created in the last hour that failed (among the newest ${RECENT_ROWS} payments)`, scrapeQueries.rechargeFailures);
     fromDb(
-      'billing_renewals_overdue',
-      'Active subscriptions whose period ended over a minute ago and are not renewed yet',
-      sql`select count(*) as value from subscriptions s join accounts a on a.id = s.account_id where s.status = 'active' and a.test_clock_id is null and s.current_period_end < now() - interval '1 minute'`,
-    );
-    fromDb('billing_recharge_failures_total', 'Auto-recharge charges that failed', sql`select count(*) as value from payments where purpose = 'recharge' and status = 'failed'`);
-    fromDb(
-      'billing_webhook_delivery_failures_total',
-      'Webhook attempts that did not get a 2xx, by delivery class',
-      sql`select d.delivery_class, count(*) as value from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id
-          where a.status_code is null or a.status_code < 200 or a.status_code >= 300 group by d.delivery_class`,
+      'billing_webhook_attempt_failures_last_hour',
+      `Webhook attempts of the last hour that did not get a 2xx, by delivery class (among the newest ${RECENT_ROWS} attempts)`,
+      scrapeQueries.webhookFailures,
       ['delivery_class'],
     );
 
     // Group commit: events per transaction is the batching the usage path achieves under load.
     const { usageStats, cacheLive } = opts;
     if (usageStats) {
-      new Gauge({ name: 'billing_usage_transactions_total', help: 'Usage transactions committed by this process', registers: [registry], collect() { this.set(usageStats().transactions); } });
-      new Gauge({ name: 'billing_usage_events_total', help: 'Usage events rated by this process', registers: [registry], collect() { this.set(usageStats().events); } });
+      const processCounter = (name: string, help: string, read: () => number) =>
+        new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+      processCounter('billing_usage_transactions_total', 'Usage transactions committed by this process', () => usageStats().transactions);
+      processCounter('billing_usage_events_total', 'Usage events rated by this process', () => usageStats().events);
     }
     new Gauge({
       name: 'billing_redis_up',
@@ -135,7 +177,23 @@ export default fp(
       new Gauge({ name: 'billing_change_feed_live', help: '1 while the change feed listens (caches in use), 0 while caches are bypassed', registers: [registry], collect() { this.set(cacheLive() ? 1 : 0); } });
     }
 
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    // Operators only: the figures say how much business flows and where it hurts. Guesses
+    // count per address as on the API (a budget of this plugin's own).
+    const failures = new FailureBudget({ perWindow: opts.failuresPerMinute, now: () => opts.clock.now().getTime() });
+    app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+      const key = parseBearer(request.headers.authorization);
+      const wait = failures.retryAfter(request.ip);
+      if (wait > 0 && !(key && opts.auth.isKnown(key))) {
+        reply.header('retry-after', String(wait));
+        throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${wait} s`);
+      }
+      const principal = key ? await opts.auth.authenticate(key) : null;
+      if (!principal) {
+        failures.fail(request.ip);
+        reply.header('www-authenticate', 'Bearer realm="billing-service"');
+        throw new AppError('unauthenticated', '/metrics needs an ops API key as `Authorization: Bearer <key>`');
+      }
+      if (!grants(principal.scopes, 'ops') || principal.accountId) throw new AppError('insufficient_scope', '/metrics needs the ops scope');
       reply.type(registry.contentType);
       return registry.metrics();
     });

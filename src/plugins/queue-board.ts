@@ -92,7 +92,7 @@ export async function queueBoard(app: FastifyInstance, opts: QueueBoardOptions) 
         const denied = await authorize(request);
         if (denied === 'sign-in') return reply.redirect(SIGN_IN_PATH, 303);
         if (denied) {
-          reply.header('www-authenticate', 'Bearer');
+          reply.header('www-authenticate', 'Bearer realm="billing-service"');
           return sendProblem(reply, toProblem(denied, request));
         }
         // The board is Redis's view: without Redis, say so rather than bull-board's own 500.
