@@ -252,7 +252,7 @@ async function main() {
     /** A usage load, with the api's CPU per event and events per transaction noted. */
     const measuredUsage = (what: string, connections: number, perRequest: number, events: () => object[]) => measured(what, 'event', perRequest, () => usageLoad(connections, events));
     const usageStats = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: headers.authorization } })).text();
       const read = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
       return { transactions: read('billing_usage_transactions_total'), events: read('billing_usage_events_total') };
     };
