@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { secretsKeysOf, type Config } from './config.js';
 import type { Database } from './db/client.js';
+import { AppError } from './lib/errors.js';
 import { schemaVersion } from './db/schema-version.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
@@ -75,6 +76,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: deps.config.TRUST_PROXY,
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
+    // While closing, requests on kept-alive connections get our own 503 problem (below), not fastify's plain JSON.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -89,6 +92,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The services drop an account they changed from this process's caches themselves (see
   // accountChanged in services.ts), so a caller's next check sees its change at once.
   const services = createServices({ ...deps, changes });
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close');
+    done(new AppError('service_unavailable', 'This process is shutting down; retry, another will answer'));
+  });
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     done(null, payload);

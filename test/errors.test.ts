@@ -200,3 +200,13 @@ t.test('an API key pasted into a path is redacted in the log too', async (t) => 
   t.notMatch(text(), new RegExp(ctx.keys.read.slice(4)), 'the key is nowhere in the log');
   t.match(text(), /"url":"\/v1\/accounts\/\[redacted\]"/);
 });
+
+t.test('a request that arrives while the process shuts down gets a 503 problem, not the framework\'s own answer', async (t) => {
+  const ctx = await setup(t);
+  const closing = ctx.app.close();
+  const res = await ctx.app.inject({ method: 'GET', url: '/v1/plans', headers: { authorization: `Bearer ${ctx.keys.read}` } });
+  t.equal(res.statusCode, 503);
+  t.match(res.headers['content-type'], /^application\/problem\+json/);
+  t.same([res.json().code, res.headers['retry-after'], res.headers.connection], ['service_unavailable', '2', 'close']);
+  await closing;
+});
