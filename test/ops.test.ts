@@ -3,6 +3,9 @@ import { StartupError, checkRedisPolicy } from '../src/infra.js';
 import { createLogger } from '../src/lib/logger.js';
 import { approveKyc, setup } from './helper.js';
 
+// The CLI test runs a dozen processes, each compiling its TypeScript: slow on a busy machine.
+t.setTimeout(240_000);
+
 t.test('the queue board lists every queue for an ops key, and refuses anyone else', async (t) => {
   const ctx = await setup(t);
   const page = await ctx.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: `Bearer ${ctx.keys.ops}` } });
@@ -165,8 +168,9 @@ t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account stat
 
   const created = ops('keys:create', '--scopes', 'read', '--json');
   t.equal(created.code, 0);
-  const key = JSON.parse(created.out);
+  const key = JSON.parse(created.out); // the JSON alone: a second line would not parse
   t.match(key.key, /^bsk_/);
+  t.equal(created.err, '', 'and nothing else, not even on stderr');
   t.equal((await ctx.call('GET', '/v1/plans', { key: key.key })).status, 200);
   t.equal(ops('keys:revoke', key.id).code, 0);
   // Revoked by another process: the api hears it through the change feed (spawnSync held its event loop).
@@ -179,6 +183,7 @@ t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account stat
   t.equal(JSON.parse(adjusted.out).balance, 102500);
   t.equal(ops('credits:adjust', account.id, '--amount', '-999999999', '--reason', 'too much').code, 1, 'refused: 1');
   t.equal(ops('credits:adjust', account.id, '--reason', 'no amount').code, 2, 'bad arguments: 2');
+  t.equal(ops('keys:create', '--scopes', 'read', '--account', 'acc_00000000000000000000000000').code, 3, 'no such account: 3');
 
   const check = ops('ledger:check', '--json');
   t.equal(check.code, 0);

@@ -85,7 +85,16 @@ t.test('keys:create makes a key and refuses bad scopes', async (t) => {
   ok.child.stdout!.on('data', (c) => (out += c));
   t.equal(await ok.exit, 0);
   t.match(out.trim(), /^bsk_[A-Za-z0-9_-]{43}$/);
+  t.match(ok.stderr(), /^created key_\S+ with scopes read,write; the key is not shown again\n$/, 'the note on stderr');
+  const json = run(t, 'src/cli/keys-create.ts', { DATABASE_URL: url }, ['--scopes', 'read', '--json']);
+  t.equal(await json.exit, 0);
+  const shown = JSON.parse(json.stdout()); // the JSON alone: a line after it would not parse
+  t.match(shown, { key: /^bsk_/, id: /^key_/, scopes: ['read'], name: 'cli' });
+  t.equal(json.stderr(), '', '--json: nothing else, on stderr either');
   const bad = run(t, 'src/cli/keys-create.ts', { DATABASE_URL: url }, ['--scopes', 'admin']);
   t.equal(await bad.exit, 2);
   t.match(bad.stderr(), /--scopes must list some of: read, write, kyc, ops/);
+  const help = run(t, 'src/cli/keys-create.ts', { DATABASE_URL: url }, ['--help']);
+  t.equal(await help.exit, 0);
+  t.match(help.stdout(), /^usage: npm run keys:create -- --scopes/);
 });
