@@ -125,3 +125,14 @@ t.test('an idle account gets no forecast', async (t) => {
   await paidAccount(ctx, 1_000);
   t.equal(await ctx.services.forecasts.sweep(), 0);
 });
+
+t.test('the forecast sweep pages through every candidate: none is starved by the ones before it', async (t) => {
+  const ctx = await setup(t, { LOW_BALANCE_THRESHOLD_INR: '0' });
+  const { createDepletionForecasts } = await import('../src/modules/credits/alerts.js');
+  const accounts = [await paidAccount(ctx, 2_000), await paidAccount(ctx, 2_000), await paidAccount(ctx, 2_000)];
+  // Each spends ₹10 this hour: ₹10 left lasts an hour, well inside the default week.
+  for (const a of accounts) await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: Array.from({ length: 40 }, (_, i) => sms(a.id, `p-${i}`)) } });
+  const forecasts = createDepletionForecasts({ db: ctx.database.db, clock: ctx.clock, horizonHours: 168, mandate: { capInr: 1_500_000, noticeHours: 24 }, batch: 1 });
+  t.equal(await forecasts.sweep(), 3, 'pages of one account each, all three forecast');
+  t.equal(await forecasts.sweep(), 0);
+});
