@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
@@ -38,10 +38,34 @@ export function assertUnboundKey(principal: Principal): void {
   if (principal.accountId) throw new AppError('account_bound_key');
 }
 
+/**
+ * The bearer check every keyed surface shares: the principal of the request's key, or
+ * `unauthenticated` (the errors plugin adds WWW-Authenticate). Unknown keys are never cached,
+ * so each guess costs a lookup: an address past its failures this minute is refused before
+ * it, unless its key is one this process knows. Each caller keeps its own failure budget.
+ */
+export function bearerGate(opts: { auth: AuthService; failuresPerMinute: number; clock: Clock }) {
+  const failures = new FailureBudget({ perWindow: opts.failuresPerMinute, now: () => opts.clock.now().getTime() });
+  return async (request: FastifyRequest, reply: FastifyReply, unauthenticated: string): Promise<Principal> => {
+    const key = parseBearer(request.headers.authorization);
+    const wait = failures.retryAfter(request.ip);
+    if (wait > 0 && !(key && opts.auth.isKnown(key))) {
+      reply.header('retry-after', String(wait));
+      throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${wait} s`);
+    }
+    const principal = key ? await opts.auth.authenticate(key) : null;
+    if (!principal) {
+      failures.fail(request.ip);
+      throw new AppError('unauthenticated', unauthenticated);
+    }
+    return principal;
+  };
+}
+
 export default fp(
   async function authPlugin(app: FastifyInstance, opts: { auth: AuthService; failuresPerMinute: number; clock: Clock }) {
     app.decorateRequest('principal', null);
-    const failures = new FailureBudget({ perWindow: opts.failuresPerMinute, now: () => opts.clock.now().getTime() });
+    const authenticate = bearerGate(opts);
 
     app.addHook('onRoute', (route) => {
       if (!route.url.startsWith('/v1')) return;
@@ -56,19 +80,7 @@ export default fp(
     app.addHook('onRequest', async (request, reply) => {
       const scope = request.routeOptions.config.scope;
       if (!scope) return;
-      const key = parseBearer(request.headers.authorization);
-      // Unknown keys are never cached, so each guess costs a lookup: an address past its
-      // failures this minute is refused before it, unless its key is one this process knows.
-      const wait = failures.retryAfter(request.ip);
-      if (wait > 0 && !(key && opts.auth.isKnown(key))) {
-        reply.header('retry-after', String(wait));
-        throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${wait} s`);
-      }
-      const principal = key ? await opts.auth.authenticate(key) : null;
-      if (!principal) {
-        failures.fail(request.ip);
-        throw new AppError('unauthenticated', 'Send a valid API key as `Authorization: Bearer <key>`');
-      }
+      const principal = await authenticate(request, reply, 'Send a valid API key as `Authorization: Bearer <key>`');
       const params = request.params as { accountId?: string } | undefined;
       if (params?.accountId) assertAccountVisible(principal, params.accountId);
       if (!grants(principal.scopes, scope)) {

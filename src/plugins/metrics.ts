@@ -7,8 +7,8 @@ import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { withDeadline } from '../lib/deadline.js';
 import { AppError } from '../lib/errors.js';
-import { FailureBudget } from '../lib/failure-budget.js';
-import { grants, parseBearer } from '../modules/auth/domain.js';
+import { grants } from '../modules/auth/domain.js';
+import { bearerGate } from './auth.js';
 import type { AuthService } from '../modules/auth/service.js';
 import { jobStatsKey } from '../jobs/job-stats.js';
 import type { Queues } from '../jobs/registry.js';
@@ -178,21 +178,10 @@ export default fp(
     }
 
     // Operators only: the figures say how much business flows and where it hurts. Guesses
-    // count per address as on the API (a budget of this plugin's own).
-    const failures = new FailureBudget({ perWindow: opts.failuresPerMinute, now: () => opts.clock.now().getTime() });
+    // count per address as on the API (a budget of this plugin's own), through the API's own gate.
+    const authenticate = bearerGate(opts);
     app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
-      const key = parseBearer(request.headers.authorization);
-      const wait = failures.retryAfter(request.ip);
-      if (wait > 0 && !(key && opts.auth.isKnown(key))) {
-        reply.header('retry-after', String(wait));
-        throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${wait} s`);
-      }
-      const principal = key ? await opts.auth.authenticate(key) : null;
-      if (!principal) {
-        failures.fail(request.ip);
-        reply.header('www-authenticate', 'Bearer realm="billing-service"');
-        throw new AppError('unauthenticated', '/metrics needs an ops API key as `Authorization: Bearer <key>`');
-      }
+      const principal = await authenticate(request, reply, '/metrics needs an ops API key as `Authorization: Bearer <key>`');
       if (!grants(principal.scopes, 'ops') || principal.accountId) throw new AppError('insufficient_scope', '/metrics needs the ops scope');
       reply.type(registry.contentType);
       return registry.metrics();
