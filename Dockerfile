@@ -9,8 +9,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY scripts/build-if-stale.mjs scripts/pglite-seed.mjs ./scripts/
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+# esbuild bundles each entry into dist/; the embedded database's seed it also makes is for
+# `npm start` on a laptop, not for the image (which runs on DATABASE_URL): dropped.
+RUN npm run build && npm prune --omit=dev && rm -rf node_modules/.cache
 
 FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production \

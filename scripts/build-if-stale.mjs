@@ -1,24 +1,31 @@
 #!/usr/bin/env node
-// Compiles src/ to dist/ only when the sources changed since the last good build, so that
+// Builds src/ into dist/ only when the sources changed since the last good build, so that
 // `npm start`, `npm run migrate`, `npm run ops` and `npm run keys:create` start at once on a
-// built tree. Plain Node on purpose: it runs before anything is compiled, and without tsx.
+// built tree. Plain Node on purpose: it runs before anything is built, and without tsx.
 //
 //   node scripts/build-if-stale.mjs            build when stale, else do nothing (in ~50 ms)
 //   node scripts/build-if-stale.mjs --force    build now (`npm run build`)
 //   node scripts/build-if-stale.mjs --prepare  at `npm ci`/`npm install`: build when it can;
 //                                              never fails the install (no src/ yet, as in the
-//                                              Dockerfile's build stage; no TypeScript, as with
-//                                              --omit=dev; a compile error: shown, and the next
+//                                              Dockerfile's build stage; no esbuild, as with
+//                                              --omit=dev; a build error: shown, and the next
 //                                              start or build tries again)
 //
-// The inputs are every file under src/ plus tsconfig.json and package-lock.json. After a
-// successful `tsc -p tsconfig.json` the script writes dist/.build-stamp with a fingerprint of
-// the inputs (path, size and mtime of each file) taken before compiling: any later edit, new
-// file or deleted file makes the tree stale. tsc runs with --incremental (its state kept in
-// dist/.tsbuildinfo), so a rebuild after a small change is quicker than a cold one. Concurrent
-// runs (several `npm start`s in one checkout) take turns through a lock directory, and the
-// later ones find the tree fresh. Messages go to stderr: stdout belongs to the command that
-// runs next (`npm run ops -- ... --json`).
+// esbuild bundles each process's entry (main, server, worker, migrate, cli/ops,
+// cli/keys-create) with the code they share split into dist/chunks/, in about a second.
+// Types are checked by `npm run typecheck` (tsc), not here. drizzle-orm is bundled in: Node 22
+// and 24 re-read a package's package.json for every module file they load from it
+// (nodejs/node#58126), and drizzle-orm's is 179 KB, which cost every process 1 to 1.5 s at
+// start. Every other dependency stays in node_modules, loaded as published (some read files
+// of their own at run time: fonts, the queue board's pages, PGlite's WebAssembly).
+//
+// The inputs are every file under src/ plus tsconfig.json, package.json and
+// package-lock.json. After a successful build the script writes dist/.build-stamp with a
+// fingerprint of the inputs (path, size and mtime of each file) taken before building: any
+// later edit, new file or deleted file makes the tree stale. Concurrent runs (several `npm
+// start`s in one checkout) take turns through a lock directory, and the later ones find the
+// tree fresh. Messages go to stderr: stdout belongs to the command that runs next
+// (`npm run ops -- ... --json`).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -46,7 +53,7 @@ function inputs() {
     }
   };
   walk(join(root, 'src'));
-  for (const name of ['tsconfig.json', 'package-lock.json']) if (existsSync(join(root, name))) files.push(join(root, name));
+  for (const name of ['tsconfig.json', 'package.json', 'package-lock.json']) if (existsSync(join(root, name))) files.push(join(root, name));
   return files.sort();
 }
 
@@ -67,12 +74,40 @@ function builtFrom() {
   }
 }
 
-function findTsc() {
+function loadEsbuild() {
   try {
-    return createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
+    return createRequire(join(root, 'package.json'))('esbuild');
   } catch {
     return null;
   }
+}
+
+/** The processes' entry points, under src/; each becomes dist/<name>.js. */
+const entries = ['main', 'server', 'worker', 'migrate', 'cli/ops', 'cli/keys-create'];
+/** Dependencies bundled into dist/ rather than loaded from node_modules (see the top). */
+const bundled = new Set(['drizzle-orm']);
+
+function bundle(esbuild) {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const external = Object.keys(pkg.dependencies ?? {})
+    .filter((name) => !bundled.has(name))
+    .flatMap((name) => [name, `${name}/*`]);
+  rmSync(dist, { recursive: true, force: true });
+  esbuild.buildSync({
+    absWorkingDir: root,
+    entryPoints: entries.filter((e) => existsSync(join(root, 'src', `${e}.ts`))).map((e) => `src/${e}.ts`),
+    outdir: 'dist',
+    outbase: 'src',
+    bundle: true,
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    external,
+    logLevel: 'error',
+  });
 }
 
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -108,6 +143,25 @@ function withLock(fn) {
   }
 }
 
+/**
+ * The embedded database's seed for the installed PGlite (scripts/pglite-seed.mjs), made when
+ * missing: a first `npm start` then loads it instead of running initdb. Best effort.
+ */
+function ensurePgliteSeed() {
+  if (!existsSync(join(root, 'scripts/pglite-seed.mjs'))) return;
+  let version;
+  try {
+    version = JSON.parse(readFileSync(join(root, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')).version;
+  } catch {
+    return; // no PGlite here (another project, or --omit=dev trimmed it)
+  }
+  if (existsSync(join(root, `node_modules/.cache/billing-service/pglite-seed-${version}.tar.gz`))) return;
+  const started = Date.now();
+  const result = spawnSync(process.execPath, [join(root, 'scripts/pglite-seed.mjs')], { cwd: root, stdio: ['ignore', 2, 2], env: { ...process.env, BUILD_ROOT: root } });
+  if (result.status === 0) say(`embedded database seed made in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  else say('could not make the embedded database seed; a first start on an empty DATA_DIR runs initdb instead (slower)');
+}
+
 function main() {
   if (!existsSync(join(root, 'src'))) {
     if (prepare) return 0; // the Dockerfile's `npm ci` runs before src/ is copied in
@@ -115,35 +169,36 @@ function main() {
     return existsSync(join(dist, 'main.js')) ? 0 : 1;
   }
   const fresh = () => !force && existsSync(join(dist, 'main.js')) && builtFrom() === fingerprint();
-  if (fresh()) return 0;
-  const tsc = findTsc();
-  if (!tsc) {
-    if (prepare) return 0; // `npm ci --omit=dev`: nothing to compile with
+  if (fresh()) {
+    if (prepare) ensurePgliteSeed();
+    return 0;
+  }
+  const esbuild = loadEsbuild();
+  if (!esbuild) {
+    if (prepare) return 0; // `npm ci --omit=dev`: nothing to build with
     if (existsSync(join(dist, 'main.js'))) {
-      say('src/ changed since dist/ was built, but TypeScript is not installed (npm ci --omit=dev?): running the existing dist/');
+      say('src/ changed since dist/ was built, but esbuild is not installed (npm ci --omit=dev?): running the existing dist/');
       return 0;
     }
-    say('dist/ is missing and TypeScript is not installed: run `npm ci` (with dev dependencies), then `npm run build`');
+    say('dist/ is missing and esbuild is not installed: run `npm ci` (with dev dependencies), then `npm run build`');
     return 1;
   }
   return withLock(() => {
     if (fresh()) return 0; // built by the run we waited for
     const before = fingerprint();
-    say(`compiling src/ to dist/ (${force ? 'requested' : existsSync(stampFile) ? 'sources changed' : 'no build yet'})`);
+    say(`building dist/ from src/ (${force ? 'requested' : existsSync(stampFile) ? 'sources changed' : 'no build yet'})`);
     const started = Date.now();
-    const result = spawnSync(
-      process.execPath,
-      [tsc, '-p', join(root, 'tsconfig.json'), '--incremental', '--tsBuildInfoFile', join(dist, '.tsbuildinfo')],
-      { cwd: root, stdio: ['ignore', 2, 2] }, // tsc prints its errors on stdout: send them to stderr
-    );
-    if (result.status !== 0) {
+    try {
+      bundle(esbuild);
+    } catch (err) {
       rmSync(stampFile, { force: true });
-      say(`tsc failed (${result.status ?? result.signal}); dist/ is not up to date`);
+      say(`esbuild failed; dist/ is not up to date${err.errors ? '' : `: ${err.message}`}`); // esbuild printed its errors
       return prepare ? 0 : 1;
     }
     mkdirSync(dist, { recursive: true });
     writeFileSync(stampFile, `${JSON.stringify({ inputs: before, builtAt: new Date().toISOString() })}\n`);
-    say(`compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    ensurePgliteSeed();
     return 0;
   });
 }

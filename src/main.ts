@@ -1,6 +1,6 @@
 import { runProcess } from './runtime.js';
-import { startApi } from './server.js';
-import { startWorkers } from './worker.js';
+import { startApi } from './api.js';
+import { startWorkers } from './workers.js';
 
 /**
  * The development default: api and workers in one process. With the embedded database this

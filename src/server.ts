@@ -1,12 +1,5 @@
-import { buildApp } from './app.js';
-import { bootstrapKeys, isMainModule, runProcess, type Runtime } from './runtime.js';
+import { startApi } from './api.js';
+import { runProcess } from './runtime.js';
 
-/** The api alone: listen, and close gracefully (in-flight requests finish first). */
-export async function startApi(runtime: Runtime) {
-  await bootstrapKeys(runtime);
-  const app = await buildApp(runtime);
-  await app.listen({ host: runtime.config.HOST, port: runtime.config.PORT });
-  return { close: () => app.close() };
-}
-
-if (isMainModule(import.meta.url)) await runProcess('api', startApi);
+/** The api alone (`node dist/server.js`): stateless, run as many as needed. */
+await runProcess('api', startApi);

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { approveKyc, setup } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { formatAmount } from '../src/lib/format.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { approveKyc, deliverEvents, paidAccount, pdfText, setup } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 

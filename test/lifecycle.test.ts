@@ -1,7 +1,8 @@
+import { entryArgv } from './processes.js';
 import t, { type Test } from 'tap';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { allEventsHandled, approveKyc, scanKeys, setup, type TestContext } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 
@@ -275,7 +276,7 @@ t.test('two worker processes and a flushed Redis: every renewal exactly once', a
   const { rmSync } = await import('node:fs');
   t.teardown(() => rmSync(`/tmp/billing-mail-${ctx.config.QUEUE_PREFIX}`, { recursive: true, force: true }));
   for (let i = 0; i < 2; i++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', `${root}src/worker.ts`], {
+    const child = spawn(process.execPath, entryArgv('src/worker.ts'), {
       cwd: root,
       env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, LOG_LEVEL: 'warn', ...env, MAIL_DIR: `/tmp/billing-mail-${ctx.config.QUEUE_PREFIX}` },
       stdio: ['ignore', 'ignore', 'inherit'],

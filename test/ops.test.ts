@@ -1,4 +1,5 @@
 import t from 'tap';
+import { entryArgv } from './processes.js';
 import { StartupError, checkRedisPolicy } from '../src/infra.js';
 import { createLogger } from '../src/lib/logger.js';
 import { approveKyc, setup } from './helper.js';
@@ -58,7 +59,7 @@ t.test('a key over its limit gets 429 with Retry-After, also spread over two api
 });
 
 t.test('/metrics exposes HTTP, queue, job, outbox, renewal, recharge and webhook figures', async (t) => {
-  const { startWorkers } = await import('../src/worker.js');
+  const { startWorkers } = await import('../src/workers.js');
   const ctx = await setup(t, { OUTBOX_POLL_MS: '50', SCHEDULER_INTERVAL_MS: '50' });
   const workers = await startWorkers(
     { config: ctx.config, logger: createLogger({ LOG_LEVEL: 'silent' }), database: ctx.database, redis: ctx.redis, queues: ctx.queues, clock: ctx.clock },
@@ -153,7 +154,7 @@ t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account stat
   const ctx = await setup(t);
   const root = new URL('..', import.meta.url).pathname;
   const ops = (...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', `${root}src/cli/ops.ts`, ...args], {
+    const r = spawnSync(process.execPath, [...entryArgv('src/cli/ops.ts'), ...args], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, LOG_LEVEL: 'silent' },
       encoding: 'utf8',
@@ -214,7 +215,7 @@ t.test('the rate limit holds across two real api processes', async (t) => {
       s.close(() => resolve(p));
     });
   });
-  const child = spawn(process.execPath, ['--import', 'tsx', `${root}src/server.ts`], {
+  const child = spawn(process.execPath, entryArgv('src/server.ts'), {
     cwd: root,
     env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, RATE_LIMIT_PER_MINUTE: '4', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
     stdio: 'ignore',

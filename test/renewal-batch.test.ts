@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createLogger } from '../src/lib/logger.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { approveKyc, scanKeys, setup, type TestContext } from './helper.js';
 
 const START = new Date('2026-11-26T10:00:00Z');

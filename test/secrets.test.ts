@@ -1,3 +1,4 @@
+import { entryArgv } from './processes.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -114,7 +115,7 @@ t.test('npm run ops -- secrets:rotate: --json, audited, exit 0', async (t) => {
   const endpoint = (await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { body: { url: 'http://127.0.0.1:9/x', eventTypes: [] } })).body;
   await ctx.query('update webhook_endpoints set secret = $2 where id = $1', [endpoint.id, endpoint.secret]);
   const root = new URL('..', import.meta.url).pathname;
-  const run = spawnSync(process.execPath, ['--import', 'tsx', `${root}src/cli/ops.ts`, 'secrets:rotate', '--json'], {
+  const run = spawnSync(process.execPath, [...entryArgv('src/cli/ops.ts'), 'secrets:rotate', '--json'], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: ctx.config.DATABASE_URL, QUEUE_PREFIX: ctx.config.QUEUE_PREFIX, LOG_LEVEL: 'silent', SECRETS_KEYS: rotatedKeys },
     encoding: 'utf8',

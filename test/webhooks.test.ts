@@ -5,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 import { createLogger } from '../src/lib/logger.js';
 import { isNonPublicAddress, nextDelayMs, urlProblem } from '../src/modules/webhooks/domain.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { readyAccount, setup, type TestContext } from './helper.js';
 
 const env = { SCHEDULER_INTERVAL_MS: '30', OUTBOX_POLL_MS: '50', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCALE: '0.0001', PRE_DEBIT_NOTICE_HOURS: '0' };

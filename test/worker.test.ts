@@ -4,7 +4,7 @@ import { createEventRequeuer, createOutboxRelay } from '../src/jobs/outbox-relay
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { createNotificationsService } from '../src/modules/notifications/service.js';
-import { startWorkers } from '../src/worker.js';
+import { startWorkers } from '../src/workers.js';
 import { approveKyc, createAccount, paidAccount, setup } from './helper.js';
 import { smtpReceiver } from './smtp.js';
 

@@ -1,12 +1,12 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
+import { projectRoot } from '../lib/paths.js';
 import { isConnectionError } from './errors.js';
 import * as schema from './schema/index.js';
 
@@ -14,7 +14,7 @@ export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
 
-export const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
+export const migrationsFolder = join(projectRoot, 'migrations');
 
 /** Any two migrators, on any hosts, serialise on this advisory lock key. */
 const MIGRATION_LOCK_KEY = 7_202_611_260;
@@ -203,7 +203,7 @@ export async function openPGlite(dataDir: string, logger: Logger): Promise<Datab
     const { PGlite } = await import('@electric-sql/pglite');
     const { drizzle } = await import('drizzle-orm/pglite');
     const { migrate } = await import('drizzle-orm/pglite/migrator');
-    const client = await PGlite.create(join(dir, 'pglite'));
+    const client = await PGlite.create(await preparedDataDir(PGlite, join(dir, 'pglite'), logger));
     const pgliteDb = drizzle(client, { schema });
     logger.info({ dataDir: dir }, 'using the embedded PGlite database');
     return {
@@ -231,6 +231,34 @@ export async function openPGlite(dataDir: string, logger: Logger): Promise<Datab
     releaseLock();
     throw err;
   }
+}
+
+/**
+ * A new data directory starts from the seed that `npm ci` made for this PGlite release
+ * (scripts/pglite-seed.mjs): loading it takes about a second where PGlite's own initdb takes 6
+ * to 10. It is unpacked beside the target and renamed into place, so a start killed halfway
+ * leaves no half-made cluster. Without a seed, PGlite runs initdb as before.
+ */
+async function preparedDataDir(pglite: typeof import('@electric-sql/pglite').PGlite, path: string, logger: Logger): Promise<string> {
+  if (existsSync(path)) return path;
+  let seed: Buffer;
+  try {
+    const { version } = JSON.parse(readFileSync(join(projectRoot, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
+    seed = readFileSync(join(projectRoot, `node_modules/.cache/billing-service/pglite-seed-${version}.tar.gz`));
+  } catch {
+    return path;
+  }
+  const scratch = `${path}.new-${process.pid}`;
+  rmSync(scratch, { recursive: true, force: true });
+  try {
+    const client = await pglite.create(scratch, { loadDataDir: new Blob([seed]) });
+    await client.close();
+    renameSync(scratch, path);
+  } catch (err) {
+    logger.warn({ err }, 'could not load the embedded database seed; initialising the data directory instead');
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return path;
 }
 
 function lockDataDir(dir: string): () => void {

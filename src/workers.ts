@@ -1,0 +1,116 @@
+import { Worker } from 'bullmq';
+import { createEventDispatcher } from './jobs/dispatch-event.js';
+import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
+import { accountsWithWebhooks, createOutboxRelay } from './jobs/outbox-relay.js';
+import { createRenewalProcessor } from './jobs/process-renewal.js';
+import { queueDefinitions } from './jobs/registry.js';
+import { mailDirOf, taxationOf } from './config.js';
+import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
+import { createNotificationsService } from './modules/notifications/service.js';
+import { workerConnection } from './infra.js';
+import { throttledFailures } from './lib/log-throttle.js';
+import type { Runtime } from './runtime.js';
+import { createServices } from './services.js';
+import { yieldToRenewals } from './jobs/yield.js';
+import { creditNotePdfById } from './modules/credit-notes/documents.js';
+import { recordJob } from './jobs/job-stats.js';
+
+/** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
+export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
+  const { config, logger, database, redis, queues, clock } = runtime;
+  // Workers wait for Redis to come back; everything else on `redis` fails fast meanwhile.
+  const connection = workerConnection(redis);
+  connection.on('error', () => {}); // reconnects by itself; workers report their own errors
+  const mailer =
+    opts.mailer ?? (config.SMTP_URL ? createSmtpMailer(config.SMTP_URL, config.MAIL_FROM) : createFileMailer(mailDirOf(config), config.MAIL_FROM));
+  const notifications = createNotificationsService({ db: database.db, clock, mailer, taxation: taxationOf(config), creditNotePdf: creditNotePdfById(database.db, clock) });
+
+  const { payments, renewals, purchases, webhooks, secrets, creditNotes, holds, forecasts } = createServices(runtime);
+  // Secrets at rest under the current SECRETS_KEYS key (legacy or rotated-out forms sealed
+  // again); in the background: a failure is logged and `ops secrets:rotate` does the same.
+  void secrets
+    .rotate()
+    .then((done) => {
+      if (done.webhooks.unreadable.length) logger.error({ endpoints: done.webhooks.unreadable }, 'webhook secrets no SECRETS_KEYS key can read');
+      else if (done.webhooks.resealed || done.apiKeys.rehashed) logger.info(done, 'secrets sealed under the current key');
+    })
+    .catch((err) => logger.error({ err }, 'could not seal secrets under the current key; run `ops secrets:rotate`'));
+  const services = { payments, renewals, purchases, webhooks, creditNotes, holds, forecasts };
+  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 20,
+  });
+  eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
+  // While Redis is away every worker reports each reconnect attempt: a line per outage, not per attempt.
+  const workerErrors = throttledFailures();
+  const onWorkerError = (name: string) => (err: Error) => workerErrors.failed(name, (suppressed) => logger.error({ err, suppressed }, `${name} worker error`));
+  eventsWorker.on('error', onWorkerError('events'));
+
+  const relay = createOutboxRelay({
+    db: database.db,
+    queues,
+    logger,
+    pollMs: config.OUTBOX_POLL_MS,
+    onRelay: async (tx, rows) => {
+      // fanOut finds no endpoint for an account without one: skip those rows with one query for the pass.
+      const subscribed = await accountsWithWebhooks(tx, rows.flatMap((r) => (r.accountId ? [r.accountId] : [])));
+      for (const row of rows) if (row.accountId && subscribed.has(row.accountId)) await webhooks.fanOut(row, tx);
+    },
+  });
+  relay.start();
+  const emailsYield = yieldToRenewals({ renewals: queues.renewals, emails: eventsWorker });
+  let closing = false;
+  // A killed worker's renewals are picked up by another within about 20 s, not BullMQ's default
+  // minute: the lock lapses after 15 s (a live worker renews it every 7.5 s, however long the
+  // job), and stalled jobs are looked for every 5 s. Each step re-checks in Postgres, so a
+  // job run again after a stall does nothing twice.
+  const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases, stopping: () => closing }), {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 20,
+    lockDuration: 15_000,
+    stalledInterval: 5_000,
+    maxStalledCount: 3,
+  });
+  renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
+  renewalsWorker.on('error', onWorkerError('renewals'));
+  const deliver = async (job: { data: unknown }) => {
+    const { deliveryId, attempt } = queueDefinitions.webhooks.payload.parse(job.data);
+    return { outcome: await webhooks.deliver(deliveryId, attempt) };
+  };
+  const webhookWorkers = [
+    new Worker(queueDefinitions.webhooks.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 20 }),
+    new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
+  ];
+  for (const w of webhookWorkers) w.on('error', onWorkerError(w.name));
+  // Job counts and durations for /metrics, kept in Redis so any api process can report them.
+  for (const w of [eventsWorker, renewalsWorker, ...webhookWorkers]) {
+    w.on('completed', (job) => {
+      const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
+      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: true, seconds }).catch(() => {});
+    });
+    w.on('failed', () => {
+      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: false, seconds: 0 }).catch(() => {});
+    });
+  }
+  const periodic = runPeriodically(
+    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
+    logger,
+  );
+  logger.info('workers started');
+
+  return {
+    relay,
+    async close() {
+      closing = true;
+      emailsYield.stop();
+      await periodic.stop();
+      await relay.stop();
+      await Promise.all([eventsWorker.close(), renewalsWorker.close(), ...webhookWorkers.map((w) => w.close())]);
+      await connection.quit().catch(() => connection.disconnect());
+      mailer.close();
+    },
+  };
+}
+
