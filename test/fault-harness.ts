@@ -1,6 +1,6 @@
 /**
  * Fault-test harness: the service as it runs in production (separate api and worker
- * processes, `node --import tsx src/<entry>.ts`) on a database and a Redis of its own, with
+ * processes, `node dist/<entry>.js`, built from src/ when stale) on a database and a Redis of its own, with
  * the handles a fault test needs: stop and restart that Redis on the same port, terminate
  * every service connection to Postgres, read what the workers emailed (.eml files in
  * MAIL_DIR), receive webhooks, and call the public HTTP API as a client would, recording
@@ -23,6 +23,7 @@ import pg from 'pg';
 import type { Test } from 'tap';
 import { renderEmail } from '../src/modules/notifications/templates.js';
 import { createTestDatabase } from './helper.js';
+import { entryArgv } from './processes.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -295,7 +296,7 @@ export async function startCluster(t: Test, opts: ClusterOptions): Promise<Clust
   const spawnService = (kind: 'api' | 'worker', n: number, port: number | null): ServiceProcess => {
     const entry = kind === 'api' ? 'src/server.ts' : 'src/worker.ts';
     const env = { ...inherited, ...baseEnv, ...(port ? { PORT: String(port), HOST: '127.0.0.1' } : {}) };
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, entryArgv(entry), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     track(child);
     let out = '';
     const keep = (c: Buffer) => {

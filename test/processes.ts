@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -6,6 +6,21 @@ import type { Test } from 'tap';
 
 /** Helpers for tests that run the service's processes for real. */
 export const root = new URL('..', import.meta.url).pathname;
+
+let built = false;
+/**
+ * The argv that runs a process entry (`src/server.ts`, `src/cli/ops.ts`) as it ships: its
+ * bundle under dist/, rebuilt first when src/ changed (scripts/build-if-stale.mjs, about a
+ * second). Faster to start than the sources under tsx, and what operators run.
+ */
+export function entryArgv(entry: string): string[] {
+  if (!built) {
+    const r = spawnSync(process.execPath, [join(root, 'scripts/build-if-stale.mjs')], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`could not build dist/: ${r.stderr}`);
+    built = true;
+  }
+  return [join(root, 'dist', entry.replace(/^src\//, '').replace(/\.ts$/, '.js'))];
+}
 
 export interface Running {
   child: ChildProcess;
@@ -16,7 +31,7 @@ export interface Running {
 
 export function run(t: Test, entry: string, env: Record<string, string>, args: string[] = []): Running {
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'PORT', 'BOOTSTRAP_API_KEY'].includes(k)));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry), ...args], {
+  const child = spawn(process.execPath, [...entryArgv(entry), ...args], {
     cwd: root,
     env: { ...cleanEnv, LOG_LEVEL: 'warn', NODE_ENV: 'development', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
