@@ -453,7 +453,10 @@ export function apiClient(base: string, key: string, name = base): ApiClient {
           method,
           headers: { authorization: `Bearer ${key}`, ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
           body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
-          signal: AbortSignal.timeout(opts.timeoutMs ?? 15_000),
+          // Generous by default: on a 2-core machine that is busy with other work, a setup call
+          // (an upgrade renders a PDF) can take 15 s. Latency is asserted where it matters, with
+          // timeoutMs of its own.
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
         });
         const text = await res.text();
         answer.status = res.status;
