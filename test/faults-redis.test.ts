@@ -107,8 +107,12 @@ t.test(`Redis down for ${OUTAGE_MS / 1000} s: authorize and usage keep their lat
     t.same(failed.slice(0, 10).map(describeAnswer), [], `${kind}: every call during the outage answered 2xx (${failed.length} of ${answers.length} did not)`);
     const bound = Math.max(5 * p99[kind], 250);
     t.ok(percentile(ms, 99) <= bound, `${kind}: p99 during the outage ${percentile(ms, 99).toFixed(1)} ms <= ${bound.toFixed(1)} ms (5 x p99 with Redis up, or 250 ms)`);
-    const slow = answers.filter((a) => a.ms > 1_000);
-    t.same(slow.slice(0, 10).map(describeAnswer), [], `${kind}: no call over 1 s during the outage (${slow.length} were)`);
+    // A call that waited on Redis takes its 2 s command timeout or more: the bound stays under
+    // that, and over what a busy machine alone makes of the slowest call with Redis up.
+    const maxUp = Math.max(...before[kind].map((a) => a.ms));
+    const limit = Math.min(1_900, Math.max(1_000, 2 * maxUp));
+    const slow = answers.filter((a) => a.ms > limit);
+    t.same(slow.slice(0, 10).map(describeAnswer), [], `${kind}: no call over ${(limit / 1000).toFixed(2)} s during the outage (twice the slowest with Redis up, 1 s at least; ${slow.length} were)`);
     t.ok(answers.length >= 20, `${kind}: the platform kept calling during the outage (${answers.length} calls)`);
   }
   t.equal(upgraded.status, 201, `the upgrade made during the outage answered 201: ${describeAnswer(upgraded)}`);
