@@ -58,6 +58,7 @@ t.test('account creation refuses bad input with field paths and writes nothing',
   });
   t.equal(wrongType.statusCode, 415);
   t.equal(wrongType.json().code, 'unsupported_media_type');
+  t.match(wrongType.json().detail, /send Content-Type: application\/json/, 'the detail says what to send');
 });
 
 t.test('KYC: pending -> submitted -> approved | rejected, rejected may resubmit', async (t) => {

@@ -57,6 +57,9 @@ t.test('a 401 names the Bearer scheme and realm, and invalid_token when a key wa
   const bad = await ctx.call('GET', '/v1/plans', { key: 'bsk_not_a_key' });
   t.equal(bad.status, 401);
   t.match(bad.headers['www-authenticate'], /^Bearer realm="billing-service", error="invalid_token"/);
+  const basic = await ctx.call('GET', '/v1/plans', { key: null, headers: { authorization: 'Basic dXNlcjpwYXNz' } });
+  t.equal(basic.status, 401);
+  t.equal(basic.headers['www-authenticate'], 'Bearer realm="billing-service"', 'another scheme sent no bearer token: no error= either');
   const ok = await ctx.call('GET', '/v1/plans');
   t.notOk(ok.headers['www-authenticate'], 'only on a 401');
 });

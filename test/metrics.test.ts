@@ -59,6 +59,13 @@ t.test('the exposition follows the Prometheus naming and type rules', async (t) 
     t.equal(types.get(name), 'gauge', `${name} is a gauge`);
   }
   t.equal(types.get('http_request_duration_seconds'), 'histogram');
+  // Alerts on increase(...) see the first failure only if the series exists before it, at 0.
+  for (const queue of Object.values(ctx.queues)) {
+    t.ok(text.includes(`bullmq_jobs_failed_total{queue="${queue.name}"} 0`), `bullmq_jobs_failed_total for ${queue.name} exists at 0 before any failure`);
+  }
+  for (const deliveryClass of ['standard', 'priority', 'guaranteed']) {
+    t.ok(text.includes(`billing_webhook_attempt_failures_last_hour{delivery_class="${deliveryClass}"} 0`), `webhook failures for ${deliveryClass} at 0`);
+  }
 
   const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   if (promtool.error) t.comment('promtool not installed: its lint skipped');

@@ -5,7 +5,7 @@ export const problemSchema = z
   .object({
     type: z.string().meta({ description: 'URN naming the problem type: urn:billing-service:problem:<code>' }),
     title: z.string(),
-    status: z.number().int(),
+    status: z.number().int().min(100).max(599),
     detail: z.string().optional(),
     code: z.string().meta({ description: 'Stable machine-readable error code' }),
     requestId: z.string().meta({ description: 'Echoes the x-request-id response header' }),

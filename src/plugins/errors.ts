@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, problemType, type ErrorCode, type FieldError } from '../lib/errors.js';
 import { isConnectionError } from '../db/errors.js';
+import { parseBearer } from '../modules/auth/domain.js';
 import { errorResponses, type Problem } from '../lib/problem.js';
 import { describeTextProblem, findTextProblem } from '../lib/text-checks.js';
 
@@ -18,7 +19,8 @@ export const MAX_URL_LENGTH = 8192;
 /** RFC 6750: a 401 names the scheme and realm, and `invalid_token` when a key was sent but refused. */
 function wwwAuthenticate(request: FastifyRequest): string {
   const realm = 'Bearer realm="billing-service"';
-  return request.headers.authorization === undefined ? realm : `${realm}, error="invalid_token", error_description="The API key is not valid"`;
+  // RFC 6750 3.1: invalid_token only when a bearer token was sent (not for no header, or Basic).
+  return parseBearer(request.headers.authorization) === null ? realm : `${realm}, error="invalid_token", error_description="The API key is not valid"`;
 }
 
 /** The routes' patterns, to tell a wrong method on a path that exists (405, with `Allow`) from a path that does not (404). */
@@ -79,6 +81,7 @@ const fastifyCodes: Record<string, ErrorCode> = {
 const fastifyDetails: Record<string, string> = {
   FST_ERR_BAD_URL: 'The path is not valid percent-encoded UTF-8',
   FST_ERR_MAX_PARAM_LENGTH: `A path parameter is longer than the router takes (${DEFAULT_MAX_PARAM_LENGTH} characters)`,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'This API takes request bodies as application/json (UTF-8): send Content-Type: application/json',
 };
 
 /** A fastify status without a code of its own gets the code of that status. */

@@ -11,6 +11,7 @@ import { grants } from '../modules/auth/domain.js';
 import { bearerGate } from './auth.js';
 import type { AuthService } from '../modules/auth/service.js';
 import { jobStatsKey } from '../jobs/job-stats.js';
+import { retryWindowMs } from '../modules/webhooks/domain.js';
 import type { Queues } from '../jobs/registry.js';
 
 /** Rows a scrape reads at most from one table: the newest, by primary key (see scrapeQueries). */
@@ -109,7 +110,14 @@ export default fp(
         labelNames: ['queue'],
         registers: [registry],
         async collect() {
-          const stats = await redis.hgetall(jobStatsKey(prefix)).catch(() => ({}) as Record<string, string>);
+          const stats = await redis.hgetall(jobStatsKey(prefix)).catch(() => null);
+          if (!stats) return; // without Redis: left out, as billing_redis_up says
+          // Every queue's series exists from the first scrape, at 0: an alert on
+          // increase(...[15m]) > 0 then sees the first failure too.
+          for (const queue of Object.values(queues ?? {})) if (!(`${queue.name}:${field}` in stats)) {
+            this.remove({ queue: queue.name });
+            this.inc({ queue: queue.name }, 0);
+          }
           for (const [key, value] of Object.entries(stats)) {
             const [queue, kind] = key.split(':');
             if (kind !== field) continue;
@@ -122,7 +130,8 @@ export default fp(
     jobStat('bullmq_job_duration_seconds_total', 'Seconds spent in completed jobs by queue, all workers', 'seconds');
     jobStat('bullmq_jobs_failed_total', 'Job attempts that failed by queue, all workers', 'failed');
 
-    const fromDb = (name: string, help: string, query: ReturnType<typeof sql>, labelNames: string[] = []) =>
+    /** zeroes: label sets that always have a series (0 when the query finds no row for them). */
+    const fromDb = (name: string, help: string, query: ReturnType<typeof sql>, labelNames: string[] = [], zeroes: Array<Record<string, string>> = []) =>
       new Gauge({
         name,
         help,
@@ -132,6 +141,7 @@ export default fp(
           // Without Postgres the scrape still answers, without these series.
           const rows = ((await db.execute(query).catch(() => ({ rows: [] }))) as unknown as { rows: Array<Record<string, string | null>> }).rows;
           this.reset();
+          for (const l of zeroes) this.set(l, 0);
           for (const row of rows) {
             const l = Object.fromEntries(labelNames.map((n) => [n, String(row[n])]));
             this.set(l, Number(row.value ?? 0));
@@ -146,6 +156,7 @@ export default fp(
       `Webhook attempts of the last hour that did not get a 2xx, by delivery class (among the newest ${RECENT_ROWS} attempts)`,
       scrapeQueries.webhookFailures,
       ['delivery_class'],
+      Object.keys(retryWindowMs).map((c) => ({ delivery_class: c })),
     );
 
     // Group commit: events per transaction is the batching the usage path achieves under load.
