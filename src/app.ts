@@ -154,7 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         description:
           'Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves ' +
           'needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers ' +
-          'catch up when it is back). 503 without Postgres, or with its schema behind (run `npm run migrate`).',
+          'catch up when it is back); on a Redis Cluster, Redis is `ok` only while the cluster reports `cluster_state:ok`. 503 without Postgres, or with its schema behind (run `npm run migrate`).',
         security: [],
         response: {
           200: z.object({ status: z.enum(['ready', 'degraded']), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
