@@ -316,6 +316,16 @@ export async function startRedisCluster(t: Test, opts: { masters?: number; repli
     20_000,
     50,
   );
+  // Every replica has its master's data (a failover then loses only what was written after).
+  await until(
+    async () => {
+      const roles = await Promise.all(nodes.map(async (n) => String(await n.client().info('replication'))));
+      return roles.filter((r) => r.includes('role:slave')).every((r) => r.includes('master_link_status:up'));
+    },
+    'every replica in sync with its master',
+    20_000,
+    50,
+  );
   return { url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, nodes, output: () => out };
 }
 
