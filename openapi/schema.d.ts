@@ -26,7 +26,7 @@ export interface paths {
         };
         /**
          * Readiness: Postgres answers on a schema this build knows (Redis reported, not required)
-         * @description Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers catch up when it is back). 503 without Postgres, or with its schema behind (run `npm run migrate`).
+         * @description Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers catch up when it is back); on a Redis Cluster, Redis is `ok` only while the cluster reports `cluster_state:ok`. 503 without Postgres, or with its schema behind (run `npm run migrate`).
          */
         get: operations["readyz"];
         put?: never;

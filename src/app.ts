@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { secretsKeysOf, type Config } from './config.js';
 import type { Database } from './db/client.js';
@@ -10,6 +9,7 @@ import { AppError } from './lib/errors.js';
 import { schemaVersion } from './db/schema-version.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
+import { redisAnswers, type RedisClient } from './lib/redis.js';
 import { errorResponses } from './lib/problem.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
 import { billingRoutes } from './modules/billing/routes.js';
@@ -51,7 +51,7 @@ export interface AppDeps {
   config: Config;
   logger: Logger;
   database: Database;
-  redis: Redis;
+  redis: RedisClient;
   clock: Clock;
   provider?: PaymentProvider;
   /** The queues, for the ops queue board; without them there is no board. */
@@ -154,7 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         description:
           'Ready (200) while Postgres answers and has every migration this build expects (`schema`): everything the api serves ' +
           'needs only Postgres. Without Redis the answer is 200 with `status: degraded` (rate limits per process; the workers ' +
-          'catch up when it is back). 503 without Postgres, or with its schema behind (run `npm run migrate`).',
+          'catch up when it is back); on a Redis Cluster, Redis is `ok` only while the cluster reports `cluster_state:ok`. 503 without Postgres, or with its schema behind (run `npm run migrate`).',
         security: [],
         response: {
           200: z.object({ status: z.enum(['ready', 'degraded']), checks: z.record(z.string(), z.enum(['ok', 'failed'])) }),
@@ -221,7 +221,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 async function readiness(deps: AppDeps): Promise<Record<string, 'ok' | 'failed'>> {
   const within = <T>(p: Promise<T>) =>
     Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref())]);
-  const [postgres, redis, schema] = await Promise.allSettled([within(deps.database.ping()), within(deps.redis.ping()), within(schemaVersion(deps.database.db))]);
+  const [postgres, redis, schema] = await Promise.allSettled([within(deps.database.ping()), within(redisAnswers(deps.redis)), within(schemaVersion(deps.database.db))]);
   return {
     postgres: postgres.status === 'fulfilled' ? 'ok' : 'failed',
     schema: schema.status === 'fulfilled' && schema.value.missing === null ? 'ok' : 'failed',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { checkGstin } from './lib/gstin.js';
 import type { Taxation } from './modules/billing/tax.js';
 import { developmentKeyRing, parseKeyRing, type SecretKey } from './lib/secret-box.js';
+import { isClusterUrl, parseClusterUrl, withHashTag } from './lib/redis.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0'])
@@ -24,8 +25,22 @@ export const configSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: z.string().min(1).default('./.data'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
-  /** BullMQ key prefix; put a hash tag in it ({billing}) on Redis Cluster. */
+  /**
+   * One Redis (redis://, rediss:// for TLS), or a Redis Cluster given by some of its nodes:
+   * redis+cluster://[user:password@]host:port,host:port (rediss+cluster:// for TLS).
+   */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL')
+    .superRefine((url, ctx) => {
+      const parsed = isClusterUrl(url) ? parseClusterUrl(url) : null;
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+    })
+    .default('redis://127.0.0.1:6379'),
+  /**
+   * The prefix of every key of the service in Redis (queues, rate limits, job statistics). On
+   * a cluster it is used with a hash tag: `billing` becomes `{billing}` (see withHashTag).
+   */
   QUEUE_PREFIX: z.string().min(1).default('billing'),
   /** smtp://user:pass@host:port; unset in development logs emails instead of sending them. */
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
@@ -167,7 +182,7 @@ export const configSchema = z.object({
   for (const name of ['SELLER_LEGAL_NAME', 'SELLER_ADDRESS', 'SELLER_GSTIN'] as const) {
     if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required when NODE_ENV=production (the seller printed on tax invoices)' });
   }
-});
+}).transform((env) => (isClusterUrl(env.REDIS_URL) ? { ...env, QUEUE_PREFIX: withHashTag(env.QUEUE_PREFIX) } : env));
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 

@@ -1,11 +1,11 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import closeWithGrace from 'close-with-grace';
-import type { Redis } from 'ioredis';
 import { ConfigError, loadConfig, usesEmbeddedDatabase, type Config } from './config.js';
 import { DataDirInUseError, type Database } from './db/client.js';
 import { checkRedisPolicy, connectRedis, openDatabase, StartupError } from './infra.js';
 import { systemClock, type Clock } from './lib/clock.js';
+import { isCluster, type RedisClient } from './lib/redis.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { createQueues, closeQueues, type Queues } from './jobs/registry.js';
 import { createServices } from './services.js';
@@ -15,7 +15,7 @@ export interface Runtime {
   config: Config;
   logger: Logger;
   database: Database;
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   clock: Clock;
 }
@@ -24,6 +24,8 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
   // Redis first: it is cheap to check. Without it the process starts all the same (an api
   // restarted during a Redis outage must still serve), and checks its policy once it answers.
   const redis = await connectRedis(config.REDIS_URL, { orStartWithout: logger });
+  // Every key under one hash tag: BullMQ's scripts and the rate limiter's stay in one slot.
+  if (isCluster(redis)) logger.info({ keyPrefix: config.QUEUE_PREFIX }, `Redis Cluster: every key of the service is under ${config.QUEUE_PREFIX}: (one hash slot)`);
   let database: Database;
   try {
     const production = config.NODE_ENV === 'production';

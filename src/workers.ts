@@ -8,6 +8,7 @@ import { mailDirOf, taxationOf } from './config.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from './modules/notifications/mailer.js';
 import { createNotificationsService } from './modules/notifications/service.js';
 import { workerConnection } from './infra.js';
+import { isCluster } from './lib/redis.js';
 import { throttledFailures } from './lib/log-throttle.js';
 import type { Runtime } from './runtime.js';
 import { createServices } from './services.js';
@@ -36,6 +37,13 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     })
     .catch((err) => logger.error({ err }, 'could not seal secrets under the current key; run `ops secrets:rotate`'));
   const services = { payments, renewals, purchases, webhooks, creditNotes, holds, forecasts };
+  // BullMQ (6.7) workers on a Redis Cluster no node of which answers retry without ever yielding
+  // to the event loop (seen when a worker starts during an outage): on a cluster they start,
+  // with the relay and the sweeps, once it answers.
+  if (isCluster(redis) && redis.status !== 'ready') {
+    logger.warn('waiting for the Redis Cluster to answer before starting the workers');
+    await new Promise((resolve) => redis.once('ready', resolve)); // not events.once: it rejects on the errors met meanwhile
+  }
   const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
     connection,
     prefix: config.QUEUE_PREFIX,

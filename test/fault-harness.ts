@@ -205,6 +205,131 @@ export async function startRedis(t: Test): Promise<OwnRedis> {
 }
 
 // ---------------------------------------------------------------------------------------
+// A Redis Cluster of our own
+
+export interface OwnClusterNode {
+  port: number;
+  running(): boolean;
+  /** Kills it (SIGKILL by default: a crash) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and cluster config (empty: no persistence). */
+  start(): Promise<void>;
+  /** A plain client of this one node (CLUSTER INFO, ROLE, DBSIZE). */
+  client(): Redis;
+}
+
+export interface OwnRedisCluster {
+  /** redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...: every node, as REDIS_URL. */
+  url: string;
+  nodes: OwnClusterNode[];
+  output(): string;
+}
+
+/**
+ * A Redis Cluster on loopback from the machine's redis-server: `masters` masters with
+ * `replicas` replicas each, no persistence, a node timeout of one second (a dead master is
+ * marked failed, or failed over, within seconds). Waits until every node reports
+ * cluster_state:ok; killed and its directory removed at teardown.
+ */
+export async function startRedisCluster(t: Test, opts: { masters?: number; replicas?: number } = {}): Promise<OwnRedisCluster> {
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 0;
+  const dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
+  let out = '';
+  const clients: Redis[] = [];
+  const procs: ChildProcess[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.disconnect();
+    await Promise.all(
+      procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = once(p, 'exit');
+        p.kill('SIGKILL');
+        await exited;
+      }),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // A client port and a cluster bus port per node, all distinct.
+  const ports = new Set<number>();
+  while (ports.size < 2 * masters * (1 + replicas)) ports.add(await freePort());
+  const [clientPorts, busPorts] = [[...ports].filter((_, i) => i % 2 === 0), [...ports].filter((_, i) => i % 2 === 1)];
+  const nodes: OwnClusterNode[] = clientPorts.map((port, i) => {
+    let proc: ChildProcess;
+    // The node's identity and slots live in its nodes-<port>.conf: a restart rejoins the cluster (its data is gone).
+    const start = () => {
+      proc = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPorts[i]), '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout', '1000', '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      track(proc);
+      procs.push(proc);
+      proc.stdout!.on('data', (c) => (out += c));
+      proc.stderr!.on('data', (c) => (out += c));
+    };
+    start();
+    let client: Redis | null = null;
+    const running = () => proc.exitCode === null && proc.signalCode === null;
+    return {
+      port,
+      running,
+      async start() {
+        if (running()) throw new Error(`redis-server on ${port} is running already`);
+        start();
+      },
+      async stop(signal = 'SIGKILL') {
+        if (!running()) return;
+        const exited = once(proc, 'exit');
+        proc.kill(signal);
+        await exited;
+      },
+      client() {
+        if (!client) {
+          client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 1000, lazyConnect: true });
+          client.on('error', () => {});
+          clients.push(client);
+        }
+        return client;
+      },
+    };
+  });
+  const info = async (node: OwnClusterNode) => {
+    if (node.client().status === 'wait') await node.client().connect();
+    return String(await node.client().cluster('INFO'));
+  };
+  await until(async () => (await Promise.all(nodes.map(info))).length === nodes.length, 'every cluster node to answer', 15_000, 50);
+  const create = spawn('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(create);
+  let created = '';
+  create.stdout!.on('data', (c) => (created += c));
+  create.stderr!.on('data', (c) => (created += c));
+  const [code] = await once(create, 'exit');
+  if (code !== 0) throw new Error(`redis-cli --cluster create exited ${code}: ${created.slice(-1000)}`);
+  // Every node agrees the cluster is whole (each knows all the others, every slot served).
+  await until(
+    async () => (await Promise.all(nodes.map(info))).every((i) => i.includes('cluster_state:ok') && i.includes(`cluster_known_nodes:${nodes.length}`)),
+    'cluster_state:ok on every node',
+    20_000,
+    50,
+  );
+  // Every replica has its master's data (a failover then loses only what was written after).
+  await until(
+    async () => {
+      const roles = await Promise.all(nodes.map(async (n) => String(await n.client().info('replication'))));
+      return roles.filter((r) => r.includes('role:slave')).every((r) => r.includes('master_link_status:up'));
+    },
+    'every replica in sync with its master',
+    20_000,
+    50,
+  );
+  return { url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, nodes, output: () => out };
+}
+
+// ---------------------------------------------------------------------------------------
 // The service's processes
 
 export interface ServiceProcess {

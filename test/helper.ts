@@ -13,7 +13,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { closeQueues, createQueues, type Queues } from '../src/jobs/registry.js';
 import type { Scope } from '../src/modules/auth/domain.js';
 import { createServices, type Services } from '../src/services.js';
-import type { Redis } from 'ioredis';
+import { mastersOf, type RedisClient } from '../src/lib/redis.js';
 
 export const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -132,7 +132,7 @@ export interface TestContext {
   app: FastifyInstance;
   config: Config;
   database: Database;
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   services: Services;
   clock: ReturnType<typeof fixedClock>;
@@ -153,10 +153,11 @@ export interface TestContext {
  */
 export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
   const { url, drop } = await makeTestDatabase();
-  const prefix = `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
+  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${randomBytes(4).toString('hex')}`, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
   const logger = createLogger(config);
   const database = openPostgres(url, 5, logger);
+  // On a cluster the config puts the prefix in a hash tag: use it as parsed.
+  const prefix = config.QUEUE_PREFIX;
   const redis = await connectRedis(config.REDIS_URL);
   const queues = createQueues(redis, prefix);
   const clock = fixedClock(new Date('2026-11-26T10:00:00Z'));
@@ -172,7 +173,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     await app.close();
     await closeQueues(queues);
     const keys = await scanKeys(redis, `${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
+    if (keys.length) await redis.del(...keys); // one hash slot on a cluster too: the prefix is its hash tag
     await redis.quit();
     await database.close();
     await sqlPool.end();
@@ -214,14 +215,17 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   return { app, config, database, redis, queues, services, clock, keys, key, call, query, allowLedgerViolations };
 }
 
-export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+/** Every key matching a pattern, on every master of a cluster (a SCAN sees one server's keys). */
+export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...batch);
-  } while (cursor !== '0');
+  for (const server of mastersOf(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+  }
   return found;
 }
 

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { withDeadline } from '../lib/deadline.js';
+import { redisAnswers, type RedisClient } from '../lib/redis.js';
 import { AppError } from '../lib/errors.js';
 import { grants } from '../modules/auth/domain.js';
 import { bearerGate } from './auth.js';
@@ -49,7 +49,7 @@ export default fp(
     app: FastifyInstance,
     opts: {
       db: Db;
-      redis: Redis;
+      redis: RedisClient;
       queues?: Queues;
       prefix: string;
       auth: AuthService;
@@ -172,7 +172,7 @@ export default fp(
       help: '1 while Redis answers this process; 0 while it does not (authorize, usage and reads go on without it)',
       registers: [registry],
       async collect() {
-        const up = await Promise.race([redis.ping().then(() => 1), new Promise<number>((r) => setTimeout(r, 1000, 0).unref())]).catch(() => 0);
+        const up = await Promise.race([redisAnswers(redis).then(() => 1), new Promise<number>((r) => setTimeout(r, 1000, 0).unref())]).catch(() => 0);
         this.set(up);
       },
     });

@@ -2,11 +2,11 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
 import type { Clock } from '../lib/clock.js';
 import { AppError } from '../lib/errors.js';
 import { FailureBudget } from '../lib/failure-budget.js';
+import type { RedisClient } from '../lib/redis.js';
 import type { SecretKey } from '../lib/secret-box.js';
 import { sendProblem, toProblem } from './errors.js';
 import type { Queues } from '../jobs/registry.js';
@@ -27,7 +27,7 @@ export interface QueueBoardOptions {
   production: boolean;
   sessionHours: number;
   failuresPerMinute: number;
-  redis?: Pick<Redis, 'status'>;
+  redis?: Pick<RedisClient, 'status'>;
 }
 
 /**

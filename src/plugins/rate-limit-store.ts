@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 
 /**
  * Leases up to ARGV[2] requests of a window's budget (ARGV[1]), never past it: at most an
@@ -69,7 +69,7 @@ export class LeasedRedisStore {
   private degraded = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly opts: { leaseMs?: number; timeoutMs?: number; retryMs?: number; onDegraded?: (degraded: boolean, err?: Error) => void } = {},
   ) {

@@ -1,8 +1,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 import { AppError } from '../lib/errors.js';
+import type { RedisClient } from '../lib/redis.js';
 import { LeasedRedisStore } from './rate-limit-store.js';
 
 declare module 'fastify' {
@@ -19,7 +19,7 @@ declare module 'fastify' {
  * Redis the budget is counted per process (logged, and `billing_rate_limit_degraded` is 1).
  */
 export default fp(
-  async function rateLimitPlugin(app: FastifyInstance, opts: { redis: Redis; prefix: string; perMinute: number; hotPerMinute: number }) {
+  async function rateLimitPlugin(app: FastifyInstance, opts: { redis: RedisClient; prefix: string; perMinute: number; hotPerMinute: number }) {
     const store = new LeasedRedisStore(opts.redis, `${opts.prefix}:rate-limit:`, {
       onDegraded: (degraded, err) =>
         degraded

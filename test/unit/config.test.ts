@@ -20,6 +20,8 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: /],
   [{ DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL: must be a postgres/],
   [{ REDIS_URL: 'localhost:6379' }, /^Invalid configuration: REDIS_URL: must be a redis/],
+  [{ REDIS_URL: 'redis+cluster://10.0.0.1' }, /^Invalid configuration: REDIS_URL: must name each cluster node as host:port/],
+  [{ REDIS_URL: 'redis+cluster://10.0.0.1:7000/2' }, /^Invalid configuration: REDIS_URL: must be redis\+cluster:.*only database 0/],
   [{ SMTP_URL: 'http://mail' }, /^Invalid configuration: SMTP_URL: /],
   [{ BOOTSTRAP_API_KEY: 'short' }, /^Invalid configuration: BOOTSTRAP_API_KEY: .*\(got "\[redacted\]"\)$/],
   [{ TRIAL_WHITELIST_LIMIT: '0' }, /^Invalid configuration: TRIAL_WHITELIST_LIMIT: /],
@@ -35,6 +37,27 @@ for (const [env, message] of bad) {
     }
   });
 }
+
+t.test('REDIS_URL redis+cluster:// names the nodes; on a cluster the queue prefix gets a hash tag', async (t) => {
+  const { parseClusterUrl } = await import('../../src/lib/redis.js');
+  t.same(parseClusterUrl('redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002'), {
+    tls: false,
+    nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }, { host: '::1', port: 7002 }],
+  });
+  t.same(parseClusterUrl('rediss+cluster://app:p%40ss@cache.internal:6379/'), { tls: true, nodes: [{ host: 'cache.internal', port: 6379 }], username: 'app', password: 'p@ss' });
+  t.same(parseClusterUrl('redis+cluster://:secret@h:1'), { tls: false, nodes: [{ host: 'h', port: 1 }], password: 'secret' });
+  const cluster = 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001';
+  t.equal(loadConfig({ REDIS_URL: cluster }).QUEUE_PREFIX, '{billing}', 'billing becomes {billing}');
+  t.equal(loadConfig({ REDIS_URL: cluster, QUEUE_PREFIX: '{billing}' }).QUEUE_PREFIX, '{billing}', 'a hash tag is kept');
+  t.equal(loadConfig({ REDIS_URL: cluster, QUEUE_PREFIX: 'eu-{billing}' }).QUEUE_PREFIX, 'eu-{billing}', 'wherever it is');
+  t.equal(loadConfig({ REDIS_URL: cluster, QUEUE_PREFIX: 'a{}b' }).QUEUE_PREFIX, '{a{}b}', 'an empty {} is no hash tag to Redis');
+  t.equal(loadConfig({ QUEUE_PREFIX: 'billing' }).QUEUE_PREFIX, 'billing', 'one Redis: the prefix as given');
+  try {
+    loadConfig({ REDIS_URL: 'redis+cluster://u:hunter2@h:1,h', PORT: 'x' });
+  } catch (err) {
+    t.notMatch((err as Error).message, /hunter2/, 'the password is not echoed');
+  }
+});
 
 t.test('a password in a URL is not echoed', async (t) => {
   t.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@db/x', PORT: 'x' }), /PORT/);
