@@ -11,7 +11,7 @@
  * process, the upgrade's email must arrive, and new work must flow again.
  *
  * The latency bound during the outage: p99 <= max(5 x the p99 measured with Redis up,
- * 250 ms), and no single call over 1 s. Five times the normal p99 leaves room for a busy
+ * 250 ms), and no single call over twice the slowest with Redis up (1 s at least, under 1.9 s). Five times the normal p99 leaves room for a busy
  * 2-core machine; the 250 ms floor keeps a tiny baseline from making the bound absurd; a
  * call that waits for Redis (a command queued until it reconnects) blows through both.
  */
