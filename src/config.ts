@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { checkGstin } from './lib/gstin.js';
 import type { Taxation } from './modules/billing/tax.js';
 import { developmentKeyRing, parseKeyRing, type SecretKey } from './lib/secret-box.js';
+import { parseRetention } from './db/retention.js';
 import { isClusterUrl, parseClusterUrl, withHashTag } from './lib/redis.js';
 
 const bool = z
@@ -101,6 +102,22 @@ export const configSchema = z.object({
   DEPLETION_FORECAST_HOURS: z.coerce.number().int().min(1).max(24 * 90).default(168),
   /** How long a hold lasts when the caller gives no ttlSeconds: a crashed caller's holds are freed after it. */
   HOLD_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(3_600),
+  /**
+   * Months of history kept per partitioned table, over the defaults (usage_events=13,
+   * credit_ledger=keep, audit_events=96, webhook_attempts=3): e.g. `usage_events=6,credit_ledger=96`.
+   * Whole months past it are dropped by the workers; a dropped ledger month is carried as a sum.
+   */
+  HISTORY_RETENTION_MONTHS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseRetention(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Hosts (or IPs) webhook URLs may point at although they are loopback or private: for tests and on-premise receivers. */
   WEBHOOK_ALLOWED_HOSTS: z
     .string()

@@ -103,7 +103,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     });
   }
   const periodic = runPeriodically(
-    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS }),
+    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS, historyRetention: config.HISTORY_RETENTION_MONTHS }),
     logger,
   );
   logger.info('workers started');

@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import { DEFAULT_RETENTION, maintainHistory, type Retention } from '../db/history.js';
 import type { Clock } from '../lib/clock.js';
 import { throttledFailures } from '../lib/log-throttle.js';
 import type { Logger } from '../lib/logger.js';
@@ -38,6 +39,8 @@ export function maintenanceTasks(deps: {
   schedulerIntervalMs: number;
   holds: HoldsService;
   forecasts: DepletionForecasts;
+  /** Months kept per partitioned history table; without it, the defaults. */
+  historyRetention?: Retention;
 }): PeriodicTask[] {
   return [
     {
@@ -73,6 +76,12 @@ export function maintenanceTasks(deps: {
       name: 'send depletion forecasts',
       everyMs: 60_000,
       run: async () => ({ sent: await deps.forecasts.sweep() }),
+    },
+    {
+      // Wall-clock months: the migration made two ahead, so an hourly pass is plenty.
+      name: 'keep history partitions',
+      everyMs: 60 * 60_000,
+      run: () => maintainHistory(deps.db, new Date(), deps.historyRetention ?? DEFAULT_RETENTION),
     },
     {
       name: 'purge expired idempotency records',

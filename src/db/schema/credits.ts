@@ -78,11 +78,16 @@ export const creditAlerts = pgTable('credit_alerts', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
 });
 
-/** Append-only: every change of a balance, with a unique source key so nothing applies twice. */
+/**
+ * Append-only: every change of a balance, with a unique source key so nothing applies twice.
+ * Partitioned by month of `created_at` (migration 0026, src/db/history.ts): keys carry the
+ * month, and a trigger keeps a non-usage source key unique across months (usage entries are
+ * unique through usage_events, checked under the account's lock).
+ */
 export const creditLedger = pgTable(
   'credit_ledger',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     accountId: text('account_id')
       .notNull()
       .references(() => accounts.id),
@@ -90,12 +95,31 @@ export const creditLedger = pgTable(
     amount: money('amount').notNull(),
     currency: currency('currency').notNull(),
     balanceAfter: money('balance_after').notNull(),
-    sourceKey: text('source_key').notNull().unique(),
+    sourceKey: text('source_key').notNull(),
     description: text('description').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
   },
-  (t) => [index('credit_ledger_account_idx').on(t.accountId, t.id), check('credit_ledger_balance_after', sql`${t.balanceAfter} >= 0`)],
+  (t) => [
+    primaryKey({ columns: [t.id, t.createdAt] }),
+    uniqueIndex('credit_ledger_source_key_month').on(t.sourceKey, t.createdAt),
+    index('credit_ledger_account_idx').on(t.accountId, t.id),
+    check('credit_ledger_balance_after', sql`${t.balanceAfter} >= 0`),
+  ],
 );
+
+/**
+ * What retention dropped of an account's ledger: the sum and count of its entries in the
+ * dropped months, so balance = carried + the entries kept still holds.
+ */
+export const creditLedgerCarried = pgTable('credit_ledger_carried', {
+  accountId: text('account_id')
+    .primaryKey()
+    .references(() => accounts.id),
+  /** Entries before this instant are summed here, not kept. */
+  through: timestamp('through', { withTimezone: true }).notNull(),
+  amount: money('amount').notNull(),
+  entries: bigint('entries', { mode: 'number' }).notNull(),
+});
 
 export const autoRechargeSettings = pgTable(
   'auto_recharge_settings',
@@ -119,8 +143,9 @@ export const autoRechargeSettings = pgTable(
 );
 
 /**
- * Every usage event ever rated, by the caller's event id: a retried event finds its first
- * result here instead of debiting again.
+ * Every usage event rated within retention, by the caller's event id: a retried event finds
+ * its first result here instead of debiting again. Partitioned by month of `created_at`; the
+ * committer looks ids up in every kept month under the account's lock.
  */
 export const usageEvents = pgTable(
   'usage_events',
@@ -143,7 +168,7 @@ export const usageEvents = pgTable(
     /** What a settled call cost beyond its hold and the balance: not debited, as nothing was left. */
     shortfall: money('shortfall').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.accountId, t.id] }), index('usage_events_account_idx').on(t.accountId, t.createdAt)],
+  (t) => [primaryKey({ columns: [t.accountId, t.id, t.createdAt] }), index('usage_events_account_idx').on(t.accountId, t.createdAt)],
 );
 
 /** Production numbers an account bought; a number belongs to one account at a time. */

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigserial, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigserial, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { accounts } from './accounts.js';
 
 /**
@@ -59,10 +59,11 @@ export const webhookDeliveries = pgTable(
   ],
 );
 
+/** Every delivery attempt. Append-only, partitioned by month of `attempted_at`. */
 export const webhookAttempts = pgTable(
   'webhook_attempts',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     deliveryId: text('delivery_id')
       .notNull()
       .references(() => webhookDeliveries.id),
@@ -72,5 +73,5 @@ export const webhookAttempts = pgTable(
     error: text('error'),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
   },
-  (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.id)],
+  (t) => [primaryKey({ columns: [t.id, t.attemptedAt] }), index('webhook_attempts_delivery_idx').on(t.deliveryId, t.id)],
 );

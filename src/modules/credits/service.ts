@@ -154,8 +154,8 @@ export function createCreditsService(deps: {
   }
 
   /**
-   * The ledger's invariants, for one account or all: balance = sum of entries, never
-   * negative, each entry's running balance consistent, one credit per successful payment
+   * The ledger's invariants, for one account or all: balance = sum of entries (with what
+   * retention carried of dropped months), never negative, each entry's running balance consistent, one credit per successful payment
    * that bought credits, and no such payment without its credit.
    */
   async function checkInvariants(accountId?: string) {
@@ -164,18 +164,18 @@ export function createCreditsService(deps: {
       select a.id as account_id,
         coalesce(b.balance, 0) as balance, coalesce(b.held, 0) as held,
         coalesce((select sum(h.amount) from credit_holds h where h.account_id = a.id and h.status = 'active'), 0) as holds_sum,
-        (select count(*) from credit_holds h where h.account_id = a.id and h.status = 'settled'
+        (select count(*) from credit_holds h where h.account_id = a.id and h.status = 'settled' and h.updated_at >= coalesce(c.through, '-infinity')
            and (select count(*) from credit_ledger l where l.source_key = 'usage:' || h.account_id || ':' || h.usage_event_id) <> (case when h.settled_amount > 0 then 1 else 0 end)) as holds_misdebited,
-        coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
+        coalesce(c.amount, 0) + coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
         (select l.balance_after from credit_ledger l where l.account_id = a.id order by l.id desc limit 1) as last_balance_after,
         (select count(*) from payments p
-           where p.account_id = a.id and p.purpose in ('upgrade', 'purchase', 'recharge') and p.status = 'succeeded'
+           where p.account_id = a.id and p.purpose in ('upgrade', 'purchase', 'recharge') and p.status = 'succeeded' and p.updated_at >= coalesce(c.through, '-infinity')
              and coalesce((p.request->>'initialCredits')::bigint, (p.request->>'credits')::bigint, 0) > 0
              and not exists (select 1 from credit_ledger l where l.source_key = 'payment:' || p.id)) as payments_without_credit,
         (select count(*) from credit_ledger l
            where l.account_id = a.id and l.source_key like 'payment:%'
              and not exists (select 1 from payments p where 'payment:' || p.id = l.source_key and p.status = 'succeeded')) as credits_without_payment
-      from accounts a left join credit_balances b on b.account_id = a.id
+      from accounts a left join credit_balances b on b.account_id = a.id left join credit_ledger_carried c on c.account_id = a.id
       where true ${only}`);
     const list = (rows as unknown as { rows: Array<Record<string, string | null>> }).rows;
     const violations: Array<{ accountId: string; rule: string; detail: string }> = [];

@@ -1,0 +1,90 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { HISTORY_TABLES, type HistoryTable, type Retention } from './retention.js';
+
+export { DEFAULT_RETENTION, HISTORY_TABLES, parseRetention, type HistoryTable, type Retention } from './retention.js';
+
+/**
+ * Partitioned history (migration 0026): the append-only tables that grow with traffic are
+ * range-partitioned by calendar month (UTC) of their time column. The workers make the months
+ * ahead and drop whole months past retention; nothing deletes rows one by one.
+ */
+/** The first instant of the UTC month `offset` months from the one holding `at`. */
+export function monthStart(at: Date, offset = 0): Date {
+  return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + offset, 1));
+}
+
+/** Makes the month holding `now` and `ahead` months after it for every history table. Returns the partitions made or found. */
+export async function ensureHistoryPartitions(db: Db, now: Date, ahead = 2): Promise<string[]> {
+  const made: string[] = [];
+  for (const table of HISTORY_TABLES) {
+    for (let i = 0; i <= ahead; i++) {
+      made.push(
+        await db.transaction(async (tx) => {
+          // Attaching waits for a lock on the table: never queue the traffic behind it for long.
+          await tx.execute(sql`set local lock_timeout = '5s'`);
+          const rows = (await tx.execute(sql`select billing_history_partition(${table}, ${monthStart(now, i).toISOString()}::timestamptz) as name`)) as unknown as { rows: Array<{ name: string }> };
+          return rows.rows[0]!.name;
+        }),
+      );
+    }
+  }
+  return made;
+}
+
+/** The month partitions of a table, oldest first, with their bounds read from their names. */
+export async function historyPartitions(db: Db, table: HistoryTable): Promise<Array<{ name: string; from: Date; to: Date }>> {
+  const rows = (await db.execute(sql`
+    select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = ${table}::regclass`)) as unknown as { rows: Array<{ name: string }> };
+  return rows.rows
+    .flatMap(({ name }) => {
+      const m = /_p(\d{4})_(\d{2})$/.exec(name);
+      if (!m || !name.startsWith(`${table}_p`)) return [];
+      const from = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1));
+      return [{ name, from, to: monthStart(from, 1) }];
+    })
+    .sort((a, b) => a.from.getTime() - b.from.getTime());
+}
+
+/**
+ * Drops every month that ended before retention's cutoff (the start of the month `keep`
+ * months before the one holding `now`). A ledger month is summed per account into
+ * credit_ledger_carried in the same transaction, so balance = carried + kept entries holds.
+ */
+export async function dropExpiredHistory(db: Db, now: Date, retention: Retention): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const table of HISTORY_TABLES) {
+    const keep = retention[table];
+    if (keep === null) continue;
+    const cutoff = monthStart(now, -keep);
+    for (const part of await historyPartitions(db, table)) {
+      if (part.to.getTime() > cutoff.getTime()) break;
+      const done = await db.transaction(async (tx) => {
+        await tx.execute(sql`set local lock_timeout = '5s'`);
+        // One dropper per table at a time (the same lock as making months); another worker may have dropped it already.
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(${table}))`);
+        const exists = (await tx.execute(sql`select to_regclass(${part.name}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
+        if (!exists.rows[0]!.exists) return false;
+        if (table === 'credit_ledger') {
+          await tx.execute(sql`
+            insert into credit_ledger_carried (account_id, through, amount, entries)
+            select account_id, ${part.to.toISOString()}::timestamptz, sum(amount), count(*) from ${sql.identifier(part.name)} group by account_id
+            on conflict (account_id) do update set amount = credit_ledger_carried.amount + excluded.amount,
+              entries = credit_ledger_carried.entries + excluded.entries, through = greatest(credit_ledger_carried.through, excluded.through)`);
+        }
+        await tx.execute(sql`drop table ${sql.identifier(part.name)}`);
+        return true;
+      });
+      if (done) dropped.push(part.name);
+    }
+  }
+  return dropped;
+}
+
+/** One maintenance pass: months ahead made, expired months dropped (wall-clock months). */
+export async function maintainHistory(db: Db, now: Date, retention: Retention) {
+  const made = await ensureHistoryPartitions(db, now);
+  const dropped = await dropExpiredHistory(db, now, retention);
+  return { partitions: made.length, dropped };
+}

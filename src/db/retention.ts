@@ -1,0 +1,26 @@
+/** Which history tables are partitioned by month, and how many months of each are kept (no database code: config reads it). */
+export const HISTORY_TABLES = ['usage_events', 'credit_ledger', 'audit_events', 'webhook_attempts'] as const;
+export type HistoryTable = (typeof HISTORY_TABLES)[number];
+
+/** Months kept per table; null keeps every month. */
+export type Retention = Record<HistoryTable, number | null>;
+
+/**
+ * Usage events: the dedup window of event ids, 13 months (a year of invoices and disputes).
+ * The ledger is the financial record (GST law keeps books six years after the annual return):
+ * kept unless configured. Audit: 8 years. Webhook attempts: a quarter of debugging history.
+ */
+export const DEFAULT_RETENTION: Retention = { usage_events: 13, credit_ledger: null, audit_events: 96, webhook_attempts: 3 };
+
+/** Parses `usage_events=13,webhook_attempts=3,credit_ledger=keep` over the defaults. */
+export function parseRetention(text: string | undefined): Retention {
+  const retention = { ...DEFAULT_RETENTION };
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [table, value] = part.split('=').map((s) => s.trim());
+    if (!HISTORY_TABLES.includes(table as HistoryTable)) throw new Error(`unknown history table "${table}" (one of ${HISTORY_TABLES.join(', ')})`);
+    if (value === 'keep') retention[table as HistoryTable] = null;
+    else if (value && /^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 1200) retention[table as HistoryTable] = Number(value);
+    else throw new Error(`retention of ${table} must be a number of months (1-1200) or "keep", not "${value ?? ''}"`);
+  }
+  return retention;
+}
