@@ -123,14 +123,21 @@ async function deleteKeys(prefix: string) {
   }
 }
 
-export async function renewalWave(opts: { adminUrl: string; count: number }): Promise<{ seconds: number; correct: boolean; detail: string }> {
-  const { adminUrl, count } = opts;
+export interface WaveResult {
+  seconds: number;
+  correct: boolean;
+  detail: string;
+}
+
+/** A database of its own, migrated and seeded with `count` due subscriptions; dropped after `run`. */
+async function withWaveDatabase<T>(
+  adminUrl: string,
+  count: number,
+  run: (wave: { url: string; dbName: string; periodEnd: Date; seeded: number; ledgerBefore: Record<string, unknown> }) => Promise<T>,
+): Promise<T> {
   const dbName = `billing_wave_${randomBytes(4).toString('hex')}`;
   const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
-  const prefix = `bench-wave-${dbName}`;
-  const mailDir = `/tmp/${prefix}-mail`;
   await query(adminUrl, `create database ${dbName}`);
-  let worker: ReturnType<typeof spawn> | undefined;
   try {
     await migratePostgres(url);
     // Whole seconds, so Postgres and the worker agree on every instant to the millisecond.
@@ -139,54 +146,65 @@ export async function renewalWave(opts: { adminUrl: string; count: number }): Pr
     const seeding = Date.now();
     await seed(url, count, periodStart, periodEnd);
     const seeded = (Date.now() - seeding) / 1000;
-    const ledgerBefore = await ledgerSummary(url);
-
-    // The worker as it runs in production, on its own: BENCH_PROFILE=dir writes its CPU profile.
-    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
-    const spawned = Date.now();
-    worker = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/worker.ts'], {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', SCHEDULER_INTERVAL_MS: '100', MAIL_DIR: mailDir, NODE_ENV: 'development' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const child = worker;
-    // Timed from the moment the worker is up (its boot is noted apart): the wave meets a running worker.
-    await new Promise<void>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        if (line.includes('workers started')) resolve();
-        else if (/"level":(50|60)/.test(line)) process.stderr.write(`${line}\n`);
-      });
-      child.once('exit', (code) => reject(new Error(`worker exited with ${code} before starting`)));
-    });
-    const started = Date.now();
-    const booted = (started - spawned) / 1000;
-    const deadline = started + Math.max(120_000, count * 2);
-    const paid = async () => (await query(url, "select count(*)::int as n from invoices where kind = 'renewal' and status = 'paid'")).rows[0].n as number;
-    let done = 0;
-    while ((done = await paid()) < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const seconds = (Date.now() - started) / 1000;
-    child.kill('SIGTERM');
-    await once(child, 'exit');
-    worker = undefined;
-
-    const failures = done < count ? [`timed out with ${done} of ${count} renewed`] : [];
-    failures.push(...(await check(url, count, periodEnd, ledgerBefore)));
-    const correct = failures.length === 0;
-    const rate = Math.round(count / seconds);
-    const detail =
-      `${count} renewals in ${seconds.toFixed(1)} s (${rate}/s; seeding ${seeded.toFixed(1)} s, worker boot ${booted.toFixed(1)} s not counted); ` +
-      (correct ? 'each renewed once: one paid invoice, one charge, one succeeded payment, four events; numbers gapless; ledger untouched' : `BROKEN: ${failures.join('; ')}`);
-    return { seconds, correct, detail };
+    return await run({ url, dbName, periodEnd, seeded, ledgerBefore: await ledgerSummary(url) });
   } finally {
-    if (worker && worker.exitCode === null) {
-      worker.kill('SIGKILL');
-      await once(worker, 'exit').catch(() => {});
-    }
     await query(adminUrl, `drop database if exists ${dbName} with (force)`);
-    await deleteKeys(prefix);
-    rmSync(mailDir, { recursive: true, force: true });
   }
+}
+
+const verdict = (failures: string[]) =>
+  failures.length === 0 ? 'each renewed once: one paid invoice, one charge, one succeeded payment, four events; numbers gapless; ledger untouched' : `BROKEN: ${failures.join('; ')}`;
+
+export async function renewalWave(opts: { adminUrl: string; count: number }): Promise<WaveResult> {
+  const { adminUrl, count } = opts;
+  return withWaveDatabase(adminUrl, count, async ({ url, dbName, periodEnd, seeded, ledgerBefore }) => {
+    const prefix = `bench-wave-${dbName}`;
+    const mailDir = `/tmp/${prefix}-mail`;
+    let worker: ReturnType<typeof spawn> | undefined;
+    try {
+      // The worker as it runs in production, on its own: BENCH_PROFILE=dir writes its CPU profile.
+      const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
+      const spawned = Date.now();
+      worker = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/worker.ts'], {
+        cwd: root,
+        env: { ...process.env, DATABASE_URL: url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', SCHEDULER_INTERVAL_MS: '100', MAIL_DIR: mailDir, NODE_ENV: 'development' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const child = worker;
+      // Timed from the moment the worker is up (its boot is noted apart): the wave meets a running worker.
+      await new Promise<void>((resolve, reject) => {
+        const lines = createInterface({ input: child.stdout! });
+        lines.on('line', (line) => {
+          if (line.includes('workers started')) resolve();
+          else if (/"level":(50|60)/.test(line)) process.stderr.write(`${line}\n`);
+        });
+        child.once('exit', (code) => reject(new Error(`worker exited with ${code} before starting`)));
+      });
+      const started = Date.now();
+      const booted = (started - spawned) / 1000;
+      const deadline = started + Math.max(120_000, count * 2);
+      const paid = async () => (await query(url, "select count(*)::int as n from invoices where kind = 'renewal' and status = 'paid'")).rows[0].n as number;
+      let done = 0;
+      while ((done = await paid()) < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const seconds = (Date.now() - started) / 1000;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      worker = undefined;
+
+      const failures = done < count ? [`timed out with ${done} of ${count} renewed`] : [];
+      failures.push(...(await check(url, count, periodEnd, ledgerBefore)));
+      const rate = Math.round(count / seconds);
+      const detail = `${count} renewals in ${seconds.toFixed(1)} s (${rate}/s; seeding ${seeded.toFixed(1)} s, worker boot ${booted.toFixed(1)} s not counted); ${verdict(failures)}`;
+      return { seconds, correct: failures.length === 0, detail };
+    } finally {
+      if (worker && worker.exitCode === null) {
+        worker.kill('SIGKILL');
+        await once(worker, 'exit').catch(() => {});
+      }
+      await deleteKeys(prefix);
+      rmSync(mailDir, { recursive: true, force: true });
+    }
+  });
 }
 
 if (isMainModule(import.meta.url)) {
