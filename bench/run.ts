@@ -361,12 +361,19 @@ async function main() {
         ],
       });
       notes.push(cpuNote('authorize', cpuBefore, cpuOf(api.pid!), authorize.requests.total));
+      // Half of bare Fastify for now; 0.8 is the next step (issue 17).
       figure(
-        { name: `authorize req/s over ${ACCOUNTS} accounts${ok(authorize)}`, value: authorize.requests.average, unit: 'req/s', baseline: bare.requests.average, target: { of: 'ratio', op: '>=', value: 0.8 } },
+        { name: `authorize req/s over ${ACCOUNTS} accounts${ok(authorize)}`, value: authorize.requests.average, unit: 'req/s', baseline: bare.requests.average, target: { of: 'ratio', op: '>=', value: 0.5 } },
         `bare Fastify GET /hello, ${CONNECTIONS} conns`,
       );
+      notes.push('authorize req/s: target 0.5 of bare Fastify in the same run; 0.8 is the next step');
+      // The p99 of a closed loop of CONNECTIONS callers is mostly queueing: latency ~ callers / throughput (Little's law), so
+      // at the 0.5 throughput target authorize's latency is about twice bare Fastify's. At most 2.0 times bare's p99 then
+      // asks no more than the throughput target does, and that the tail be no fatter than bare's: no stalls (GC, a cache
+      // miss waiting on Postgres) beyond what the bare server shows on this machine at that moment. (autocannon gives whole
+      // milliseconds: with bare's p99 at 3 ms the ratio moves in steps of a third.)
       figure(
-        { name: 'authorize p99', value: authorize.latency.p99, unit: 'ms', baseline: bare.latency.p99, target: { of: 'value', op: '<=', value: 10 } },
+        { name: 'authorize p99', value: authorize.latency.p99, unit: 'ms', baseline: bare.latency.p99, target: { of: 'ratio', op: '<=', value: 2.0 } },
         'bare Fastify p99, same load',
       );
       figure({ name: 'api peak RSS under authorize load', value: peakRss(api.pid!), unit: 'MB', baseline: null, target: { of: 'value', op: '<=', value: 200 } });
