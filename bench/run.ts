@@ -607,6 +607,18 @@ async function main() {
       `select (select count(*) from usage_events where status = 'debited' and amount > 0)::int as events, (select count(*) from credit_ledger where kind = 'usage')::int as entries,
          (select count(*) from usage_events where account_id like 'acc_benchraw%')::int as raw`,
     );
+    // Bytes on disk per row (heap, indexes, TOAST over every month's partition) of the tables usage
+    // grows: the capacity model's storage figures (docs/scaling.md).
+    const sizes = await sql(
+      dbUrl,
+      `select t.name, (select count(*) from pg_inherits i where i.inhparent = t.name::regclass) as parts,
+              (select coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) from pg_inherits i where i.inhparent = t.name::regclass)::bigint as bytes
+       from unnest(array['usage_events', 'credit_ledger']) as t(name)`,
+    );
+    for (const row of sizes.rows) {
+      const rows = Number((await sql(dbUrl, `select count(*)::bigint as n from ${row.name}`)).rows[0].n);
+      if (rows > 0) notes.push(`${row.name}: ${rows} rows, ${(Number(row.bytes) / 1048576).toFixed(1)} MB with indexes over ${row.parts} partitions, ${Math.round(Number(row.bytes) / rows)} bytes per row`);
+    }
     const correct = broken.rows[0].n === 0 && debits.rows[0].events === debits.rows[0].entries && renewalsCorrect && holdsCorrect;
 
     // A ratio target without a baseline measured is not met: never compare the raw value with a ratio.

@@ -235,7 +235,15 @@ t.test('3 masters with a replica each: the master holding the service\'s keys di
   t.same(accounts.filter((a) => welcomes(a.email) !== 1).map((a) => [a.email, welcomes(a.email)]), [], 'one confirmation email per upgrade');
   const delivered = async () =>
     (await ctx.query("select count(*)::int as n from webhook_deliveries where status = 'succeeded' and endpoint_id = any($1)", [accounts.map((a) => a.endpointId)])).rows[0].n;
-  await until(async () => (await delivered()) === ACCOUNTS, 'every account.upgraded webhook delivered', 40_000, 100).catch((err: Error) => t.fail(err.message));
+  await until(async () => (await delivered()) === ACCOUNTS, 'every account.upgraded webhook delivered', 40_000, 100).catch(async (err: Error) => {
+    // What a stall looks like: the deliveries in Postgres and the jobs in the queues.
+    const rows = await ctx.query(
+      "select id, status, attempts, next_attempt_at, leased_until, last_error, now() as now from webhook_deliveries where endpoint_id = any($1) and status <> 'succeeded'",
+      [accounts.map((a) => a.endpointId)],
+    );
+    const counts = { webhooks: await ctx.queues.webhooks.getJobCounts(), priority: await ctx.queues.webhooksPriority.getJobCounts() };
+    t.fail(`${err.message}: ${JSON.stringify(rows.rows)} queues ${JSON.stringify(counts)}`);
+  });
   t.equal(await delivered(), ACCOUNTS, 'one succeeded delivery per upgrade');
   t.comment(`everything out ${Date.now() - killedAt} ms after the kill`);
 });
