@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
 import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
@@ -17,6 +18,9 @@ import { creditNotePdfById } from './modules/credit-notes/documents.js';
 import { recordJob } from './jobs/job-stats.js';
 
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
+/** How long closing waits for BullMQ's workers before it disconnects them. */
+const WORKER_CLOSE_MS = 10_000;
+
 export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
   const { config, logger, database, redis, queues, clock } = runtime;
   // Workers wait for Redis to come back; everything else on `redis` fails fast meanwhile.
@@ -44,9 +48,12 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     logger.warn('waiting for the Redis Cluster to answer before starting the workers');
     await new Promise((resolve) => redis.once('ready', resolve)); // not events.once: it rejects on the errors met meanwhile
   }
+  // After a connection error BullMQ waits runRetryDelay before it fetches (or completes) again:
+  // 15 s by default, so after a Redis restart or a cluster failover a worker came back up to
+  // 15 s per failed try late (emails 17 s after Redis returned). One second is a cheap poll.
+  const common = { connection, prefix: config.QUEUE_PREFIX, runRetryDelay: 1_000 };
   const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
-    connection,
-    prefix: config.QUEUE_PREFIX,
+    ...common,
     concurrency: 20,
   });
   eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
@@ -74,8 +81,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   // job), and stalled jobs are looked for every 5 s. Each step re-checks in Postgres, so a
   // job run again after a stall does nothing twice.
   const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases, stopping: () => closing }), {
-    connection,
-    prefix: config.QUEUE_PREFIX,
+    ...common,
     concurrency: 20,
     lockDuration: 15_000,
     stalledInterval: 5_000,
@@ -88,8 +94,8 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     return { outcome: await webhooks.deliver(deliveryId, attempt) };
   };
   const webhookWorkers = [
-    new Worker(queueDefinitions.webhooks.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 20 }),
-    new Worker(queueDefinitions.webhooksPriority.name, deliver, { connection, prefix: config.QUEUE_PREFIX, concurrency: 50 }),
+    new Worker(queueDefinitions.webhooks.name, deliver, { ...common, concurrency: 20 }),
+    new Worker(queueDefinitions.webhooksPriority.name, deliver, { ...common, concurrency: 50 }),
   ];
   for (const w of webhookWorkers) w.on('error', onWorkerError(w.name));
   // Job counts and durations for /metrics, kept in Redis so any api process can report them.
@@ -115,7 +121,16 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       emailsYield.stop();
       await periodic.stop();
       await relay.stop();
-      await Promise.all([eventsWorker.close(), renewalsWorker.close(), ...webhookWorkers.map((w) => w.close())]);
+      const all = [eventsWorker, renewalsWorker, ...webhookWorkers];
+      const closed = Promise.all(all.map((w) => w.close()));
+      // BullMQ (6.7) workers that lived through a cluster failover sometimes never finish
+      // closing (their blocking fetch is not released): wait a bounded time, then cut their
+      // connections. A job cut off is retried when its lock lapses and re-checks Postgres.
+      if (!(await Promise.race([closed.then(() => true), sleep(WORKER_CLOSE_MS, false, { ref: false })]))) {
+        logger.warn({ waitedMs: WORKER_CLOSE_MS }, 'workers did not close in time (after a Redis outage or failover?): disconnecting them');
+        await Promise.all(all.map((w) => w.disconnect().catch(() => {})));
+        await Promise.race([closed, sleep(2_000, undefined, { ref: false })]);
+      }
       await connection.quit().catch(() => connection.disconnect());
       mailer.close();
     },

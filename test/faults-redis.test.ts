@@ -94,6 +94,7 @@ t.test(`Redis down for ${OUTAGE_MS / 1000} s: authorize and usage keep their lat
   }
   const upgraded = await upgrade;
   await redis.start();
+  const returnedAt = Date.now();
   const outageMs = Date.now() - outageStart;
   t.comment(`Redis down for ${outageMs} ms`);
   t.comment(`GET /readyz during the outage: ${readyz ? `${describeAnswer(readyz)} ${JSON.stringify(readyz.body)}` : 'not called'}`);
@@ -127,6 +128,8 @@ t.test(`Redis down for ${OUTAGE_MS / 1000} s: authorize and usage keep their lat
     () => true,
     () => false,
   );
+  const emailedAfter = Date.now() - returnedAt;
+  t.comment(`the outage upgrade's email ${emailedAfter} ms after Redis returned`);
   const account = await api.call('GET', `/v1/accounts/${duringOutage.id}`);
   t.ok(
     emailed,
