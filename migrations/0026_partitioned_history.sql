@@ -9,21 +9,26 @@
 -- Append-only still, except for moving rows out of a DEFAULT partition into their month.
 CREATE OR REPLACE FUNCTION credit_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'DELETE' AND current_setting('billing.moving_history', true) = 'on' THEN
+  IF TG_OP = 'DELETE' AND TG_TABLE_NAME LIKE '%\_default' AND current_setting('billing.moving_history', true) = 'on' THEN
     RETURN OLD;
   END IF;
   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'P0001';
 END $$;
 --> statement-breakpoint
 -- The month partition of `parent` holding `at` (UTC months), made if missing: created beside
--- the table, filled with the DEFAULT partition's rows of that month, then attached (ATTACH
--- takes a lighter lock than CREATE ... PARTITION OF). Idempotent; one caller at a time.
+-- the table, filled with the DEFAULT partition's rows of that month, then attached. ATTACH
+-- takes a lighter lock on the parent than CREATE ... PARTITION OF, but an exclusive one on
+-- the DEFAULT partition. When DEFAULT holds rows of the month, the parent is locked
+-- exclusively first: a query planned before the move must not read DEFAULT after it (it would
+-- miss the moved rows, and the committer would take a known event id for a new one).
+-- Idempotent; one caller at a time per table.
 CREATE FUNCTION billing_history_partition(parent text, at timestamptz) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   lower_bound timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
   upper_bound timestamptz := (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
   part text := parent || '_p' || to_char(at AT TIME ZONE 'UTC', 'YYYY_MM');
   col text;
+  has_rows boolean := false;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(parent));
   IF to_regclass(part) IS NOT NULL THEN
@@ -34,18 +39,26 @@ BEGIN
     WHERE pt.partrelid = parent::regclass;
   EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, parent);
   IF to_regclass(parent || '_default') IS NOT NULL THEN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %I >= $1 AND %I < $2)', parent || '_default', col, col) INTO has_rows USING lower_bound, upper_bound;
+  END IF;
+  IF has_rows THEN
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', parent);
     PERFORM set_config('billing.moving_history', 'on', true);
     EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO %I SELECT * FROM moved',
       parent || '_default', col, col, part) USING lower_bound, upper_bound;
     PERFORM set_config('billing.moving_history', 'off', true);
   END IF;
-  EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, part, lower_bound, upper_bound);
+  -- Bounds as UTC text: %L of a timestamptz follows the session's DateStyle and TimeZone.
+  EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, part,
+    to_char(lower_bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00', to_char(upper_bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00');
   RETURN part;
 END $$;
 --> statement-breakpoint
--- A non-usage source key (payment:, adjustment:, credit_note:, refund) stays unique across
--- months: every ledger write holds its account's balance row, so the check cannot race. Usage
--- entries are unique through usage_events, looked up in every month under the same lock.
+-- A non-usage source key (payment:, adjustment:, credit_note:, refund) stays unique across the
+-- months kept: every ledger write holds its account's balance row, so the check cannot race
+-- within an account (an adjustment key names the ops key, and its idempotency record keeps two
+-- accounts apart). Usage entries are unique through usage_events, looked up in every month
+-- under the same lock.
 CREATE FUNCTION credit_ledger_source_key_once() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM credit_ledger WHERE source_key = NEW.source_key) THEN

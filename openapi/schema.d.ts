@@ -4459,7 +4459,7 @@ export interface components {
             currency: "INR" | "USD";
             /** @description Amount in minor units of the currency (paise, cents) */
             balanceAfter: number;
-            /** @description What caused it (payment:<id>, usage:<event id>, adjustment:<id>); unique */
+            /** @description What caused it (payment:<id>, usage:<event id>, adjustment:<id>); unique over the months of history kept */
             sourceKey: string;
             description: string;
             /** Format: date-time */

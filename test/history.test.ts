@@ -123,6 +123,19 @@ t.test('a row past the months made waits in the DEFAULT partition and moves into
   const ledger = (await ctx.query(`select tableoid::regclass::text as part from credit_ledger where account_id = $1`, [account.id])).rows.map((r) => r.part);
   t.ok(ledger.length >= 2 && ledger.every((p) => p === 'credit_ledger_p2033_07'), 'ledger rows moved too (the append-only trigger lets only this move through)');
   await t.rejects(ctx.query(`delete from credit_ledger where account_id = $1`, [account.id]), { code: 'P0001' }, 'the ledger stays append-only');
+  // The move's own switch opens only the DEFAULT partition's rows, not a month's.
+  await t.rejects(
+    ctx.query(`do $$ begin perform set_config('billing.moving_history', 'on', true); delete from credit_ledger where account_id = '${account.id}'; end $$`),
+    { code: 'P0001' },
+    'setting the move switch by hand does not open a month to deletes',
+  );
+  // Bounds are UTC whatever the session's DateStyle and TimeZone (%L of a timestamptz follows them).
+  await ctx.query(
+    `do $$ begin perform set_config('datestyle', 'SQL, DMY', true); perform set_config('timezone', 'Asia/Kolkata', true); perform billing_history_partition('audit_events', '2034-03-15T00:00:00Z'); end $$`,
+  );
+  await ctx.query(`insert into audit_events (at, actor_key_id, action, details) values ('2034-03-31T23:30:00Z', 'k', 'edge', '{}'), ('2034-04-01T00:30:00Z', 'k', 'edge', '{}')`);
+  const edges = (await ctx.query(`select at, tableoid::regclass::text as part from audit_events where action = 'edge' order by at`)).rows.map((r) => r.part);
+  t.same(edges, ['audit_events_p2034_03', 'audit_events_default'], 'March ends at midnight UTC, made from an IST session with DMY dates');
   const dup = await ctx.call('POST', '/v1/usage', { key: ctx.keys.write, body: { events: [sms(account.id, 'far-1')] } });
   t.equal(dup.body.results[0].duplicate, true);
   t.same((await ctx.services.credits.checkInvariants()).violations, []);

@@ -15,14 +15,15 @@ export function monthStart(at: Date, offset = 0): Date {
 }
 
 /** Makes the month holding `now` and `ahead` months after it for every history table. Returns the partitions made or found. */
-export async function ensureHistoryPartitions(db: Db, now: Date, ahead = 2): Promise<string[]> {
+export async function ensureHistoryPartitions(db: Db, now: Date, ahead = 2, tables: readonly HistoryTable[] = HISTORY_TABLES): Promise<string[]> {
   const made: string[] = [];
-  for (const table of HISTORY_TABLES) {
+  for (const table of tables) {
     for (let i = 0; i <= ahead; i++) {
       made.push(
         await db.transaction(async (tx) => {
-          // Attaching waits for a lock on the table: never queue the traffic behind it for long.
-          await tx.execute(sql`set local lock_timeout = '5s'`);
+          // Attaching waits for a lock on the table, and traffic queues behind a waiting lock:
+          // give up after a second and try again on the next pass.
+          await tx.execute(sql`set local lock_timeout = '1s'`);
           const rows = (await tx.execute(sql`select billing_history_partition(${table}, ${monthStart(now, i).toISOString()}::timestamptz) as name`)) as unknown as { rows: Array<{ name: string }> };
           return rows.rows[0]!.name;
         }),
@@ -52,20 +53,22 @@ export async function historyPartitions(db: Db, table: HistoryTable): Promise<Ar
  * months before the one holding `now`). A ledger month is summed per account into
  * credit_ledger_carried in the same transaction, so balance = carried + kept entries holds.
  */
-export async function dropExpiredHistory(db: Db, now: Date, retention: Retention): Promise<string[]> {
+export async function dropExpiredHistory(db: Db, now: Date, retention: Retention, tables: readonly HistoryTable[] = HISTORY_TABLES): Promise<string[]> {
   const dropped: string[] = [];
-  for (const table of HISTORY_TABLES) {
+  for (const table of tables) {
     const keep = retention[table];
     if (keep === null) continue;
     const cutoff = monthStart(now, -keep);
     for (const part of await historyPartitions(db, table)) {
       if (part.to.getTime() > cutoff.getTime()) break;
       const done = await db.transaction(async (tx) => {
-        await tx.execute(sql`set local lock_timeout = '5s'`);
+        await tx.execute(sql`set local lock_timeout = '1s'`);
         // One dropper per table at a time (the same lock as making months); another worker may have dropped it already.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(${table}))`);
         const exists = (await tx.execute(sql`select to_regclass(${part.name}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
         if (!exists.rows[0]!.exists) return false;
+        // The DROP needs this lock anyway; taken first, no row can reach the month between its sum and its drop.
+        await tx.execute(sql`lock table ${sql.identifier(table)} in access exclusive mode`);
         if (table === 'credit_ledger') {
           await tx.execute(sql`
             insert into credit_ledger_carried (account_id, through, amount, entries)
@@ -82,9 +85,23 @@ export async function dropExpiredHistory(db: Db, now: Date, retention: Retention
   return dropped;
 }
 
-/** One maintenance pass: months ahead made, expired months dropped (wall-clock months). */
+/**
+ * One maintenance pass: months ahead made, expired months dropped (wall-clock months), each
+ * table on its own: a table whose lock was not had in time does not hold the others back. Any
+ * failure is thrown at the end, after every table had its turn.
+ */
 export async function maintainHistory(db: Db, now: Date, retention: Retention) {
-  const made = await ensureHistoryPartitions(db, now);
-  const dropped = await dropExpiredHistory(db, now, retention);
-  return { partitions: made.length, dropped };
+  let partitions = 0;
+  const dropped: string[] = [];
+  const failed: string[] = [];
+  for (const table of HISTORY_TABLES) {
+    try {
+      partitions += (await ensureHistoryPartitions(db, now, 2, [table])).length;
+      dropped.push(...(await dropExpiredHistory(db, now, retention, [table])));
+    } catch (err) {
+      failed.push(`${table}: ${(err as Error).message}`);
+    }
+  }
+  if (failed.length) throw new Error(`history maintenance failed for ${failed.join('; ')} (dropped ${dropped.join(', ') || 'nothing'}); the next pass tries again`);
+  return { partitions, dropped };
 }

@@ -32,7 +32,7 @@ export const scrapeQueries = {
   rechargeFailures: sql`select count(*) as value from (select purpose, status, created_at from payments order by id desc limit ${sql.raw(String(RECENT_ROWS))}) p
       where p.purpose = 'recharge' and p.status = 'failed' and p.created_at > now() - interval '1 hour'`,
   webhookFailures: sql`select d.delivery_class, count(*) as value
-      from (select delivery_id, status_code, attempted_at from webhook_attempts where attempted_at > now() - interval '1 hour' order by id desc limit ${sql.raw(String(RECENT_ROWS))}) a
+      from (select delivery_id, status_code, attempted_at from webhook_attempts order by id desc limit ${sql.raw(String(RECENT_ROWS))}) a
       join webhook_deliveries d on d.id = a.delivery_id
       where (a.status_code is null or a.status_code < 200 or a.status_code >= 300) and a.attempted_at > now() - interval '1 hour'
       group by d.delivery_class`,

@@ -51,7 +51,7 @@ export const ledgerEntrySchema = z
     amount: z.number().int().meta({ description: 'Signed, in minor units: credits positive, debits negative' }),
     currency: currencySchema,
     balanceAfter: minorUnitsSchema,
-    sourceKey: z.string().meta({ description: 'What caused it (payment:<id>, usage:<event id>, adjustment:<id>); unique' }),
+    sourceKey: z.string().meta({ description: 'What caused it (payment:<id>, usage:<event id>, adjustment:<id>); unique over the months of history kept' }),
     description: z.string(),
     createdAt: z.date(),
   })

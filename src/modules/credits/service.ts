@@ -169,7 +169,7 @@ export function createCreditsService(deps: {
         coalesce(c.amount, 0) + coalesce((select sum(l.amount) from credit_ledger l where l.account_id = a.id), 0) as ledger_sum,
         (select l.balance_after from credit_ledger l where l.account_id = a.id order by l.id desc limit 1) as last_balance_after,
         (select count(*) from payments p
-           where p.account_id = a.id and p.purpose in ('upgrade', 'purchase', 'recharge') and p.status = 'succeeded' and p.updated_at >= coalesce(c.through, '-infinity')
+           where p.account_id = a.id and p.purpose in ('upgrade', 'purchase', 'recharge') and p.status = 'succeeded' and p.created_at >= coalesce(c.through, '-infinity')
              and coalesce((p.request->>'initialCredits')::bigint, (p.request->>'credits')::bigint, 0) > 0
              and not exists (select 1 from credit_ledger l where l.source_key = 'payment:' || p.id)) as payments_without_credit,
         (select count(*) from credit_ledger l
