@@ -128,8 +128,9 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       // connections. A job cut off is retried when its lock lapses and re-checks Postgres.
       if (!(await Promise.race([closed.then(() => true), sleep(WORKER_CLOSE_MS, false, { ref: false })]))) {
         logger.warn({ waitedMs: WORKER_CLOSE_MS }, 'workers did not close in time (after a Redis outage or failover?): disconnecting them');
-        await Promise.all(all.map((w) => w.disconnect().catch(() => {})));
-        await Promise.race([closed, sleep(2_000, undefined, { ref: false })]);
+        // Their disconnect can hang as well: it is not waited for past 2 s either.
+        const cut = Promise.all(all.map((w) => w.disconnect().catch(() => {})));
+        await Promise.race([Promise.all([cut, closed]), sleep(2_000, undefined, { ref: false })]);
       }
       await connection.quit().catch(() => connection.disconnect());
       mailer.close();
