@@ -136,6 +136,25 @@ async function dbBaseline(rows: number, seconds: number): Promise<number> {
   await pool.end();
   return done / seconds;
 }
+/** `count` active Starter accounts in India named `<prefix><number padded to pad>`, each with 1,000,000 paise of credits (balance and its ledger entry).
+ * The balance rows go to every account under the prefix: seed before any other account shares it. */
+async function seedAccounts(prefix: string, pad: number, name: string, mail: string, count: number) {
+  await sql(
+    dbUrl,
+    `insert into accounts (id, name, email, country, currency, status, kyc_status, plan_id, created_at, updated_at)
+       select $2 || lpad(g::text, $3, '0'), $4 || ' ' || g, $5 || g || '@bench.example', 'IN', 'INR', 'active', 'approved', 'plan_starter_v1', now(), now()
+       from generate_series(1, $1) g`,
+    [count, prefix, pad, name, mail],
+  );
+  await sql(dbUrl, `insert into credit_balances select id, 'INR', 1000000, now() from accounts where id like $1 || '%'`, [prefix]);
+  await sql(
+    dbUrl,
+    `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at)
+       select id, 'adjustment', 1000000, 'INR', 1000000, 'bench:' || id, 'bench seed', now() from accounts where id like $1 || '%'`,
+    [prefix],
+  );
+}
+
 /**
  * The batch ingest baseline: the rows the credit committer writes for a batch of debited SMS
  * events (src/modules/credits/committer.ts, its credits_write statement), written by hand on
@@ -151,19 +170,7 @@ async function dbBaseline(rows: number, seconds: number): Promise<number> {
  * parts of the statement (no rows for these events). Events per second.
  */
 async function batchBaseline(accounts: number, perBatch: number, connections: number, seconds: number): Promise<number> {
-  await sql(
-    dbUrl,
-    `insert into accounts (id, name, email, country, currency, status, kyc_status, plan_id, created_at, updated_at)
-       select 'acc_benchraw' || lpad(g::text, 18, '0'), 'Bench raw ' || g, 'r' || g || '@bench.example', 'IN', 'INR', 'active', 'approved', 'plan_starter_v1', now(), now()
-       from generate_series(1, $1) g`,
-    [accounts],
-  );
-  await sql(dbUrl, `insert into credit_balances select id, 'INR', 1000000, now() from accounts where id like 'acc_benchraw%'`);
-  await sql(
-    dbUrl,
-    `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at)
-       select id, 'adjustment', 1000000, 'INR', 1000000, 'bench:' || id, 'bench seed', now() from accounts where id like 'acc_benchraw%'`,
-  );
+  await seedAccounts('acc_benchraw', 18, 'Bench raw', 'r', accounts);
   // The Starter plan's SMS rate in India, as the api rates a one-segment SMS of these accounts.
   const rate = Number((await sql(dbUrl, `select per_sms_rate from plan_prices where plan_id = 'plan_starter_v1' and currency = 'INR'`)).rows[0].per_sms_rate);
   const pool = new pg.Pool({ connectionString: dbUrl, max: connections });
@@ -269,15 +276,7 @@ async function main() {
   try {
     await migratePostgres(dbUrl);
     // 10,000 active Starter accounts in India, each with 1,000,000 paise of credits.
-    await sql(
-      dbUrl,
-      `insert into accounts (id, name, email, country, currency, status, kyc_status, plan_id, created_at, updated_at)
-         select 'acc_bench' || lpad(g::text, 21, '0'), 'Bench ' || g, 'b' || g || '@bench.example', 'IN', 'INR', 'active', 'approved', 'plan_starter_v1', now(), now()
-         from generate_series(1, $1) g`,
-      [ACCOUNTS],
-    );
-    await sql(dbUrl, `insert into credit_balances select id, 'INR', 1000000, now() from accounts`);
-    await sql(dbUrl, `insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at) select id, 'adjustment', 1000000, 'INR', 1000000, 'bench:' || id, 'bench seed', now() from accounts`);
+    await seedAccounts('acc_bench', 21, 'Bench', 'b', ACCOUNTS);
     // One more, for holds on one account: 10^12 paise, with its ledger entry, so the invariants hold.
     await sql(
       dbUrl,
