@@ -114,3 +114,17 @@ t.test('a request whose database connection is killed answers 503 database_unava
   t.equal(retry.status, 201, 'the same request with the same key goes through');
   t.equal((await ctx.query('select count(*)::int as n from credit_ledger where account_id = $1', [account.id])).rows[0].n, before + 1, 'once');
 });
+
+t.test("the service's sessions run without JIT: the ledger check over the partitioned history does not compile itself", async (t) => {
+  const url = await createTestDatabase(t);
+  const database = openPostgres(url, 2, logger);
+  t.teardown(() => database.close());
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  t.comment(`a plain session of this server: jit = ${(await admin.query('show jit')).rows[0].jit} (Postgres's default is on)`);
+  const settings = (await database.db.execute(sql`select current_setting('jit') as jit`)) as unknown as { rows: Array<{ jit: string }> };
+  t.equal(settings.rows[0]!.jit, 'off', "the pool's sessions have it off");
+  const inTx = await database.db.transaction(async (tx) => ((await tx.execute(sql`select current_setting('jit') as jit`)) as unknown as { rows: Array<{ jit: string }> }).rows[0]!.jit);
+  t.equal(inTx, 'off', 'transactions too');
+});

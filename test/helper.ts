@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { migratePostgres, migrationsFolder, openPostgres, type Database } from '../src/db/client.js';
+import { createPostgresPool, migratePostgres, migrationsFolder, postgresDatabase, type Database } from '../src/db/client.js';
 import { connectRedis } from '../src/infra.js';
 import { fixedClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
@@ -20,7 +20,7 @@ const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A fresh, migrated database of its own for one test; dropped at teardown. */
 export async function createTestDatabase(t: Test): Promise<string> {
-  const { url, drop } = await makeTestDatabase(false);
+  const { url, drop } = await makeTestDatabase();
   t.teardown(drop);
   return url;
 }
@@ -91,18 +91,31 @@ async function cloneTemplate(): Promise<string> {
 
 /**
  * A clone costs Postgres about 0.3 s of CPU to make and 0.2 s to drop (it copies and later
- * removes every file of the template, catalogs included), more than most tests take. So a
- * database a test of this process has finished with is emptied and handed to the next test
- * instead: every row deleted and the catalog's rows put back, sequences restarted, in one
- * transaction of a few milliseconds. Only a database whose schema is still the template's
- * (same relations, triggers in the same state, same functions and settings) is reused; any
- * other is dropped. The test process drops what is left at its end.
+ * removes every file of the template, catalogs included), and every new connection about 30 ms
+ * more, then a few ms for each table it first touches (its catalog caches start empty): more
+ * than most tests take. So a database a test of this process has finished with is emptied and
+ * handed to the next test with its connections: every row deleted and the catalog's rows put
+ * back, sequences restarted, in one transaction of a few milliseconds. Only a database whose
+ * schema is still the template's (same relations, triggers in the same state, same functions
+ * and settings) and whose connections all came back is reused; any other is dropped. Each test
+ * sees the shared pools through views of its own (`poolView`): once its teardown has ended them
+ * they refuse that test's queries, so nothing a test left running writes into the next one's
+ * data. The test process drops what is left at its end.
  */
 interface Snapshot {
   /** The schema's fingerprint, as the template has it. */
   signature: string;
   /** One script that puts a database of that schema back as the template has it. */
   reset: string;
+}
+
+/** A test database and the connections kept open to it from one test to the next. */
+interface Pooled {
+  name: string;
+  /** What the service's code runs on (the size the tests always gave it). */
+  app: pg.Pool;
+  /** ctx.query's, and the reset's. */
+  sql: pg.Pool;
 }
 
 const signatureSql = `select md5(string_agg(x, ',' order by x)) as signature from (
@@ -112,37 +125,25 @@ const signatureSql = `select md5(string_agg(x, ',' order by x)) as signature fro
   union all select 's:' || array_to_string(setconfig, ',') from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = current_database())
 ) s`;
 
-async function onDatabase<T>(name: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: urlOf(name) });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Read from a fresh clone, before its test has it: what a reset must restore. */
-function takeSnapshot(name: string): Promise<Snapshot> {
-  return onDatabase(name, async (c) => {
-    const { signature } = (await c.query(signatureSql)).rows[0];
-    const tables: string[] = (await c.query(`select format('%I.%I', n.nspname, c.relname) as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition order by 1`)).rows.map((r) => r.name);
-    const lines = ['begin', "set local session_replication_role = 'replica'"]; // no triggers: append-only guards and change notices stay out of it
-    for (const table of tables) {
-      lines.push(`delete from ${table}`);
-      const rows = (await c.query(`select coalesce(json_agg(t), '[]') as rows from ${table} t`)).rows[0].rows;
-      if (rows.length) lines.push(`insert into ${table} select * from json_populate_recordset(null::${table}, ${pg.escapeLiteral(JSON.stringify(rows))})`);
-    }
-    for (const s of (await c.query(`select format('%I.%I', schemaname, sequencename) as name, last_value, start_value from pg_sequences where schemaname = 'public'`)).rows) {
-      lines.push(s.last_value === null ? `select setval(${pg.escapeLiteral(s.name)}, ${s.start_value}, false)` : `select setval(${pg.escapeLiteral(s.name)}, ${s.last_value}, true)`);
-    }
-    lines.push('commit');
-    return { signature, reset: lines.join(';\n') };
-  });
+async function takeSnapshot(sql: pg.Pool): Promise<Snapshot> {
+  const { signature } = (await sql.query(signatureSql)).rows[0];
+  const tables: string[] = (await sql.query(`select format('%I.%I', n.nspname, c.relname) as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition order by 1`)).rows.map((r) => r.name);
+  const lines = ['begin', "set local session_replication_role = 'replica'"]; // no triggers: append-only guards and change notices stay out of it
+  for (const table of tables) {
+    lines.push(`delete from ${table}`);
+    const rows = (await sql.query(`select coalesce(json_agg(t), '[]') as rows from ${table} t`)).rows[0].rows;
+    if (rows.length) lines.push(`insert into ${table} select * from json_populate_recordset(null::${table}, ${pg.escapeLiteral(JSON.stringify(rows))})`);
+  }
+  for (const s of (await sql.query(`select format('%I.%I', schemaname, sequencename) as name, last_value, start_value from pg_sequences where schemaname = 'public'`)).rows) {
+    lines.push(s.last_value === null ? `select setval(${pg.escapeLiteral(s.name)}, ${s.start_value}, false)` : `select setval(${pg.escapeLiteral(s.name)}, ${s.last_value}, true)`);
+  }
+  lines.push('commit');
+  return { signature, reset: lines.join(';\n') };
 }
 
 let snapshot: Promise<Snapshot> | undefined;
-const reusable: string[] = [];
+const reusable: Pooled[] = [];
 const unfinished = new Set<Promise<unknown>>();
 const track = <T>(p: Promise<T>): Promise<T> => {
   const settled = p.then(
@@ -154,48 +155,86 @@ const track = <T>(p: Promise<T>): Promise<T> => {
   return p;
 };
 const dropDatabase = (name: string) => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
+const quiet = createLogger({ LOG_LEVEL: 'silent' } as Config);
 
-/** Empties a finished test's database for the next one; false when it cannot be (the test changed its schema). */
-async function resetDatabase(name: string): Promise<boolean> {
+function openPools(name: string): Pooled {
+  const sql = new pg.Pool({ connectionString: urlOf(name), max: 2 });
+  sql.on('error', () => {}); // a test that terminates backends, or the drop at the end
+  return { name, app: createPostgresPool(urlOf(name), 5, quiet), sql };
+}
+
+/** Drops a database and ends its pools (not waited for: a client the test never released would hold them open). */
+function discard(pooled: Pooled): void {
+  void track(dropDatabase(pooled.name)).catch(() => {});
+  for (const pool of [pooled.app, pooled.sql]) void pool.end().catch(() => {});
+}
+
+/**
+ * A test's view of a shared pool: the pool's own methods and state, but `end()` only closes the
+ * view, after which its queries and checkouts are refused.
+ */
+function poolView(pool: pg.Pool): pg.Pool {
+  let open = true;
+  const ended = () => Promise.reject(new Error('this test has ended: its database now belongs to the next test'));
+  const view = Object.create(pool) as pg.Pool;
+  Object.assign(view, {
+    connect: (...args: unknown[]) => (open ? (pool.connect as (...a: unknown[]) => unknown)(...args) : ended()),
+    query: (...args: unknown[]) => (open ? (pool.query as (...a: unknown[]) => unknown)(...args) : ended()),
+    end: async () => {
+      open = false;
+    },
+  });
+  return view;
+}
+
+/** Empties a finished test's database for the next one; false when it cannot be (a connection still out, the schema changed). */
+async function resetDatabase(pooled: Pooled): Promise<boolean> {
   if (!snapshot) return false;
-  const { signature, reset } = await snapshot;
+  if ([pooled.app, pooled.sql].some((p) => p.totalCount !== p.idleCount || p.waitingCount > 0)) return false;
   try {
-    return await onDatabase(name, async (c) => {
-      if ((await c.query(signatureSql)).rows[0].signature !== signature) return false;
-      await c.query(reset);
-      return true;
-    });
+    const { signature, reset } = await snapshot;
+    if ((await pooled.sql.query(signatureSql)).rows[0].signature !== signature) return false;
+    await pooled.sql.query(reset);
+    return true;
   } catch {
     return false;
   }
 }
 
 let cleanupRegistered = false;
-
-/** reuse: the database may be one a test of this process used before, and goes back for the next (setup's, whose teardown closes every connection first). */
-async function makeTestDatabase(reuse = true): Promise<{ url: string; drop(): Promise<void> }> {
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    const { default: tap } = await import('tap');
+function registerCleanup(): Promise<void> | void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  return import('tap').then(({ default: tap }) => {
     tap.teardown(async () => {
-      for (const name of reusable.splice(0)) void track(dropDatabase(name)).catch(() => {});
+      for (const pooled of reusable.splice(0)) discard(pooled);
       while (unfinished.size) await Promise.all([...unfinished]);
     });
+  });
+}
+
+/** A fresh clone of the template, dropped when the test gives it back. */
+async function makeTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  await registerCleanup();
+  const name = await cloneTemplate();
+  return { url: urlOf(name), drop: async () => void track(dropDatabase(name)).catch(() => {}) };
+}
+
+/** A database for setup(): one a test of this process finished with, or a fresh clone. */
+async function takePooledDatabase(): Promise<{ url: string; app: pg.Pool; sql: pg.Pool; release(): Promise<void> }> {
+  await registerCleanup();
+  let pooled = reusable.pop();
+  if (!pooled) {
+    pooled = openPools(await cloneTemplate());
+    snapshot ??= takeSnapshot(pooled.sql);
+    await snapshot;
   }
-  let name = reuse ? reusable.pop() : undefined;
-  if (!name) {
-    name = await cloneTemplate();
-    if (reuse) {
-      snapshot ??= takeSnapshot(name);
-      await snapshot;
-    }
-  }
-  const used = name;
-  const drop = async () => {
-    if (reuse && (await resetDatabase(used))) reusable.push(used);
-    else void track(dropDatabase(used)).catch(() => {});
+  const used = pooled;
+  const release = async () => {
+    if (await resetDatabase(used)) reusable.push(used);
+    else discard(used);
   };
-  return { url: urlOf(name), drop };
+  return { url: urlOf(used.name), app: poolView(used.app), sql: poolView(used.sql), release };
 }
 
 export interface TestContext {
@@ -222,10 +261,10 @@ export interface TestContext {
  * prefix of its own so test files can run in parallel.
  */
 export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
-  const { url, drop } = await makeTestDatabase();
+  const { url, app: appPool, sql: sqlPool, release } = await takePooledDatabase();
   const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${randomBytes(4).toString('hex')}`, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
   const logger = createLogger(config);
-  const database = openPostgres(url, 5, logger);
+  const database = postgresDatabase(url, appPool);
   // On a cluster the config puts the prefix in a hash tag: use it as parsed.
   const prefix = config.QUEUE_PREFIX;
   const redis = await connectRedis(config.REDIS_URL);
@@ -233,21 +272,23 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
   const clock = fixedClock(new Date('2026-11-26T10:00:00Z'));
   const app = await buildApp({ config, logger, database, redis, clock, queues });
   const services = createServices({ config, database, clock });
-  const sqlPool = new pg.Pool({ connectionString: url, max: 2 });
-  sqlPool.on('error', () => {}); // the drop at teardown ends idle clients
 
   let checkLedger = true;
   t.teardown(async () => {
-    // Every scenario ends with the ledger's invariants holding (a throw here fails the test).
-    const report = checkLedger ? await services.credits.checkInvariants() : { violations: [] };
-    await app.close();
-    await closeQueues(queues);
-    const keys = await scanKeys(redis, `${prefix}:*`);
-    if (keys.length) await redis.del(...keys); // one hash slot on a cluster too: the prefix is its hash tag
-    await redis.quit();
-    await database.close();
-    await sqlPool.end();
-    await drop();
+    let report: { violations: unknown[] } = { violations: [] };
+    try {
+      // Every scenario ends with the ledger's invariants holding (a throw here fails the test).
+      if (checkLedger) report = await services.credits.checkInvariants();
+      await app.close();
+      await closeQueues(queues);
+      const keys = await scanKeys(redis, `${prefix}:*`);
+      if (keys.length) await redis.del(...keys); // one hash slot on a cluster too: the prefix is its hash tag
+      await redis.quit();
+    } finally {
+      await database.close();
+      await sqlPool.end();
+      await release(); // reused only if every connection came back
+    }
     if (report.violations.length) throw new Error(`ledger invariants broken: ${JSON.stringify(report.violations)}`);
   });
 
