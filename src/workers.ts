@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker } from 'bullmq';
+import { Worker, type Queue } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
 import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
 import { accountsWithWebhooks, createOutboxRelay } from './jobs/outbox-relay.js';
@@ -16,12 +16,13 @@ import { createServices } from './services.js';
 import { yieldToRenewals } from './jobs/yield.js';
 import { creditNotePdfById } from './modules/credit-notes/documents.js';
 import { recordJob } from './jobs/job-stats.js';
+import { superviseWorker } from './jobs/supervise.js';
 
 /** BullMQ workers and the outbox relay; no HTTP. Closing lets running jobs finish. */
 /** How long closing waits for BullMQ's workers before it disconnects them. */
 const WORKER_CLOSE_MS = 10_000;
 
-export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
+export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; supervise?: { stuckMs?: number; pollMs?: number } } = {}) {
   const { config, logger, database, redis, queues, clock } = runtime;
   // Workers wait for Redis to come back; everything else on `redis` fails fast meanwhile.
   const connection = workerConnection(redis);
@@ -52,15 +53,26 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   // 15 s by default, so after a Redis restart or a cluster failover a worker came back up to
   // 15 s per failed try late (emails 17 s after Redis returned). One second is a cheap poll.
   const common = { connection, prefix: config.QUEUE_PREFIX, runRetryDelay: 1_000 };
-  const eventsWorker = new Worker(queueDefinitions.events.name, createEventDispatcher({ db: database.db, notifications }), {
-    ...common,
-    concurrency: 20,
-  });
-  eventsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'events' }, 'job failed'));
   // While Redis is away every worker reports each reconnect attempt: a line per outage, not per attempt.
   const workerErrors = throttledFailures();
   const onWorkerError = (name: string) => (err: Error) => workerErrors.failed(name, (suppressed) => logger.error({ err, suppressed }, `${name} worker error`));
-  eventsWorker.on('error', onWorkerError('events'));
+  /** A worker with its handlers: failures logged, job counts and durations kept in Redis for /metrics (any api process reports them). */
+  const wired = (worker: Worker, logName: string) => {
+    worker.on('error', onWorkerError(logName));
+    worker.on('failed', (job, err) => {
+      if (logName === 'events' || logName === 'renewals') logger.warn({ err, jobId: job?.id, queue: logName }, 'job failed');
+      recordJob(redis, config.QUEUE_PREFIX, worker.name, { ok: false, seconds: 0 }).catch(() => {});
+    });
+    worker.on('completed', (job) => {
+      const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
+      recordJob(redis, config.QUEUE_PREFIX, worker.name, { ok: true, seconds }).catch(() => {});
+    });
+    return worker;
+  };
+  // Each worker is supervised: one that stops taking jobs while they wait is replaced (src/jobs/supervise.ts).
+  const supervised = (name: string, queue: Queue, make: () => Worker) => superviseWorker({ name, queue, make, logger, ...opts.supervise });
+  const dispatch = createEventDispatcher({ db: database.db, notifications });
+  const eventsWorker = supervised('events', queues.events, () => wired(new Worker(queueDefinitions.events.name, dispatch, { ...common, concurrency: 20 }), 'events'));
 
   const relay = createOutboxRelay({
     db: database.db,
@@ -74,40 +86,27 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
     },
   });
   relay.start();
-  const emailsYield = yieldToRenewals({ renewals: queues.renewals, emails: eventsWorker });
+  const emailsYield = yieldToRenewals({ renewals: queues.renewals, emails: { pause: (doNotWaitActive) => eventsWorker.current.pause(doNotWaitActive), resume: () => eventsWorker.current.resume() } });
   let closing = false;
   // A killed worker's renewals are picked up by another within about 20 s, not BullMQ's default
   // minute: the lock lapses after 15 s (a live worker renews it every 7.5 s, however long the
   // job), and stalled jobs are looked for every 5 s. Each step re-checks in Postgres, so a
   // job run again after a stall does nothing twice.
-  const renewalsWorker = new Worker(queueDefinitions.renewals.name, createRenewalProcessor({ renewals, purchases, stopping: () => closing }), {
-    ...common,
-    concurrency: 20,
-    lockDuration: 15_000,
-    stalledInterval: 5_000,
-    maxStalledCount: 3,
-  });
-  renewalsWorker.on('failed', (job, err) => logger.warn({ err, jobId: job?.id, queue: 'renewals' }, 'job failed'));
-  renewalsWorker.on('error', onWorkerError('renewals'));
+  const renew = createRenewalProcessor({ renewals, purchases, stopping: () => closing });
+  const renewalsWorker = supervised('renewals', queues.renewals, () =>
+    wired(new Worker(queueDefinitions.renewals.name, renew, { ...common, concurrency: 20, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 3 }), 'renewals'),
+  );
   const deliver = async (job: { data: unknown }) => {
     const { deliveryId, attempt } = queueDefinitions.webhooks.payload.parse(job.data);
     return { outcome: await webhooks.deliver(deliveryId, attempt) };
   };
   const webhookWorkers = [
-    new Worker(queueDefinitions.webhooks.name, deliver, { ...common, concurrency: 20 }),
-    new Worker(queueDefinitions.webhooksPriority.name, deliver, { ...common, concurrency: 50 }),
+    supervised('webhooks', queues.webhooks, () => wired(new Worker(queueDefinitions.webhooks.name, deliver, { ...common, concurrency: 20 }), queueDefinitions.webhooks.name)),
+    supervised('webhooks-priority', queues.webhooksPriority, () =>
+      wired(new Worker(queueDefinitions.webhooksPriority.name, deliver, { ...common, concurrency: 50 }), queueDefinitions.webhooksPriority.name),
+    ),
   ];
-  for (const w of webhookWorkers) w.on('error', onWorkerError(w.name));
-  // Job counts and durations for /metrics, kept in Redis so any api process can report them.
-  for (const w of [eventsWorker, renewalsWorker, ...webhookWorkers]) {
-    w.on('completed', (job) => {
-      const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
-      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: true, seconds }).catch(() => {});
-    });
-    w.on('failed', () => {
-      recordJob(redis, config.QUEUE_PREFIX, w.name, { ok: false, seconds: 0 }).catch(() => {});
-    });
-  }
+  const all = [eventsWorker, renewalsWorker, ...webhookWorkers];
   const periodic = runPeriodically(
     maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS, historyRetention: config.HISTORY_RETENTION_MONTHS }),
     logger,
@@ -121,7 +120,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       emailsYield.stop();
       await periodic.stop();
       await relay.stop();
-      const all = [eventsWorker, renewalsWorker, ...webhookWorkers];
+      for (const w of all) w.stop();
       const closed = Promise.all(all.map((w) => w.close()));
       // BullMQ (6.7) workers that lived through a cluster failover sometimes never finish
       // closing (their blocking fetch is not released): wait a bounded time, then cut their
@@ -129,7 +128,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
       if (!(await Promise.race([closed.then(() => true), sleep(WORKER_CLOSE_MS, false, { ref: false })]))) {
         logger.warn({ waitedMs: WORKER_CLOSE_MS }, 'workers did not close in time (after a Redis outage or failover?): disconnecting them');
         // Their disconnect can hang as well: it is not waited for past 2 s either.
-        const cut = Promise.all(all.map((w) => w.disconnect().catch(() => {})));
+        const cut = Promise.all(all.map((w) => w.current.disconnect().catch(() => {})));
         await Promise.race([Promise.all([cut, closed]), sleep(2_000, undefined, { ref: false })]);
       }
       await connection.quit().catch(() => connection.disconnect());

@@ -1,11 +1,15 @@
+import { Worker } from 'bullmq';
 import t from 'tap';
 import { createEventDispatcher } from '../src/jobs/dispatch-event.js';
 import { createEventRequeuer, createOutboxRelay } from '../src/jobs/outbox-relay.js';
+import { superviseWorker } from '../src/jobs/supervise.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { createNotificationsService } from '../src/modules/notifications/service.js';
+import { workerConnection } from '../src/infra.js';
 import { startWorkers } from '../src/workers.js';
 import { approveKyc, createAccount, paidAccount, setup } from './helper.js';
+import { until } from './fault-harness.js';
 import { smtpReceiver } from './smtp.js';
 
 t.test('relay moves each committed outbox row to the queue once, under its event id', async (t) => {
@@ -177,4 +181,53 @@ t.test('two runs of one email job at once send one email', async (t) => {
   t.equal(await first, 'sent');
   t.equal(await notifications.emailForEvent(event), 'already_sent');
   t.equal(smtp.received.length, 1);
+});
+
+t.test('a worker that stops taking jobs while they wait is replaced by a new one, and each job runs once', async (t) => {
+  const ctx = await setup(t);
+  const ran: string[] = [];
+  const made: Worker[] = [];
+  const connection = workerConnection(ctx.redis);
+  connection.on('error', () => {});
+  const job = (id: string) => ctx.queues.events.add('account.upgraded', { outboxId: 0, eventId: id, type: 'account.upgraded' }, { jobId: id });
+  const supervisor = superviseWorker({
+    name: 'events',
+    queue: ctx.queues.events,
+    logger: createLogger({ LOG_LEVEL: 'silent' }),
+    stuckMs: 1_000,
+    pollMs: 100,
+    make: () => {
+      const worker = new Worker(ctx.queues.events.name, async (job) => void ran.push(job.id!), { connection, prefix: ctx.config.QUEUE_PREFIX, drainDelay: 1 });
+      made.push(worker);
+      return worker;
+    },
+  });
+  t.teardown(async () => {
+    supervisor.stop();
+    await Promise.all(made.map((w) => w.close(true)));
+    connection.disconnect();
+  });
+
+  await job('first');
+  await until(() => ran.includes('first'), 'the first job');
+  t.equal(supervisor.restarts(), 0, 'a worker that takes its jobs is left alone');
+  // Wedged as after the CLUSTERDOWN outage: its next fetch never returns, and it says nothing.
+  let wedged = false;
+  (made[0] as unknown as { _getNextJob: () => Promise<never> })._getNextJob = () => {
+    wedged = true;
+    return new Promise<never>(() => {});
+  };
+  await until(() => wedged, 'the worker to fetch again (and hang)', 10_000, 20);
+  await job('second');
+  await until(() => ran.includes('second'), 'the second job, run by a new worker', 20_000, 50);
+  t.equal(made.length, 2, 'a second worker was made');
+  t.equal(supervisor.restarts(), 1, 'one restart');
+  t.equal(supervisor.current, made[1], 'the new worker is the current one');
+  await until(() => made[0]!.closing !== undefined && made[0]!.closing !== null, 'the stuck worker to be closing', 10_000, 20);
+  // Nothing more: more jobs run once each on the new worker, and no further restart.
+  for (const id of ['third', 'fourth']) await job(id);
+  await until(() => ran.includes('fourth') && ran.includes('third'), 'two more jobs');
+  t.equal(await supervisor.check(), false, 'a check now finds nothing stuck');
+  t.same(ran, ['first', 'second', 'third', 'fourth'], 'each job ran once');
+  t.equal(supervisor.restarts(), 1, 'still one restart');
 });

@@ -11,7 +11,7 @@ export const YIELD_MAX_PAUSE_MS = 120_000;
  * YIELD_MAX_PAUSE_MS at a stretch, then a quarter of that running, so steady renewal traffic
  * cannot starve emails; and when the queue cannot be read (Redis away), emails run.
  */
-export function yieldToRenewals(deps: { renewals: Queue; emails: Worker; pollMs?: number; maxPauseMs?: number }) {
+export function yieldToRenewals(deps: { renewals: Queue; emails: Pick<Worker, 'pause' | 'resume'>; pollMs?: number; maxPauseMs?: number }) {
   const pollMs = deps.pollMs ?? YIELD_POLL_MS;
   const maxPauseMs = deps.maxPauseMs ?? YIELD_MAX_PAUSE_MS;
   let pausedSince: number | null = null;
