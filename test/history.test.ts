@@ -144,7 +144,7 @@ t.test('a row past the months made waits in the DEFAULT partition and moves into
 t.test('HISTORY_RETENTION_MONTHS: per table over the defaults, bad values refused at start', async (t) => {
   t.same(parseRetention(''), { usage_events: 13, credit_ledger: null, audit_events: 96, webhook_attempts: 3 });
   t.same(parseRetention('usage_events=6, credit_ledger=96,webhook_attempts=keep'), { usage_events: 6, credit_ledger: 96, audit_events: 96, webhook_attempts: null });
-  for (const bad of ['usage=3', 'usage_events=0', 'usage_events=-1', 'usage_events=x', 'usage_events']) {
+  for (const bad of ['usage=3', 'usage_events=0', 'usage_events=-1', 'usage_events=x', 'usage_events', 'usage_events=6,usage_events=7']) {
     t.throws(() => loadConfig({ HISTORY_RETENTION_MONTHS: bad }), `${bad} refused`);
   }
   t.equal(monthStart(new Date('2031-03-31T23:59:59Z'), -1).toISOString(), '2031-02-01T00:00:00.000Z');

@@ -15,9 +15,13 @@ export const DEFAULT_RETENTION: Retention = { usage_events: 13, credit_ledger: n
 /** Parses `usage_events=13,webhook_attempts=3,credit_ledger=keep` over the defaults. */
 export function parseRetention(text: string | undefined): Retention {
   const retention = { ...DEFAULT_RETENTION };
+  const named = new Set<string>();
   for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const [table, value] = part.split('=').map((s) => s.trim());
     if (!HISTORY_TABLES.includes(table as HistoryTable)) throw new Error(`unknown history table "${table}" (one of ${HISTORY_TABLES.join(', ')})`);
+    // Which of two values was meant cannot be told: say so rather than keep the last.
+    if (named.has(table!)) throw new Error(`${table} is given twice`);
+    named.add(table!);
     if (value === 'keep') retention[table as HistoryTable] = null;
     else if (value && /^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 1200) retention[table as HistoryTable] = Number(value);
     else throw new Error(`retention of ${table} must be a number of months (1-1200) or "keep", not "${value ?? ''}"`);
