@@ -2553,14 +2553,14 @@ export interface components {
                  */
                 whatsapp: boolean;
             };
-            /** @description Credits to buy now, at least the plan's minimum */
+            /** @description Credits to buy now, in minor units of the account's currency (paise for INR: 500000 is ₹5,000.00); at least the plan's minimum */
             initialCredits: number;
             /** @description Charges the upgrade's payment method unattended: card or UPI only */
             autoRecharge?: {
                 enabled: boolean;
-                /** @description Recharge when the balance falls below this */
+                /** @description Recharge when the balance falls below this, in minor units (paise for INR) */
                 threshold: number;
-                /** @description How much to buy each time; must exceed the threshold */
+                /** @description How much to buy each time, in minor units (paise for INR); must exceed the threshold */
                 amount: number;
             };
             /** @enum {string} */
@@ -2605,14 +2605,14 @@ export interface components {
                  */
                 whatsapp: boolean;
             };
-            /** @description Credits to buy now, at least the plan's minimum */
+            /** @description Credits to buy now, in minor units of the account's currency (paise for INR: 500000 is ₹5,000.00); at least the plan's minimum */
             initialCredits: number;
             /** @description Charges the upgrade's payment method unattended: card or UPI only */
             autoRecharge?: {
                 enabled: boolean;
-                /** @description Recharge when the balance falls below this */
+                /** @description Recharge when the balance falls below this, in minor units (paise for INR) */
                 threshold: number;
-                /** @description How much to buy each time; must exceed the threshold */
+                /** @description How much to buy each time, in minor units (paise for INR); must exceed the threshold */
                 amount: number;
             };
             paymentMethod: components["schemas"]["PaymentMethodInputInput"];

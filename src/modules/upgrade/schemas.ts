@@ -10,8 +10,8 @@ const exampleOf = (schema: z.ZodType): Record<string, any> => (schema.meta()?.ex
 const autoRechargeSchema = z
   .object({
     enabled: z.boolean(),
-    threshold: amountInputSchema.meta({ description: 'Recharge when the balance falls below this' }),
-    amount: amountInputSchema.min(1).meta({ description: 'How much to buy each time; must exceed the threshold' }),
+    threshold: amountInputSchema.meta({ description: 'Recharge when the balance falls below this, in minor units (paise for INR)' }),
+    amount: amountInputSchema.min(1).meta({ description: 'How much to buy each time, in minor units (paise for INR); must exceed the threshold' }),
   })
   .meta({ description: 'Charges the upgrade\'s payment method unattended: card or UPI only' });
 
@@ -21,7 +21,7 @@ const upgradeFields = {
   addOns: z
     .object({ whatsapp: z.boolean().default(false).meta({ description: 'The WhatsApp add-on (Starter)' }) })
     .default({ whatsapp: false }),
-  initialCredits: amountInputSchema.meta({ description: 'Credits to buy now, at least the plan\'s minimum' }),
+  initialCredits: amountInputSchema.meta({ description: 'Credits to buy now, in minor units of the account\'s currency (paise for INR: 500000 is ₹5,000.00); at least the plan\'s minimum' }),
   autoRecharge: autoRechargeSchema.optional(),
 };
 
