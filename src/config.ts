@@ -147,6 +147,8 @@ export const configSchema = z.object({
   PAST_DUE_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(3),
   /** How often the scheduler looks in Postgres for renewals and retries that fell due. */
   SCHEDULER_INTERVAL_MS: z.coerce.number().int().min(20).max(600_000).default(5000),
+  /** A BullMQ worker that takes no job this long while its queue has jobs waiting is replaced (src/jobs/supervise.ts). */
+  WORKER_STUCK_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   /** Stripe-style test clocks; never on in production. */
   TEST_CLOCKS_ENABLED: bool.default(false),
   /** Where emails go in development without SMTP_URL: one .eml file per email. */

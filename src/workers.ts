@@ -70,7 +70,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; su
     return worker;
   };
   // Each worker is supervised: one that stops taking jobs while they wait is replaced (src/jobs/supervise.ts).
-  const supervised = (name: string, queue: Queue, make: () => Worker) => superviseWorker({ name, queue, make, logger, ...opts.supervise });
+  const supervised = (name: string, queue: Queue, make: () => Worker) => superviseWorker({ name, queue, make, logger, stuckMs: config.WORKER_STUCK_MS, pollMs: Math.min(10_000, config.WORKER_STUCK_MS / 2), ...opts.supervise });
   const dispatch = createEventDispatcher({ db: database.db, notifications });
   const eventsWorker = supervised('events', queues.events, () => wired(new Worker(queueDefinitions.events.name, dispatch, { ...common, concurrency: 20 }), 'events'));
 

@@ -220,7 +220,7 @@ t.test("3 masters with a replica each: the master holding the service's keys die
       }
     },
   } as unknown as OwnRedis;
-  const cluster = await startCluster(t, { apis: 1, workers: 1, redis, env: { OUTBOX_POLL_MS: '50', SCHEDULER_INTERVAL_MS: '50', WEBHOOK_RETRY_SCALE: '0.001' } });
+  const cluster = await startCluster(t, { apis: 1, workers: 1, redis, env: { OUTBOX_POLL_MS: '50', SCHEDULER_INTERVAL_MS: '50', WEBHOOK_RETRY_SCALE: '0.001', WORKER_STUCK_MS: '3000' } });
   t.teardown(() => t.comment(`log summary:\n${cluster.logSummary()}`));
   const api = cluster.api(0);
   const worker = cluster.workers[0]!;
@@ -268,7 +268,7 @@ t.test("3 masters with a replica each: the master holding the service's keys die
   t.equal(await delivered(), ACCOUNTS, 'one succeeded delivery per upgrade');
   const received = hooks.received.filter((h) => h.type === 'account.upgraded');
   t.equal(new Set(received.map((h) => h.webhookId)).size, ACCOUNTS, `the receiver got every account.upgraded webhook (${received.length} requests)`);
-  t.comment(`everything out ${Date.now() - killedAt} ms after the kill`);
+  t.comment(`everything out ${Date.now() - killedAt} ms after the kill; queue workers replaced by their supervisor: ${(worker.output().match(/took no job/g) ?? []).length}`);
 
   for (const p of cluster.all) t.ok(p.alive(), `${p.name} is still running${p.alive() ? '' : ` (${p.ended()})`}`);
   t.same(cluster.fatalLines().slice(0, 20), [], 'no process logged an uncaught error or is exiting');
