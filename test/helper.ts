@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Test } from 'tap';
 import { buildApp } from '../src/app.js';
@@ -26,7 +27,7 @@ export async function createTestDatabase(t: Test): Promise<string> {
 }
 
 /** Names of the databases tests make: TEST_DATABASE_PREFIX keeps two checkouts (or CI and a developer) apart on one server. */
-const prefix = process.env.TEST_DATABASE_PREFIX ?? 'billing_test';
+export const prefix = process.env.TEST_DATABASE_PREFIX ?? 'billing_test';
 const urlOf = (name: string) => adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -324,6 +325,28 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
     checkLedger = false;
   };
   return { app, config, database, redis, queues, services, clock, keys, key, call, query, allowLedgerViolations };
+}
+
+/**
+ * A queue prefix for service processes a test starts itself (TEST_REDIS_PREFIX, then the tag
+ * and a random part), whose keys are deleted at the test's end.
+ */
+export function ownQueuePrefix(t: Test, tag: string): string {
+  const prefix = `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${tag}-${randomBytes(4).toString('hex')}`;
+  t.teardown(async () => {
+    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    redis.on('error', () => {});
+    try {
+      await redis.connect();
+      const keys = await scanKeys(redis, `${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+    } catch {
+      // no Redis here (a test of starting without one): nothing was written
+    } finally {
+      redis.disconnect();
+    }
+  });
+  return prefix;
 }
 
 /** Every key matching a pattern, on every master of a cluster (a SCAN sees one server's keys). */

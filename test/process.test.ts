@@ -1,21 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { migratePostgres } from '../src/db/client.js';
-import { createTestDatabase, scanKeys } from './helper.js';
+import { createTestDatabase, ownQueuePrefix } from './helper.js';
 import { freePort, run, until } from './processes.js';
 
-function withRedisCleanup(t: Test, prefix: string) {
-  t.teardown(async () => {
-    const redis = new Redis();
-    const keys = await scanKeys(redis, `${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    await redis.quit();
-  });
-}
 
 // Processes start slowly on a busy machine (each compiles its TypeScript): more than tap's default per file.
 t.setTimeout(300_000);
@@ -24,8 +15,7 @@ t.test('npm start on the embedded database: first ops key, /docs, plans, one pro
   const dataDir = mkdtempSync(join(tmpdir(), 'billing-data-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const port = await freePort();
-  const prefix = `bt-proc-${port}`;
-  withRedisCleanup(t, prefix);
+  const prefix = ownQueuePrefix(t, 'proc');
   const env = { DATA_DIR: dataDir, PORT: String(port), QUEUE_PREFIX: prefix };
 
   const first = run(t, 'src/main.ts', env);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { migratePostgres } from '../src/db/client.js';
-import { adminUrl } from './helper.js';
+import { adminUrl, ownQueuePrefix, prefix } from './helper.js';
 import { freePort, run, until } from './processes.js';
 
 // Starting the api and workers against what they depend on: a missing Redis, a schema behind the build.
@@ -14,7 +14,7 @@ t.setTimeout(300_000);
 
 t.test('no Redis: the api starts all the same (a restart during an outage still serves), with one line that says how to provide one', async (t) => {
   const port = await freePort();
-  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: mkdtempSync(join(tmpdir(), 'billing-nr-')), PORT: String(port), QUEUE_PREFIX: `bt-nr-${port}` });
+  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: mkdtempSync(join(tmpdir(), 'billing-nr-')), PORT: String(port), QUEUE_PREFIX: ownQueuePrefix(t, 'nr') });
   await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 'the api without Redis');
   t.match(proc.stdout(), /Redis does not answer at redis:\/\/127\.0\.0\.1:1: start one .* or set REDIS_URL.*Starting without it/, 'logged');
   const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -27,7 +27,7 @@ t.test('no Redis: the api starts all the same (a restart during an outage still 
 
 t.test('an api or worker on a database whose migrations are behind stops at start with one line naming npm run migrate', async (t) => {
   // An empty database, never migrated.
-  const name = `billing_test_um_${Date.now()}`;
+  const name = `${prefix}_um_${Date.now()}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
@@ -40,7 +40,7 @@ t.test('an api or worker on a database whose migrations are behind stops at star
   });
   const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
   for (const entry of ['src/server.ts', 'src/worker.ts']) {
-    const proc = run(t, entry, { DATABASE_URL: url, PORT: String(await freePort()), QUEUE_PREFIX: `bt-um-${Date.now()}` });
+    const proc = run(t, entry, { DATABASE_URL: url, PORT: String(await freePort()), QUEUE_PREFIX: ownQueuePrefix(t, 'um') });
     t.equal(await proc.exit, 1, `${entry} exits`);
     t.match(proc.stderr().trim(), /^The database schema is behind this build \(0 of \d+ migrations applied; first missing: 0000_init\): run `npm run migrate` \(node dist\/migrate\.js\) against it, then start again\.$/, 'one line that says what to do');
     t.notMatch(proc.stdout(), /Server listening|relation .* does not exist/, 'never listened, no stack traces');
@@ -48,7 +48,7 @@ t.test('an api or worker on a database whose migrations are behind stops at star
   // Migrated, the same database starts.
   await migratePostgres(url);
   const port = await freePort();
-  const proc = run(t, 'src/server.ts', { DATABASE_URL: url, PORT: String(port), QUEUE_PREFIX: `bt-um-${port}` });
+  const proc = run(t, 'src/server.ts', { DATABASE_URL: url, PORT: String(port), QUEUE_PREFIX: ownQueuePrefix(t, 'um') });
   await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 'the api on the migrated database');
   // A migration this build knows but the database lost (a restore from an older backup): /readyz says not ready.
   const client = new pg.Client({ connectionString: url });
