@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker, type Queue } from 'bullmq';
+import { Worker, type Processor, type Queue, type WorkerOptions } from 'bullmq';
 import { createEventDispatcher } from './jobs/dispatch-event.js';
 import { maintenanceTasks, runPeriodically } from './jobs/maintenance.js';
 import { accountsWithWebhooks, createOutboxRelay } from './jobs/outbox-relay.js';
@@ -22,7 +22,7 @@ import { superviseWorker } from './jobs/supervise.js';
 /** How long closing waits for BullMQ's workers before it disconnects them. */
 const WORKER_CLOSE_MS = 10_000;
 
-export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; supervise?: { stuckMs?: number; pollMs?: number } } = {}) {
+export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } = {}) {
   const { config, logger, database, redis, queues, clock } = runtime;
   // Workers wait for Redis to come back; everything else on `redis` fails fast meanwhile.
   const connection = workerConnection(redis);
@@ -56,23 +56,31 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; su
   // While Redis is away every worker reports each reconnect attempt: a line per outage, not per attempt.
   const workerErrors = throttledFailures();
   const onWorkerError = (name: string) => (err: Error) => workerErrors.failed(name, (suppressed) => logger.error({ err, suppressed }, `${name} worker error`));
-  /** A worker with its handlers: failures logged, job counts and durations kept in Redis for /metrics (any api process reports them). */
-  const wired = (worker: Worker, logName: string) => {
-    worker.on('error', onWorkerError(logName));
-    worker.on('failed', (job, err) => {
-      if (logName === 'events' || logName === 'renewals') logger.warn({ err, jobId: job?.id, queue: logName }, 'job failed');
-      recordJob(redis, config.QUEUE_PREFIX, worker.name, { ok: false, seconds: 0 }).catch(() => {});
+  /**
+   * A worker on a queue, with its handlers (errors logged, failures too when `logFailures`; job
+   * counts and durations kept in Redis for /metrics, which any api process reports), supervised:
+   * one that stops taking jobs while they wait is replaced (src/jobs/supervise.ts).
+   */
+  const supervised = (queue: Queue, processor: Processor, options: Omit<WorkerOptions, 'connection'>, logFailures = false) =>
+    superviseWorker({
+      queue,
+      logger,
+      stuckMs: config.WORKER_STUCK_MS,
+      make: () => {
+        const worker = new Worker(queue.name, processor, { ...common, ...options });
+        worker.on('error', onWorkerError(queue.name));
+        worker.on('failed', (job, err) => {
+          if (logFailures) logger.warn({ err, jobId: job?.id, queue: queue.name }, 'job failed');
+          recordJob(redis, config.QUEUE_PREFIX, queue.name, { ok: false, seconds: 0 }).catch(() => {});
+        });
+        worker.on('completed', (job) => {
+          const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
+          recordJob(redis, config.QUEUE_PREFIX, queue.name, { ok: true, seconds }).catch(() => {});
+        });
+        return worker;
+      },
     });
-    worker.on('completed', (job) => {
-      const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
-      recordJob(redis, config.QUEUE_PREFIX, worker.name, { ok: true, seconds }).catch(() => {});
-    });
-    return worker;
-  };
-  // Each worker is supervised: one that stops taking jobs while they wait is replaced (src/jobs/supervise.ts).
-  const supervised = (name: string, queue: Queue, make: () => Worker) => superviseWorker({ name, queue, make, logger, stuckMs: config.WORKER_STUCK_MS, pollMs: Math.min(10_000, config.WORKER_STUCK_MS / 2), ...opts.supervise });
-  const dispatch = createEventDispatcher({ db: database.db, notifications });
-  const eventsWorker = supervised('events', queues.events, () => wired(new Worker(queueDefinitions.events.name, dispatch, { ...common, concurrency: 20 }), 'events'));
+  const eventsWorker = supervised(queues.events, createEventDispatcher({ db: database.db, notifications }), { concurrency: 20 }, true);
 
   const relay = createOutboxRelay({
     db: database.db,
@@ -93,18 +101,14 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; su
   // job), and stalled jobs are looked for every 5 s. Each step re-checks in Postgres, so a
   // job run again after a stall does nothing twice.
   const renew = createRenewalProcessor({ renewals, purchases, stopping: () => closing });
-  const renewalsWorker = supervised('renewals', queues.renewals, () =>
-    wired(new Worker(queueDefinitions.renewals.name, renew, { ...common, concurrency: 20, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 3 }), 'renewals'),
-  );
+  const renewalsWorker = supervised(queues.renewals, renew, { concurrency: 20, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 3 }, true);
   const deliver = async (job: { data: unknown }) => {
     const { deliveryId, attempt } = queueDefinitions.webhooks.payload.parse(job.data);
     return { outcome: await webhooks.deliver(deliveryId, attempt) };
   };
   const webhookWorkers = [
-    supervised('webhooks', queues.webhooks, () => wired(new Worker(queueDefinitions.webhooks.name, deliver, { ...common, concurrency: 20 }), queueDefinitions.webhooks.name)),
-    supervised('webhooks-priority', queues.webhooksPriority, () =>
-      wired(new Worker(queueDefinitions.webhooksPriority.name, deliver, { ...common, concurrency: 50 }), queueDefinitions.webhooksPriority.name),
-    ),
+    supervised(queues.webhooks, deliver, { concurrency: 20 }),
+    supervised(queues.webhooksPriority, deliver, { concurrency: 50 }),
   ];
   const all = [eventsWorker, renewalsWorker, ...webhookWorkers];
   const periodic = runPeriodically(
@@ -120,7 +124,6 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer; su
       emailsYield.stop();
       await periodic.stop();
       await relay.stop();
-      for (const w of all) w.stop();
       const closed = Promise.all(all.map((w) => w.close()));
       // BullMQ (6.7) workers that lived through a cluster failover sometimes never finish
       // closing (their blocking fetch is not released): wait a bounded time, then cut their

@@ -191,7 +191,6 @@ t.test('a worker that stops taking jobs while they wait is replaced by a new one
   connection.on('error', () => {});
   const job = (id: string) => ctx.queues.events.add('account.upgraded', { outboxId: 0, eventId: id, type: 'account.upgraded' }, { jobId: id });
   const supervisor = superviseWorker({
-    name: 'events',
     queue: ctx.queues.events,
     logger: createLogger({ LOG_LEVEL: 'silent' }),
     stuckMs: 1_000,

@@ -2,17 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue, Worker } from 'bullmq';
 import type { Logger } from '../lib/logger.js';
 
-/** How often the workers are looked at, and how long a worker may take no job while its queue has jobs waiting. */
-export const SUPERVISE_POLL_MS = 10_000;
-export const STUCK_AFTER_MS = 60_000;
-
-export interface SupervisedWorker {
-  /** The BullMQ worker running now (a restart replaces it). */
-  readonly current: Worker;
-  /** Closes the worker running now (bounded by the caller). */
-  close(): Promise<void>;
-}
-
 /**
  * Restarts a BullMQ worker that has stopped taking jobs without closing or saying so. Seen
  * on a Redis Cluster after a CLUSTERDOWN outage (BullMQ 6.7): one worker of four logged "Too
@@ -24,15 +13,17 @@ export interface SupervisedWorker {
  * disconnected). A job the old one held is retried when its lock lapses and re-checks Postgres.
  */
 export function superviseWorker(deps: {
-  name: string;
   queue: Queue;
   /** Makes a worker (with its event handlers) on the queue; called again for each restart. */
   make: () => Worker;
   logger: Logger;
-  stuckMs?: number;
+  /** WORKER_STUCK_MS. */
+  stuckMs: number;
+  /** How often to look: by default every 10 s, or twice per stuckMs when that is shorter. */
   pollMs?: number;
-}): SupervisedWorker & { check(): Promise<boolean>; stop(): void; restarts(): number } {
-  const stuckMs = deps.stuckMs ?? STUCK_AFTER_MS;
+}) {
+  const { stuckMs, queue } = deps;
+  const pollMs = deps.pollMs ?? Math.min(10_000, stuckMs / 2);
   let current: Worker;
   let lastAlive = Date.now();
   /** When the queue was first seen with jobs waiting, since the worker was last alive. */
@@ -66,19 +57,19 @@ export function superviseWorker(deps: {
         waitingSince = null;
         return false;
       }
-      const counts = await deps.queue.getJobCounts('waiting', 'prioritized');
+      const counts = await queue.getJobCounts('waiting', 'prioritized');
       const now = Date.now();
       if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) === 0) {
         waitingSince = null;
         return false;
       }
       waitingSince ??= now;
-      if (now - lastAlive < stuckMs || now - waitingSince < Math.min(stuckMs, deps.pollMs ?? SUPERVISE_POLL_MS)) return false;
+      if (now - lastAlive < stuckMs || now - waitingSince < Math.min(stuckMs, pollMs)) return false;
       if (stopped || worker !== current) return false;
       restarts++;
       deps.logger.error(
-        { queue: deps.name, idleMs: now - lastAlive, waiting: counts },
-        `${deps.name} worker took no job for ${Math.round((now - lastAlive) / 1000)} s while jobs waited (after a Redis outage?): starting a new one`,
+        { queue: queue.name, idleMs: now - lastAlive, waiting: counts },
+        `${queue.name} worker took no job for ${Math.round((now - lastAlive) / 1000)} s while jobs waited (after a Redis outage?): starting a new one`,
       );
       start();
       void (async () => {
@@ -93,18 +84,24 @@ export function superviseWorker(deps: {
     }
   }
 
-  const timer = setInterval(() => void check(), deps.pollMs ?? SUPERVISE_POLL_MS);
+  const timer = setInterval(() => void check(), pollMs);
   timer.unref();
+  const stop = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
   return {
+    /** The BullMQ worker running now (a restart replaces it). */
     get current() {
       return current;
     },
-    close: () => current.close(),
-    check,
-    stop() {
-      stopped = true;
-      clearInterval(timer);
+    /** Stops supervising and closes the worker running now (bounded by the caller). */
+    close: () => {
+      stop();
+      return current.close();
     },
+    check,
+    stop,
     restarts: () => restarts,
   };
 }
