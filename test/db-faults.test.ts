@@ -1,5 +1,5 @@
 import pg from 'pg';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { sql } from 'drizzle-orm';
 import { openPostgres } from '../src/db/client.js';
 import { isConnectionError } from '../src/db/errors.js';
@@ -18,13 +18,19 @@ async function until<T>(fn: () => Promise<T>, what: string, ms = 20_000): Promis
   }
 }
 
-t.test('a connection killed between two statements of a transaction fails that transaction, not the process; the pool recovers', async (t) => {
+/** A fresh database, the service's pool on it, and a plain session beside it (to kill backends, read settings). */
+async function poolAndAdmin(t: Test, poolSize: number) {
   const url = await createTestDatabase(t);
-  const database = openPostgres(url, 2, logger);
+  const database = openPostgres(url, poolSize, logger);
   t.teardown(() => database.close());
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   t.teardown(() => admin.end());
+  return { url, database, admin };
+}
+
+t.test('a connection killed between two statements of a transaction fails that transaction, not the process; the pool recovers', async (t) => {
+  const { database, admin } = await poolAndAdmin(t, 2);
   let uncaught: unknown;
   const onUncaught = (err: unknown) => (uncaught = err);
   process.on('uncaughtException', onUncaught);
@@ -56,13 +62,8 @@ t.test('a connection killed between two statements of a transaction fails that t
 });
 
 t.test('killing every idle connection of the pool: the next queries simply reconnect', async (t) => {
-  const url = await createTestDatabase(t);
-  const database = openPostgres(url, 3, logger);
-  t.teardown(() => database.close());
+  const { url, database, admin } = await poolAndAdmin(t, 3);
   await Promise.all([1, 2, 3].map(() => database.db.transaction((tx) => tx.execute(sql`select pg_sleep(0.01)`))));
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  t.teardown(() => admin.end());
   const name = new URL(url).pathname.slice(1);
   const killed = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
   t.ok(killed.rowCount! >= 1, 'connections were killed');
@@ -115,16 +116,10 @@ t.test('a request whose database connection is killed answers 503 database_unava
   t.equal((await ctx.query('select count(*)::int as n from credit_ledger where account_id = $1', [account.id])).rows[0].n, before + 1, 'once');
 });
 
-t.test("the service's sessions run without JIT: the ledger check over the partitioned history does not compile itself", async (t) => {
-  const url = await createTestDatabase(t);
-  const database = openPostgres(url, 2, logger);
-  t.teardown(() => database.close());
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  t.teardown(() => admin.end());
+t.test("the service's sessions run without JIT, so the ledger check over the partitioned history is not compiled each time", async (t) => {
+  const { database, admin } = await poolAndAdmin(t, 2);
   t.comment(`a plain session of this server: jit = ${(await admin.query('show jit')).rows[0].jit} (Postgres's default is on)`);
-  const settings = (await database.db.execute(sql`select current_setting('jit') as jit`)) as unknown as { rows: Array<{ jit: string }> };
-  t.equal(settings.rows[0]!.jit, 'off', "the pool's sessions have it off");
-  const inTx = await database.db.transaction(async (tx) => ((await tx.execute(sql`select current_setting('jit') as jit`)) as unknown as { rows: Array<{ jit: string }> }).rows[0]!.jit);
-  t.equal(inTx, 'off', 'transactions too');
+  const jitOf = async (run: (query: ReturnType<typeof sql>) => Promise<unknown>) => ((await run(sql`select current_setting('jit') as jit`)) as { rows: Array<{ jit: string }> }).rows[0]!.jit;
+  t.equal(await jitOf((q) => database.db.execute(q)), 'off', "the pool's sessions have it off");
+  t.equal(await database.db.transaction((tx) => jitOf((q) => tx.execute(q))), 'off', 'transactions too');
 });
