@@ -365,7 +365,7 @@ export interface Cluster {
   mailDir: string;
   prefix: string;
   opsKey: string;
-  redis: OwnRedis;
+  redis: ClusterRedis;
   apis: ServiceProcess[];
   workers: ServiceProcess[];
   all: ServiceProcess[];
@@ -384,10 +384,13 @@ export interface Cluster {
   api(i: number): ApiClient;
 }
 
+/** What the cluster needs of its Redis: where it is, and BullMQ's worker count (a Redis of startRedis, or an adapter over a Redis Cluster). */
+export type ClusterRedis = Pick<OwnRedis, 'url' | 'workerCount'>;
+
 export interface ClusterOptions {
   apis: number;
   workers: number;
-  redis: OwnRedis;
+  redis: ClusterRedis;
   env?: Record<string, string>;
 }
 

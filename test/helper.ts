@@ -282,8 +282,7 @@ export async function setup(t: Test, env: Record<string, string> = {}): Promise<
       if (checkLedger) report = await services.credits.checkInvariants();
       await app.close();
       await closeQueues(queues);
-      const keys = await scanKeys(redis, `${prefix}:*`);
-      if (keys.length) await redis.del(...keys); // one hash slot on a cluster too: the prefix is its hash tag
+      await deleteKeys(redis, prefix);
       await redis.quit();
     } finally {
       await database.close();
@@ -338,8 +337,7 @@ export function ownQueuePrefix(t: Test, tag: string): string {
     redis.on('error', () => {});
     try {
       await redis.connect();
-      const keys = await scanKeys(redis, `${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
+      await deleteKeys(redis, prefix);
     } catch {
       // no Redis here (a test of starting without one): nothing was written
     } finally {
@@ -347,6 +345,12 @@ export function ownQueuePrefix(t: Test, tag: string): string {
     }
   });
   return prefix;
+}
+
+/** Deletes every key under a queue prefix (one hash slot on a cluster too: the prefix is its hash tag). */
+async function deleteKeys(redis: RedisClient, prefix: string): Promise<void> {
+  const keys = await scanKeys(redis, `${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
 }
 
 /** Every key matching a pattern, on every master of a cluster (a SCAN sees one server's keys). */

@@ -17,7 +17,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { withHashTag } from '../src/lib/redis.js';
 import { createSmtpMailer } from '../src/modules/notifications/mailer.js';
 import { startWorkers } from '../src/workers.js';
-import { describeAnswer, emailLedger, freePort, readyIndianAccount, startCluster, startRedisCluster, STARTER_MONTHLY, until, webhookReceiver, type OwnRedis } from './fault-harness.js';
+import { describeAnswer, emailLedger, freePort, readyIndianAccount, startCluster, startRedisCluster, STARTER_MONTHLY, until, webhookReceiver, type ClusterRedis } from './fault-harness.js';
 import { approveKyc, scanKeys, setup } from './helper.js';
 import { entryArgv, root } from './processes.js';
 import { smtpReceiver } from './smtp.js';
@@ -209,7 +209,7 @@ t.test("3 masters with a replica each: the master holding the service's keys die
   probe.on('error', () => {});
   t.teardown(() => probe.disconnect());
   const onCluster = (prefix: string) => withHashTag(prefix);
-  const redis = {
+  const redis: ClusterRedis = {
     url: redisCluster.url,
     workerCount: async (prefix: string, queue: string) => {
       const q = new Queue(queue, { connection: probe, prefix: onCluster(prefix) });
@@ -219,7 +219,7 @@ t.test("3 masters with a replica each: the master holding the service's keys die
         await q.close();
       }
     },
-  } as unknown as OwnRedis;
+  };
   const cluster = await startCluster(t, { apis: 1, workers: 1, redis, env: { OUTBOX_POLL_MS: '50', SCHEDULER_INTERVAL_MS: '50', WEBHOOK_RETRY_SCALE: '0.001', WORKER_STUCK_MS: '3000' } });
   t.teardown(() => t.comment(`log summary:\n${cluster.logSummary()}`));
   const api = cluster.api(0);
