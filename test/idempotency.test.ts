@@ -123,6 +123,13 @@ t.test('maintenance purges records past 24 hours and keeps the rest', async (t) 
   t.same(await purge.run(), { purged: 1 });
   const { rows } = await ctx.query('select key from idempotency_keys');
   t.same(rows.map((r: any) => r.key), ['new']);
+
+  // In batches: 7 expired records, 3 at a time, all go; the fresh one stays.
+  const { purgeOlderThan } = await import('../src/modules/idempotency/repo.js');
+  await ctx.query(`insert into idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_at)
+    select 'key_x', 'k' || g, 'h', 'POST', '/v1/accounts', 'completed', $1::timestamptz, $1::timestamptz from generate_series(1, 7) g`, [new Date(ctx.clock.now().getTime() - 30 * 3600_000)]);
+  t.equal(await purgeOlderThan(ctx.database.db, new Date(ctx.clock.now().getTime() - 24 * 3600_000), 3), 7);
+  t.same((await ctx.query('select key from idempotency_keys')).rows.map((r: any) => r.key), ['new']);
 });
 
 t.test('the stored fingerprint is keyed (a body with a card token or VPA cannot be guessed offline); records of the plain form still replay', async (t) => {

@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { idempotencyKeys } from '../../db/schema/index.js';
 
@@ -60,9 +60,23 @@ export async function release(db: Db, handle: IdempotencyHandle): Promise<void> 
   await db.delete(idempotencyKeys).where(held(handle));
 }
 
-export async function purgeOlderThan(db: Db, before: Date): Promise<number> {
-  const deleted = await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, before)).returning({ key: idempotencyKeys.key });
-  return deleted.length;
+/**
+ * Deletes records made before `before`, `batch` at a time (each its own short statement, found
+ * through the created_at index), so a day's worth of keys never holds one long transaction or
+ * comes back into memory. How many went.
+ */
+export async function purgeOlderThan(db: Db, before: Date, batch = 5_000): Promise<number> {
+  let purged = 0;
+  for (;;) {
+    const result = (await db.execute(sql`
+      with gone as (
+        delete from idempotency_keys where ctid = any(array(select ctid from idempotency_keys where created_at < ${before.toISOString()}::timestamptz limit ${batch}))
+        returning 1)
+      select count(*)::int as n from gone`)) as unknown as { rows: Array<{ n: number }> };
+    const n = result.rows[0]!.n;
+    purged += n;
+    if (n < batch) return purged;
+  }
 }
 
 /** Keeps the record (and its fingerprint) but lets the next retry with the same body take it at once. */
