@@ -1206,7 +1206,7 @@ export interface paths {
         };
         /**
          * List an account's events, newest first
-         * @description Every event ever sent (or to be sent) to webhooks: a consumer that missed deliveries catches up here. A key bound to an account sees its own.
+         * @description The events sent (or to be sent) to webhooks: a consumer that missed deliveries catches up here. Kept for the months the outbox is kept (`HISTORY_RETENTION_MONTHS`, 3 by default: the month of an event is dropped whole once it is past that and every event in it is delivered). A key bound to an account sees its own.
          */
         get: operations["listEvents"];
         put?: never;

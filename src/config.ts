@@ -103,8 +103,8 @@ export const configSchema = z.object({
   /** How long a hold lasts when the caller gives no ttlSeconds: a crashed caller's holds are freed after it. */
   HOLD_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(3_600),
   /**
-   * Months of history kept per partitioned table, over the defaults (usage_events=13,
-   * credit_ledger=keep, audit_events=96, webhook_attempts=3): e.g. `usage_events=6,credit_ledger=96`.
+   * Months of history kept per partitioned table, over the defaults (src/db/retention.ts):
+   * e.g. `usage_events=6,credit_ledger=96`.
    * Whole months past it are dropped by the workers; a dropped ledger month is carried as a sum.
    */
   HISTORY_RETENTION_MONTHS: z

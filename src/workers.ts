@@ -112,7 +112,7 @@ export async function startWorkers(runtime: Runtime, opts: { mailer?: Mailer } =
   ];
   const all = [eventsWorker, renewalsWorker, ...webhookWorkers];
   const periodic = runPeriodically(
-    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS, historyRetention: config.HISTORY_RETENTION_MONTHS }),
+    maintenanceTasks({ db: database.db, clock, ...services, queues, schedulerIntervalMs: config.SCHEDULER_INTERVAL_MS, historyRetention: config.HISTORY_RETENTION_MONTHS, logger }),
     logger,
   );
   logger.info('workers started');

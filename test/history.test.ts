@@ -88,10 +88,10 @@ t.test('three months of usage: months made ahead, ids unique across months, the 
 
   // Retention of one month in March: every month that ended by February 1 goes, January among them.
   const retention = parseRetention('usage_events=1,credit_ledger=1,audit_events=1,webhook_attempts=1');
-  const dropped = await dropExpiredHistory(ctx.database.db, mar, retention);
+  const { dropped } = await dropExpiredHistory(ctx.database.db, mar, retention);
   t.ok(dropped.includes('usage_events_p2031_01') && dropped.includes('credit_ledger_p2031_01'), 'January dropped');
   t.notOk(dropped.some((d) => d.endsWith('2031_02') || d.endsWith('2031_03')), 'February and March kept');
-  t.same(await dropExpiredHistory(ctx.database.db, mar, retention), [], 'a second pass drops nothing');
+  t.same((await dropExpiredHistory(ctx.database.db, mar, retention)).dropped, [], 'a second pass drops nothing');
   const left = await historyPartitions(ctx.database.db, 'usage_events');
   t.same(left.map((p) => p.name), ['usage_events_p2031_02', 'usage_events_p2031_03']);
 
@@ -110,6 +110,92 @@ t.test('three months of usage: months made ahead, ids unique across months, the 
   t.same((await ctx.services.credits.checkInvariants()).violations, []);
   const ledger = await ctx.call('GET', `/v1/accounts/${account.id}/credits/ledger`, { key: ctx.keys.read });
   t.equal(ledger.status, 200, 'the ledger lists what is kept');
+});
+
+t.test('events and their deliveries over three months: each in its event\'s month, delivered once however often re-run, a month dropped only when nothing in it is owed', async (t) => {
+  const ctx = await setup(t, { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+  const jan = new Date('2031-01-10T06:30:00Z');
+  const feb = new Date('2031-02-10T06:30:00Z');
+  const mar = new Date('2031-03-10T06:30:00Z');
+  const made = await ensureHistoryPartitions(ctx.database.db, jan);
+  for (const table of ['outbox', 'webhook_deliveries', 'email_deliveries']) {
+    for (const month of ['2031_01', '2031_02', '2031_03']) t.ok(made.includes(`${table}_p${month}`), `${table}_p${month} made ahead`);
+  }
+
+  ctx.clock.set(jan);
+  const account = await paidAccount(ctx, 100000);
+  const hook = await ctx.call('POST', `/v1/accounts/${account.id}/webhook-endpoints`, { key: ctx.keys.write, body: { url: 'http://127.0.0.1:9/hook', eventTypes: [] } });
+  t.equal(hook.status, 201);
+  const adjust = (amount: number, key: string) =>
+    ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: { amount, reason: 'goodwill' }, headers: { 'idempotency-key': key } });
+  ctx.clock.set(feb);
+  t.equal((await adjust(5000, 'feb')).status, 201);
+  ctx.clock.set(mar);
+  t.equal((await adjust(7000, 'mar')).status, 201);
+
+  const events = async () =>
+    (await ctx.query(`select *, tableoid::regclass::text as part from outbox where account_id = $1 order by id`, [account.id])).rows.map((r) => ({
+      id: Number(r.id), eventId: r.event_id as string, type: r.type as string, accountId: r.account_id as string, payload: r.payload,
+      createdAt: r.created_at as Date, relayedAt: r.relayed_at as Date | null, handledAt: r.handled_at as Date | null, part: r.part as string,
+    }));
+  const all = await events();
+  const monthOf = (e: { createdAt: Date }) => e.createdAt.toISOString().slice(0, 7).replace('-', '_');
+  t.same([...new Set(all.map((e) => e.part))], ['outbox_p2031_01', 'outbox_p2031_02', 'outbox_p2031_03'], 'events in their months');
+
+  // The relay's fan-out run twice for every event (a relay that died after its commit, a requeue): one delivery each.
+  // In March, every delivery lands in its event's month.
+  for (let round = 0; round < 2; round++) for (const e of all) await ctx.services.webhooks.fanOut(e);
+  const deliveries = (await ctx.query(`select event_id, tableoid::regclass::text as part from webhook_deliveries where account_id = $1`, [account.id])).rows;
+  t.equal(deliveries.length, all.length, 'one delivery per event, however often fanned out');
+  for (const d of deliveries) t.equal(d.part, `webhook_deliveries_p${monthOf(all.find((e) => e.eventId === d.event_id)!)}`, `${d.event_id}'s delivery in its event's month`);
+
+  // The upgrade's confirmation email, its job run twice: one send, its row in January.
+  const { createNotificationsService } = await import('../src/modules/notifications/service.js');
+  const sent: string[] = [];
+  const notifications = createNotificationsService({ db: ctx.database.db, clock: ctx.clock, mailer: { send: async (m) => void sent.push(m.subject), close() {} } });
+  const upgraded = all.find((e) => e.type === 'account.upgraded')!;
+  t.same([await notifications.emailForEvent(upgraded), await notifications.emailForEvent(upgraded)], ['sent', 'already_sent']);
+  t.equal(sent.length, 1, 'one email');
+  t.same((await ctx.query(`select tableoid::regclass::text as part from email_deliveries where event_id = $1`, [upgraded.eventId])).rows, [{ part: 'email_deliveries_p2031_01' }]);
+  await t.rejects(
+    ctx.query(`insert into webhook_deliveries select * from webhook_deliveries where event_id = $1`, [upgraded.eventId]),
+    { code: '23505' },
+    'the (endpoint, event) key refuses a second row',
+  );
+
+  // Retention of one month, in March: January is past it, but its events are not handled yet and its deliveries pending.
+  const retention = parseRetention('outbox=1,webhook_deliveries=1,email_deliveries=1,webhook_attempts=1');
+  // (The empty months of the wall clock's year, made by the migration, go at once.)
+  const of2031 = (names: string[]) => names.filter((n) => n.includes('2031'));
+  const first = await dropExpiredHistory(ctx.database.db, mar, retention, ['outbox', 'webhook_deliveries', 'email_deliveries']);
+  t.same(of2031(first.dropped), [], 'nothing of 2031 dropped while January owes something');
+  t.match(first.held.join('\n'), /outbox_p2031_01: \d+ row\(s\) still owed/);
+  t.match(first.held.join('\n'), /webhook_deliveries_p2031_01: outbox_p2031_01 is still kept/);
+  t.match(first.held.join('\n'), /email_deliveries_p2031_01: outbox_p2031_01 is still kept/);
+
+  // January's events handled: the outbox month goes; its webhook deliveries wait until none is pending.
+  await ctx.query(`update outbox set relayed_at = now(), handled_at = now() where created_at < '2031-02-01'`);
+  const second = await dropExpiredHistory(ctx.database.db, mar, retention, ['outbox', 'webhook_deliveries', 'email_deliveries']);
+  t.same(of2031(second.dropped), ['outbox_p2031_01', 'email_deliveries_p2031_01']);
+  t.match(second.held.join('\n'), /webhook_deliveries_p2031_01: \d+ row\(s\) still owed/);
+  await ctx.query(`update webhook_deliveries set status = 'failed', next_attempt_at = null where event_created_at < '2031-02-01'`);
+  const third = await dropExpiredHistory(ctx.database.db, mar, retention, ['outbox', 'webhook_deliveries', 'email_deliveries']);
+  t.same({ ...third, dropped: of2031(third.dropped) }, { dropped: ['webhook_deliveries_p2031_01'], held: [] });
+  t.same(
+    (await historyPartitions(ctx.database.db, 'webhook_deliveries')).map((p) => p.name),
+    ['webhook_deliveries_p2031_02', 'webhook_deliveries_p2031_03'],
+  );
+
+  // What is kept still deduplicates: February's and March's events fanned out again make nothing new.
+  const left = await events();
+  t.same(left.map((e) => e.part), all.filter((e) => e.part !== 'outbox_p2031_01').map((e) => e.part), 'February and March events kept');
+  let again = 0;
+  for (const e of left) again += await ctx.services.webhooks.fanOut(e);
+  t.equal(again, 0, 'no second delivery after the drop');
+  t.same((await ctx.services.credits.checkInvariants()).violations, []);
+  const listed = await ctx.call('GET', `/v1/events?accountId=${account.id}&limit=100`, { key: ctx.keys.read });
+  t.equal(listed.status, 200);
+  t.equal(listed.body.data.length, left.length, 'GET /v1/events lists the months kept');
 });
 
 t.test('a row past the months made waits in the DEFAULT partition and moves into its month when the month is made', async (t) => {
@@ -142,9 +228,12 @@ t.test('a row past the months made waits in the DEFAULT partition and moves into
 });
 
 t.test('HISTORY_RETENTION_MONTHS: per table over the defaults, bad values refused at start', async (t) => {
-  t.same(parseRetention(''), { usage_events: 13, credit_ledger: null, audit_events: 96, webhook_attempts: 3 });
-  t.same(parseRetention('usage_events=6, credit_ledger=96,webhook_attempts=keep'), { usage_events: 6, credit_ledger: 96, audit_events: 96, webhook_attempts: null });
-  for (const bad of ['usage=3', 'usage_events=0', 'usage_events=-1', 'usage_events=x', 'usage_events', 'usage_events=6,usage_events=7']) {
+  const defaults = { usage_events: 13, credit_ledger: null, audit_events: 96, outbox: 3, webhook_deliveries: 3, webhook_attempts: 3, email_deliveries: 13 };
+  t.same(parseRetention(''), defaults);
+  t.same(parseRetention('usage_events=6, credit_ledger=96,webhook_attempts=keep'), { ...defaults, usage_events: 6, credit_ledger: 96, webhook_attempts: null });
+  t.same(parseRetention('outbox=1,webhook_deliveries=1'), { ...defaults, outbox: 1, webhook_deliveries: 1 });
+  // A delivery row is what stops an event still in the outbox from being delivered again: never kept for less.
+  for (const bad of ['usage=3', 'usage_events=0', 'usage_events=-1', 'usage_events=x', 'usage_events', 'usage_events=6,usage_events=7', 'outbox=6', 'outbox=keep,email_deliveries=24', 'email_deliveries=2']) {
     t.throws(() => loadConfig({ HISTORY_RETENTION_MONTHS: bad }), `${bad} refused`);
   }
   t.equal(monthStart(new Date('2031-03-31T23:59:59Z'), -1).toISOString(), '2031-02-01T00:00:00.000Z');
@@ -181,6 +270,15 @@ t.test('the migration moves existing rows into their months and the id sequences
   await client.query(`insert into credit_balances (account_id, currency, balance, updated_at) values ('acc_old', 'INR', 49975, '2026-10-15')`);
   await client.query(`insert into usage_events (id, account_id, type, units, amount, status, balance_after, created_at) values ('e1', 'acc_old', 'sms', 1, 25, 'debited', 49975, '2026-10-15')`);
   await client.query(`insert into audit_events (at, actor_key_id, action, account_id, details) values ('2026-09-02', 'key_x', 'credits.adjust', 'acc_old', '{}')`);
+  // An event of September, delivered in October; an email whose event is gone.
+  await client.query(`insert into outbox (event_id, type, account_id, payload, created_at, relayed_at, handled_at) values ('evt_old', 'credits.adjusted', 'acc_old', '{}', '2026-09-02', '2026-09-02', '2026-09-02')`);
+  await client.query(`insert into webhook_endpoints (id, account_id, url, event_types, status, secret, created_at, updated_at) values ('we_old', 'acc_old', 'https://hooks.example.in/x', '{}', 'enabled', 's', '2026-09-01', '2026-09-01')`);
+  await client.query(`insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, delivery_class, status, attempts, give_up_at, created_at)
+    values ('whd_old', 'we_old', 'acc_old', 'evt_old', 'credits.adjusted', 'standard', 'failed', 1, '2026-10-21', '2026-10-20')`);
+  await client.query(`insert into webhook_attempts (delivery_id, attempted_at, status_code, latency_ms) values ('whd_old', '2026-10-20', 500, 12)`);
+  await client.query(`insert into email_deliveries (id, event_id, template, account_id, "to", subject, created_at) values
+    ('eml_old', 'evt_old', 'credits_adjusted', 'acc_old', 'old@example.in', 'Credits', '2026-10-20'),
+    ('eml_orphan', 'evt_gone', 'credits_adjusted', 'acc_old', 'old@example.in', 'Credits', '2026-10-21')`);
 
   await migratePostgres(url);
   const parts = await client.query(`select tableoid::regclass::text as part, source_key from credit_ledger order by id`);
@@ -193,6 +291,16 @@ t.test('the migration moves existing rows into their months and the id sequences
   const next = await client.query(`insert into credit_ledger (account_id, kind, amount, currency, balance_after, source_key, description, created_at)
     values ('acc_old', 'usage', -25, 'INR', 49950, 'usage:acc_old:e2', 'sms', now()) returning id`);
   t.equal(Number(next.rows[0].id), 3, 'the ledger id sequence goes on from the old table');
+  // 0027: the outbox by its time, a delivery by its event's (its own when the event is gone).
+  t.equal((await client.query(`select tableoid::regclass::text as part from outbox`)).rows[0].part, 'outbox_p2026_09');
+  t.same((await client.query(`select tableoid::regclass::text as part, event_created_at from webhook_deliveries`)).rows, [{ part: 'webhook_deliveries_p2026_09', event_created_at: new Date('2026-09-02T00:00:00Z') }]);
+  t.same((await client.query(`select id, tableoid::regclass::text as part from email_deliveries order by id`)).rows, [
+    { id: 'eml_old', part: 'email_deliveries_p2026_09' },
+    { id: 'eml_orphan', part: 'email_deliveries_p2026_10' },
+  ]);
+  t.equal((await client.query(`select count(*)::int as n from webhook_attempts`)).rows[0].n, 1, 'the attempt kept');
+  const nextEvent = await client.query(`insert into outbox (event_id, type, account_id, payload, created_at) values ('evt_new', 'credits.adjusted', 'acc_old', '{}', now()) returning id`);
+  t.equal(Number(nextEvent.rows[0].id), 2, 'the outbox id sequence goes on from the old table');
   const months = (await client.query(`select count(*) from pg_inherits where inhparent = 'usage_events'::regclass`)).rows[0].count;
   t.ok(Number(months) >= 5, `months from October to two ahead, and DEFAULT (${months})`);
 });

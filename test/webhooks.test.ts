@@ -182,8 +182,8 @@ t.test('with 5,000 standard deliveries queued, a growth account\'s event is deli
     [trial.id],
   );
   await ctx.query(
-    `insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, delivery_class, status, attempts, next_attempt_at, give_up_at, created_at)
-       select 'whd_backlog' || g, $1, $2, 'evt_backlog' || g, 'credits.adjusted', 'standard', 'pending', 0, now() - interval '1 minute', now() + interval '1 day', now()
+    `insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_created_at, event_type, delivery_class, status, attempts, next_attempt_at, give_up_at, created_at)
+       select 'whd_backlog' || g, $1, $2, 'evt_backlog' || g, now(), 'credits.adjusted', 'standard', 'pending', 0, now() - interval '1 minute', now() + interval '1 day', now()
        from generate_series(1, 5000) g`,
     [standard.id, trial.id],
   );

@@ -1,13 +1,24 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { HISTORY_TABLES, type HistoryTable, type Retention } from './retention.js';
+import { DELIVERY_TABLES, HISTORY_TABLES, type HistoryTable, type Retention } from './retention.js';
 
 export { DEFAULT_RETENTION, HISTORY_TABLES, parseRetention, type HistoryTable, type Retention } from './retention.js';
 
 /**
- * Partitioned history (migration 0026): the append-only tables that grow with traffic are
- * range-partitioned by calendar month (UTC) of their time column. The workers make the months
- * ahead and drop whole months past retention; nothing deletes rows one by one.
+ * Rows that keep their month from being dropped however old it is: an event not yet relayed or
+ * whose job has not finished (something is still owed for it), a webhook delivery still being
+ * retried. Such a month waits for the next pass (and is reported).
+ */
+const STILL_OWED: Partial<Record<HistoryTable, ReturnType<typeof sql>>> = {
+  outbox: sql`relayed_at is null or handled_at is null`,
+  webhook_deliveries: sql`status = 'pending'`,
+};
+
+/**
+ * Partitioned history (migrations 0026, 0027): the tables that grow with traffic are
+ * range-partitioned by calendar month (UTC) of their time column (a delivery by its event's).
+ * The workers make the months ahead and drop whole months past retention; nothing deletes rows
+ * one by one.
  */
 /** The first instant of the UTC month `offset` months from the one holding `at`. */
 export function monthStart(at: Date, offset = 0): Date {
@@ -51,10 +62,18 @@ export async function historyPartitions(db: Db, table: HistoryTable): Promise<Ar
 /**
  * Drops every month that ended before retention's cutoff (the start of the month `keep`
  * months before the one holding `now`). A ledger month is summed per account into
- * credit_ledger_carried in the same transaction, so balance = carried + kept entries holds.
+ * credit_ledger_carried in the same transaction, so balance = carried + kept entries holds. A
+ * month with rows still owed (STILL_OWED) is held, and so is a delivery month whose outbox
+ * month is still there: its events could be dispatched again.
  */
-export async function dropExpiredHistory(db: Db, now: Date, retention: Retention, tables: readonly HistoryTable[] = HISTORY_TABLES): Promise<string[]> {
+export async function dropExpiredHistory(
+  db: Db,
+  now: Date,
+  retention: Retention,
+  tables: readonly HistoryTable[] = HISTORY_TABLES,
+): Promise<{ dropped: string[]; held: string[] }> {
   const dropped: string[] = [];
+  const held: string[] = [];
   for (const table of tables) {
     const keep = retention[table];
     if (keep === null) continue;
@@ -66,9 +85,19 @@ export async function dropExpiredHistory(db: Db, now: Date, retention: Retention
         // One dropper per table at a time (the same lock as making months); another worker may have dropped it already.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(${table}))`);
         const exists = (await tx.execute(sql`select to_regclass(${part.name}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
-        if (!exists.rows[0]!.exists) return false;
-        // The DROP needs this lock anyway; taken first, no row can reach the month between its sum and its drop.
+        if (!exists.rows[0]!.exists) return 'gone';
+        if ((DELIVERY_TABLES as readonly string[]).includes(table)) {
+          const outboxMonth = `outbox${part.name.slice(table.length)}`;
+          const left = (await tx.execute(sql`select to_regclass(${outboxMonth}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
+          if (left.rows[0]!.exists) return `${part.name}: ${outboxMonth} is still kept`;
+        }
+        // The DROP needs this lock anyway; taken first, no row can reach the month between its sum (or its check) and its drop.
         await tx.execute(sql`lock table ${sql.identifier(table)} in access exclusive mode`);
+        const owed = STILL_OWED[table];
+        if (owed) {
+          const rows = (await tx.execute(sql`select count(*)::int as n from ${sql.identifier(part.name)} where ${owed}`)) as unknown as { rows: Array<{ n: number }> };
+          if (rows.rows[0]!.n > 0) return `${part.name}: ${rows.rows[0]!.n} row(s) still owed`;
+        }
         if (table === 'credit_ledger') {
           await tx.execute(sql`
             insert into credit_ledger_carried (account_id, through, amount, entries)
@@ -77,31 +106,36 @@ export async function dropExpiredHistory(db: Db, now: Date, retention: Retention
               entries = credit_ledger_carried.entries + excluded.entries, through = greatest(credit_ledger_carried.through, excluded.through)`);
         }
         await tx.execute(sql`drop table ${sql.identifier(part.name)}`);
-        return true;
+        return 'dropped';
       });
-      if (done) dropped.push(part.name);
+      if (done === 'dropped') dropped.push(part.name);
+      else if (done !== 'gone') held.push(done);
     }
   }
-  return dropped;
+  return { dropped, held };
 }
 
 /**
- * One maintenance pass: months ahead made, expired months dropped (wall-clock months), each
+ * One maintenance pass: months ahead made, expired months dropped (wall-clock months) or held
+ * (why, in `held`), each
  * table on its own: a table whose lock was not had in time does not hold the others back. Any
  * failure is thrown at the end, after every table had its turn.
  */
 export async function maintainHistory(db: Db, now: Date, retention: Retention) {
   let partitions = 0;
   const dropped: string[] = [];
+  const held: string[] = [];
   const failed: string[] = [];
   for (const table of HISTORY_TABLES) {
     try {
       partitions += (await ensureHistoryPartitions(db, now, 2, [table])).length;
-      dropped.push(...(await dropExpiredHistory(db, now, retention, [table])));
+      const result = await dropExpiredHistory(db, now, retention, [table]);
+      dropped.push(...result.dropped);
+      held.push(...result.held);
     } catch (err) {
       failed.push(`${table}: ${(err as Error).message}`);
     }
   }
   if (failed.length) throw new Error(`history maintenance failed for ${failed.join('; ')} (dropped ${dropped.join(', ') || 'nothing'}); the next pass tries again`);
-  return { partitions, dropped };
+  return { partitions, dropped, held };
 }

@@ -41,6 +41,8 @@ export function maintenanceTasks(deps: {
   forecasts: DepletionForecasts;
   /** Months kept per partitioned history table; without it, the defaults. */
   historyRetention?: Retention;
+  /** Told of expired months kept because something in them is still owed. */
+  logger?: Logger;
 }): PeriodicTask[] {
   return [
     {
@@ -81,7 +83,11 @@ export function maintenanceTasks(deps: {
       // Wall-clock months: the migration made two ahead, so an hourly pass is plenty.
       name: 'keep history partitions',
       everyMs: 60 * 60_000,
-      run: () => maintainHistory(deps.db, new Date(), deps.historyRetention ?? DEFAULT_RETENTION),
+      run: async () => {
+        const result = await maintainHistory(deps.db, new Date(), deps.historyRetention ?? DEFAULT_RETENTION);
+        if (result.held.length) deps.logger?.warn({ held: result.held }, 'expired history months kept: something in them is still owed (see docs/operations.md, Partitioned history)');
+        return result;
+      },
     },
     {
       name: 'purge expired idempotency records',

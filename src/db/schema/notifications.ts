@@ -1,14 +1,18 @@
-import { pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * One row per email an event causes. The unique (event, template) pair makes a re-run job
- * find the row instead of sending again; `sentAt` records the send.
+ * find the row instead of sending again; `sentAt` records the send. Partitioned by month of
+ * its event's creation time (migration 0027): the pair's row is in the month of its event, so
+ * the unique key carries that time and is exactly as strong as the pair.
  */
 export const emailDeliveries = pgTable(
   'email_deliveries',
   {
-    id: text('id').primaryKey(),
+    id: text('id').notNull(),
     eventId: text('event_id').notNull(),
+    /** The event's `created_at`: the partition key. */
+    eventCreatedAt: timestamp('event_created_at', { withTimezone: true }).notNull(),
     template: text('template').notNull(),
     accountId: text('account_id'),
     to: text('to').notNull(),
@@ -19,5 +23,5 @@ export const emailDeliveries = pgTable(
     sentAt: timestamp('sent_at', { withTimezone: true }),
     messageId: text('message_id'),
   },
-  (t) => [uniqueIndex('email_deliveries_event_template_key').on(t.eventId, t.template)],
+  (t) => [primaryKey({ columns: [t.id, t.eventCreatedAt] }), uniqueIndex('email_deliveries_event_template_key').on(t.eventId, t.template, t.eventCreatedAt)],
 );

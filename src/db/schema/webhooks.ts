@@ -28,17 +28,23 @@ export const webhookEndpoints = pgTable(
   (t) => [index('webhook_endpoints_account_idx').on(t.accountId)],
 );
 
-/** One event for one endpoint, kept until it is delivered or given up (and then redeliverable). */
+/**
+ * One event for one endpoint, kept until it is delivered or given up (and then redeliverable).
+ * Partitioned by month of its event's creation time (migration 0027), so the (endpoint, event)
+ * key carries that time and stays exactly as strong; months go with the outbox's.
+ */
 export const webhookDeliveries = pgTable(
   'webhook_deliveries',
   {
-    id: text('id').primaryKey(),
+    id: text('id').notNull(),
     endpointId: text('endpoint_id')
       .notNull()
       .references(() => webhookEndpoints.id),
     accountId: text('account_id').notNull(),
     /** The outbox event id: the Standard Webhooks `webhook-id`, the same on every attempt. */
     eventId: text('event_id').notNull(),
+    /** The event's `created_at`: the partition key. */
+    eventCreatedAt: timestamp('event_created_at', { withTimezone: true }).notNull(),
     eventType: text('event_type').notNull(),
     deliveryClass: text('delivery_class', { enum: ['standard', 'priority', 'guaranteed'] }).notNull(),
     status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull(),
@@ -54,19 +60,22 @@ export const webhookDeliveries = pgTable(
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),
   },
   (t) => [
-    uniqueIndex('webhook_deliveries_endpoint_event_key').on(t.endpointId, t.eventId),
+    primaryKey({ columns: [t.id, t.eventCreatedAt] }),
+    uniqueIndex('webhook_deliveries_endpoint_event_key').on(t.endpointId, t.eventId, t.eventCreatedAt),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.id),
     index('webhook_deliveries_due_idx').on(t.deliveryClass, t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
   ],
 );
 
-/** Every delivery attempt. Append-only, partitioned by month of `attempted_at`. */
+/**
+ * Every delivery attempt. Append-only, partitioned by month of `attempted_at`. No foreign key
+ * to its delivery: the two are partitioned by different times and dropped on their own.
+ */
 export const webhookAttempts = pgTable(
   'webhook_attempts',
   {
     id: bigserial('id', { mode: 'number' }).notNull(),
-    deliveryId: text('delivery_id')
-      .notNull()
-      .references(() => webhookDeliveries.id),
+    deliveryId: text('delivery_id').notNull(),
     attemptedAt: timestamp('attempted_at', { withTimezone: true }).notNull(),
     statusCode: integer('status_code'),
     latencyMs: integer('latency_ms').notNull(),

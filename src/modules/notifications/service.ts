@@ -52,6 +52,7 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
       .values({
         id: newId('eml', clock.now()),
         eventId: event.eventId,
+        eventCreatedAt: event.createdAt,
         template: email.template,
         accountId: account.id,
         to: account.email,
@@ -62,7 +63,7 @@ export function createNotificationsService(deps: { db: Db; clock: Clock; mailer:
     const [delivery] = await db
       .select()
       .from(emailDeliveries)
-      .where(and(eq(emailDeliveries.eventId, event.eventId), eq(emailDeliveries.template, email.template)));
+      .where(and(eq(emailDeliveries.eventId, event.eventId), eq(emailDeliveries.template, email.template), eq(emailDeliveries.eventCreatedAt, event.createdAt)));
     if (!delivery) throw new Error(`email delivery for ${event.eventId} vanished`);
     if (delivery.sentAt) return 'already_sent';
     const claimedAt = clock.now();

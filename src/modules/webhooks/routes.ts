@@ -218,7 +218,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ webhooks: WebhookService }> 
         tags,
         operationId: 'listEvents',
         summary: 'List an account\'s events, newest first',
-        description: 'Every event ever sent (or to be sent) to webhooks: a consumer that missed deliveries catches up here. A key bound to an account sees its own.',
+        description:
+          'The events sent (or to be sent) to webhooks: a consumer that missed deliveries catches up here. Kept for the months the outbox is kept (`HISTORY_RETENTION_MONTHS`, 3 by default: the month of an event is dropped whole once it is past that and every event in it is delivered). A key bound to an account sees its own.',
         querystring: paginationQuerySchema.extend({
           accountId: z.string().regex(/^acc_[0-9a-z]{26}$/).optional().meta({ description: 'Required for keys not bound to an account' }),
           type: z.string().regex(/^[a-z_]+\.[a-z_]+$/).optional(),

@@ -139,6 +139,7 @@ export function createWebhookService(deps: WebhookDeps) {
         endpointId: e.id,
         accountId: account.id,
         eventId: event.eventId,
+        eventCreatedAt: event.createdAt,
         eventType: event.type,
         deliveryClass,
         status: 'pending' as const,
