@@ -15,6 +15,7 @@ import t from 'tap';
 import { migratePostgres, migrationsFolder } from '../src/db/client.js';
 import { dropExpiredHistory, ensureHistoryPartitions, historyPartitions, monthStart, parseRetention } from '../src/db/history.js';
 import { loadConfig } from '../src/config.js';
+import { until } from './fault-harness.js';
 import { adminUrl, paidAccount, setup } from './helper.js';
 
 const sms = (accountId: string, id: string) => ({ id, accountId, type: 'sms', segments: 1 });
@@ -322,4 +323,22 @@ t.test("the workers' hourly task makes the months ahead and drops those past the
   const usageMonths = (await historyPartitions(ctx.database.db, 'usage_events')).map((p) => p.name);
   t.ok(usageMonths.includes(name('usage_events', old)), 'usage_events keeps it (13 months by default)');
   t.ok(usageMonths.includes(name('usage_events', monthStart(now, 2))), 'two months ahead made');
+});
+
+t.test('the hourly tasks run a minute after a worker starts too: a fleet restarted every half hour still keeps its months', async (t) => {
+  const { maintenanceTasks, runPeriodically } = await import('../src/jobs/maintenance.js');
+  const { createLogger } = await import('../src/lib/logger.js');
+  const ctx = await setup(t);
+  const tasks = maintenanceTasks({ db: ctx.database.db, clock: ctx.clock, ...ctx.services, queues: ctx.queues, schedulerIntervalMs: 1000 });
+  for (const name of ['keep history partitions', 'purge expired idempotency records']) {
+    const task = tasks.find((task) => task.name === name)!;
+    t.ok(task.firstAfterMs !== undefined && task.firstAfterMs <= 60_000 && task.everyMs >= 10 * 60_000, `${name}: first after ${task.firstAfterMs} ms, then every ${task.everyMs} ms`);
+  }
+  // The runner honours it: an hourly task told to run first after 20 ms runs, and only once in that hour.
+  const runs: number[] = [];
+  const periodic = runPeriodically([{ name: 'hourly', everyMs: 3_600_000, firstAfterMs: 20, run: async () => void runs.push(Date.now()) }], createLogger(ctx.config));
+  t.teardown(() => periodic.stop());
+  await until(() => runs.length > 0, 'the first run', 10_000, 10);
+  await periodic.stop();
+  t.equal(runs.length, 1);
 });

@@ -19,6 +19,8 @@ import { scheduleDueWork } from './scheduler.js';
 export interface PeriodicTask {
   name: string;
   everyMs: number;
+  /** When the first run is, after start; `everyMs` without it. A task that runs rarely runs early too, or workers restarted more often than it runs would never run it. */
+  firstAfterMs?: number;
   run(): Promise<unknown>;
 }
 
@@ -83,6 +85,7 @@ export function maintenanceTasks(deps: {
       // Wall-clock months: the migration made two ahead, so an hourly pass is plenty.
       name: 'keep history partitions',
       everyMs: 60 * 60_000,
+      firstAfterMs: 60_000,
       run: async () => {
         const result = await maintainHistory(deps.db, new Date(), deps.historyRetention ?? DEFAULT_RETENTION);
         if (result.held.length) deps.logger?.warn({ held: result.held }, 'expired history months kept: something in them is still owed (see docs/operations.md, Partitioned history)');
@@ -92,6 +95,7 @@ export function maintenanceTasks(deps: {
     {
       name: 'purge expired idempotency records',
       everyMs: 10 * 60_000,
+      firstAfterMs: 60_000,
       run: async () => ({ purged: await purgeOlderThan(deps.db, new Date(deps.clock.now().getTime() - RETENTION_MS)) }),
     },
   ];
@@ -105,7 +109,7 @@ export function runPeriodically(tasks: PeriodicTask[], logger: Logger) {
   let stopped = false;
   for (const task of tasks) {
     let busy = false;
-    const timer = setInterval(() => {
+    const tick = () => {
       if (busy || stopped) return;
       busy = true;
       const run = task
@@ -117,14 +121,20 @@ export function runPeriodically(tasks: PeriodicTask[], logger: Logger) {
           running.delete(run);
         });
       running.add(run);
-    }, task.everyMs);
-    timer.unref();
-    timers.push(timer);
+    };
+    const every = setInterval(tick, task.everyMs);
+    every.unref();
+    timers.push(every);
+    if (task.firstAfterMs !== undefined && task.firstAfterMs < task.everyMs) {
+      const first = setTimeout(tick, task.firstAfterMs);
+      first.unref();
+      timers.push(first);
+    }
   }
   return {
     async stop() {
       stopped = true;
-      timers.forEach(clearInterval);
+      timers.forEach(clearTimeout);
       await Promise.all(running);
     },
   };
