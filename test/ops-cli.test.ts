@@ -31,7 +31,7 @@ t.test('ops --help exits 0 with the overview; an unknown command exits 2 before 
   const help = cli('ops.ts', '--help');
   t.equal(help.code, 0, '--help: 0');
   t.match(help.out, /^usage: npm run ops -- <command>/);
-  for (const name of ['keys:create', 'keys:revoke', 'payments:confirm', 'credits:adjust', 'ledger:check', 'outbox:requeue', 'account:show', 'secrets:rotate']) {
+  for (const name of ['keys:create', 'keys:revoke', 'payments:confirm', 'credits:adjust', 'ledger:check', 'outbox:requeue', 'history:maintain', 'account:show', 'secrets:rotate']) {
     t.match(help.out, new RegExp(`\\n  ${name} `), `the overview lists ${name}`);
   }
   t.equal(help.err, '');
@@ -71,6 +71,7 @@ t.test("each command's --help is its own usage", async (t) => {
     'credits:adjust': /^usage: npm run ops -- credits:adjust <account id> --amount <signed minor units> --reason <text> \[--json\]\n/,
     'ledger:check': /^usage: npm run ops -- ledger:check \[--account <account id>\] \[--json\]\n/,
     'outbox:requeue': /^usage: npm run ops -- outbox:requeue \[--since <ISO time>\] \[--json\]\n/,
+    'history:maintain': /^usage: npm run ops -- history:maintain \[--json\]\n/,
     'account:show': /^usage: npm run ops -- account:show <account id> \[--json\]\n/,
     'secrets:rotate': /^usage: npm run ops -- secrets:rotate \[--json\]\n/,
   };

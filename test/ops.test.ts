@@ -199,6 +199,12 @@ t.test('the ops CLI: keys, payments, credits, ledger check, outbox, account stat
   const requeue = ops('outbox:requeue', '--json');
   t.equal(requeue.code, 0);
   t.ok(JSON.parse(requeue.out).relayed >= 1, 'unrelayed rows were relayed');
+  // A month of audit events ten years old (retention 96 months) goes now, not at the workers' next hour.
+  const decade = (await ctx.query(`select billing_history_partition('audit_events', now() - interval '10 years') as name`)).rows[0].name;
+  const history = ops('history:maintain', '--json');
+  t.equal(history.code, 0);
+  t.ok(JSON.parse(history.out).dropped.includes(decade), `${decade} dropped`);
+  t.equal(JSON.parse(history.out).partitions, 21, 'three months (this one and two ahead) of each of the seven tables');
   t.equal(ops('nonsense').code, 2);
   const audited = await ctx.call('GET', `/v1/audit-events?accountId=${account.id}`);
   t.ok(audited.body.data.some((e: any) => e.action === 'credits.adjust' && e.actorKeyId === 'cli'), 'CLI actions are audited');

@@ -232,6 +232,26 @@ const commands: Array<Command<unknown>> = [
     },
   }),
   define({
+    name: 'history:maintain',
+    summary: 'make the history months ahead and drop those past HISTORY_RETENTION_MONTHS, now',
+    notes: [
+      'The workers do the same an hour apart (and a minute after they start). A month with an event not handled or a',
+      'webhook delivery pending is kept and listed as held. docs/operations.md, Partitioned history.',
+    ],
+    check: () => ({}),
+    async run(ctx) {
+      const { maintainHistory } = await import('../db/history.js');
+      const result = await maintainHistory(ctx.database.db, new Date(), ctx.config.HISTORY_RETENTION_MONTHS);
+      const lines = [
+        `${result.partitions} month partition(s) made or found ahead`,
+        `dropped: ${result.dropped.join(', ') || 'none'}`,
+        ...(result.held.length ? ['held (past retention, kept):', ...result.held.map((h) => `  ${h}`)] : []),
+      ];
+      ctx.print(lines.join('\n'), result);
+      return exitCodes.done;
+    },
+  }),
+  define({
     name: 'account:show',
     args: ['<account id>'],
     summary: "an account's state: status, KYC, plan, subscription, credits, open invoices, unsettled payments",
