@@ -15,11 +15,12 @@
 -- different times and each month is dropped on its own.
 
 ALTER TABLE "webhook_attempts" DROP CONSTRAINT "webhook_attempts_delivery_id_webhook_deliveries_id_fk";--> statement-breakpoint
--- webhook_deliveries, its event's time first (from the outbox; a delivery whose event is gone
--- keeps its own creation time)
+-- webhook_deliveries, its event's time first (from the outbox, to the millisecond as the service
+-- reads it and writes it again for a re-run; a delivery whose event is gone keeps its own
+-- creation time)
 ALTER TABLE "webhook_deliveries" RENAME TO "webhook_deliveries_unpartitioned";--> statement-breakpoint
 ALTER TABLE "webhook_deliveries_unpartitioned" ADD COLUMN "event_created_at" timestamp with time zone;--> statement-breakpoint
-UPDATE "webhook_deliveries_unpartitioned" d SET "event_created_at" = coalesce((SELECT o."created_at" FROM "outbox" o WHERE o."event_id" = d."event_id"), d."created_at");--> statement-breakpoint
+UPDATE "webhook_deliveries_unpartitioned" d SET "event_created_at" = coalesce((SELECT date_trunc('milliseconds', o."created_at") FROM "outbox" o WHERE o."event_id" = d."event_id"), d."created_at");--> statement-breakpoint
 ALTER TABLE "webhook_deliveries_unpartitioned" ALTER COLUMN "event_created_at" SET NOT NULL;--> statement-breakpoint
 ALTER TABLE "webhook_deliveries_unpartitioned" DROP CONSTRAINT "webhook_deliveries_pkey";--> statement-breakpoint
 ALTER TABLE "webhook_deliveries_unpartitioned" DROP CONSTRAINT "webhook_deliveries_endpoint_id_webhook_endpoints_id_fk";--> statement-breakpoint
@@ -34,7 +35,7 @@ ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_endpoint_id_
 -- email_deliveries, the same way
 ALTER TABLE "email_deliveries" RENAME TO "email_deliveries_unpartitioned";--> statement-breakpoint
 ALTER TABLE "email_deliveries_unpartitioned" ADD COLUMN "event_created_at" timestamp with time zone;--> statement-breakpoint
-UPDATE "email_deliveries_unpartitioned" d SET "event_created_at" = coalesce((SELECT o."created_at" FROM "outbox" o WHERE o."event_id" = d."event_id"), d."created_at");--> statement-breakpoint
+UPDATE "email_deliveries_unpartitioned" d SET "event_created_at" = coalesce((SELECT date_trunc('milliseconds', o."created_at") FROM "outbox" o WHERE o."event_id" = d."event_id"), d."created_at");--> statement-breakpoint
 ALTER TABLE "email_deliveries_unpartitioned" ALTER COLUMN "event_created_at" SET NOT NULL;--> statement-breakpoint
 ALTER TABLE "email_deliveries_unpartitioned" DROP CONSTRAINT "email_deliveries_pkey";--> statement-breakpoint
 DROP INDEX "email_deliveries_event_template_key";--> statement-breakpoint

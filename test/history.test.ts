@@ -272,7 +272,7 @@ t.test('the migration moves existing rows into their months and the id sequences
   await client.query(`insert into usage_events (id, account_id, type, units, amount, status, balance_after, created_at) values ('e1', 'acc_old', 'sms', 1, 25, 'debited', 49975, '2026-10-15')`);
   await client.query(`insert into audit_events (at, actor_key_id, action, account_id, details) values ('2026-09-02', 'key_x', 'credits.adjust', 'acc_old', '{}')`);
   // An event of September, delivered in October; an email whose event is gone.
-  await client.query(`insert into outbox (event_id, type, account_id, payload, created_at, relayed_at, handled_at) values ('evt_old', 'credits.adjusted', 'acc_old', '{}', '2026-09-02', '2026-09-02', '2026-09-02')`);
+  await client.query(`insert into outbox (event_id, type, account_id, payload, created_at, relayed_at, handled_at) values ('evt_old', 'credits.adjusted', 'acc_old', '{}', '2026-09-02T10:00:00.123456Z', '2026-09-02', '2026-09-02')`);
   await client.query(`insert into webhook_endpoints (id, account_id, url, event_types, status, secret, created_at, updated_at) values ('we_old', 'acc_old', 'https://hooks.example.in/x', '{}', 'enabled', 's', '2026-09-01', '2026-09-01')`);
   await client.query(`insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, delivery_class, status, attempts, give_up_at, created_at)
     values ('whd_old', 'we_old', 'acc_old', 'evt_old', 'credits.adjusted', 'standard', 'failed', 1, '2026-10-21', '2026-10-20')`);
@@ -294,7 +294,9 @@ t.test('the migration moves existing rows into their months and the id sequences
   t.equal(Number(next.rows[0].id), 3, 'the ledger id sequence goes on from the old table');
   // 0027: the outbox by its time, a delivery by its event's (its own when the event is gone).
   t.equal((await client.query(`select tableoid::regclass::text as part from outbox`)).rows[0].part, 'outbox_p2026_09');
-  t.same((await client.query(`select tableoid::regclass::text as part, event_created_at from webhook_deliveries`)).rows, [{ part: 'webhook_deliveries_p2026_09', event_created_at: new Date('2026-09-02T00:00:00Z') }]);
+  t.same((await client.query(`select tableoid::regclass::text as part, event_created_at from webhook_deliveries`)).rows, [{ part: 'webhook_deliveries_p2026_09', event_created_at: new Date('2026-09-02T10:00:00.123Z') }]);
+  // To the millisecond, as the service reads the event's time and writes it again when a re-run fans it out: the same key.
+  t.equal((await client.query(`select count(*)::int as n from webhook_deliveries where event_created_at = '2026-09-02T10:00:00.123Z'`)).rows[0].n, 1);
   t.same((await client.query(`select id, tableoid::regclass::text as part from email_deliveries order by id`)).rows, [
     { id: 'eml_old', part: 'email_deliveries_p2026_09' },
     { id: 'eml_orphan', part: 'email_deliveries_p2026_10' },
