@@ -92,8 +92,7 @@ function bundle(esbuild) {
   const external = Object.keys(pkg.dependencies ?? {})
     .filter((name) => !bundled.has(name))
     .flatMap((name) => [name, `${name}/*`]);
-  rmSync(dist, { recursive: true, force: true });
-  esbuild.buildSync({
+  const result = esbuild.buildSync({
     absWorkingDir: root,
     entryPoints: entries.filter((e) => existsSync(join(root, 'src', `${e}.ts`))).map((e) => `src/${e}.ts`),
     outdir: 'dist',
@@ -107,7 +106,30 @@ function bundle(esbuild) {
     sourcemap: true,
     external,
     logLevel: 'error',
+    metafile: true,
   });
+  pruneOldOutputs(new Set(Object.keys(result.metafile.outputs).map((file) => join(root, file))));
+}
+
+/** How long files of an earlier build stay in dist/ (see pruneOldOutputs). */
+const KEEP_OLD_OUTPUTS_MS = 24 * 3600_000;
+
+/**
+ * dist/ is not emptied before a build: a process started from the earlier build (`npm start`
+ * while `npm run ops` rebuilds an edited tree) still imports its chunks lazily, by their
+ * hashed names, and would fail on a missing one. Files this build did not write are deleted
+ * once they are a day old.
+ */
+function pruneOldOutputs(made) {
+  const cutoff = Date.now() - KEEP_OLD_OUTPUTS_MS;
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (path !== stampFile && !made.has(path) && statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+    }
+  };
+  if (existsSync(dist)) walk(dist);
 }
 
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

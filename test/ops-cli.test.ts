@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -168,6 +168,23 @@ t.test('build-if-stale builds only when the sources changed, and never fails an 
   writeFileSync(join(root, 'tsconfig.json'), JSON.stringify({ ...tsconfig, compilerOptions: { ...tsconfig.compilerOptions, sourceMap: true } }));
   t.match(build().err, /sources changed/, 'and tsconfig.json');
   t.match(build('--force').err, /building dist\/ from src\/ \(requested\)/, '--force builds anyway');
+
+  // A process started from the earlier build still finds its lazily imported chunks after a rebuild; a day later they go.
+  writeFileSync(join(root, 'src/lazy.ts'), 'export const lazy = "v1";\n');
+  writeFileSync(main, 'export const answer = async () => (await import("./lazy.js")).lazy;\n');
+  t.equal(build().code, 0);
+  const chunks = () => readdirSync(join(root, 'dist/chunks')).filter((f) => f.endsWith('.js'));
+  const [v1] = chunks();
+  t.ok(v1, `a chunk for the lazy import (${v1})`);
+  writeFileSync(join(root, 'src/lazy.ts'), 'export const lazy = "v2";\n');
+  later(join(root, 'src/lazy.ts'), 6);
+  t.match(build().err, /sources changed/);
+  t.ok(chunks().includes(v1!) && chunks().length === 2, 'the earlier build\'s chunk is kept beside the new one');
+  const dayOld = new Date(Date.now() - 25 * 3600_000);
+  utimesSync(join(root, 'dist/chunks', v1!), dayOld, dayOld);
+  t.match(build('--force').err, /requested/);
+  t.notOk(chunks().includes(v1!), 'a day later it is deleted');
+  t.equal(chunks().length, 1, 'the current chunk stays');
 
   writeFileSync(main, 'export const answer: number = ;\n');
   later(main, 4);
