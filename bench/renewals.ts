@@ -117,7 +117,8 @@ async function check(url: string, count: number, periodEnd: Date, ledgerBefore: 
   return failures;
 }
 
-async function deleteKeys(prefix: string) {
+/** Deletes the queue keys under `prefix` (the bench's api and workers leave their queues' meta keys behind). */
+export async function deleteKeys(prefix: string) {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   try {
     let cursor = '0';

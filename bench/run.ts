@@ -15,7 +15,7 @@ import { migratePostgres } from '../src/db/client.js';
 import { developmentKeyRing } from '../src/lib/secret-box.js';
 import { createKeyHasher, generateApiKey } from '../src/modules/auth/domain.js';
 import { query as sql } from './pg.js';
-import { rawRenewalWave, renewalWave } from './renewals.js';
+import { deleteKeys, rawRenewalWave, renewalWave } from './renewals.js';
 
 const ACCOUNTS = 10_000;
 const CONNECTIONS = 64;
@@ -652,6 +652,7 @@ async function main() {
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await sql(admin, `drop database if exists ${dbName} with (force)`);
+    await deleteKeys(`bench-${dbName}`);
   }
 }
 
