@@ -4,7 +4,6 @@ import type { Clock } from '../../lib/clock.js';
 import { timeZoneForCountry } from '../../lib/format.js';
 import { amountInWords } from '../../lib/words.js';
 import * as accountsRepo from '../accounts/repo.js';
-import { renderCreditNotePdf } from '../billing/pdf.js';
 import * as billingRepo from '../billing/repo.js';
 import * as repo from './repo.js';
 
@@ -22,7 +21,8 @@ export async function creditNotePdf(db: Db, clock: Clock, note: repo.CreditNoteR
   const account = (await accountsRepo.findAccount(db, note.accountId))!;
   const supply = note.supply ?? invoice.supply;
   if (!supply) throw new Error(`credit note ${note.id}: its invoice keeps no supply to print`);
-  const pdf = await renderCreditNotePdf({
+  // Loaded on first use, as for invoices (src/modules/billing/documents.ts).
+  const pdf = await (await import('../billing/pdf.js')).renderCreditNotePdf({
     note: {
       number: note.number,
       issuedAt: note.issuedAt,
