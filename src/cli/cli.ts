@@ -245,7 +245,7 @@ const commands: Array<Command<unknown>> = [
       const lines = [
         `${result.partitions} month partition(s) made or found ahead`,
         `dropped: ${result.dropped.join(', ') || 'none'}`,
-        ...(result.held.length ? ['held (past retention, kept):', ...result.held.map((h) => `  ${h}`)] : []),
+        ...(result.held.length ? ['held (past retention, kept):', ...result.held.map((h) => `  ${h.partition}: ${h.detail}`)] : []),
       ];
       ctx.print(lines.join('\n'), result);
       return exitCodes.done;

@@ -7,8 +7,18 @@ export { DEFAULT_RETENTION, HISTORY_TABLES, parseRetention, type HistoryTable, t
 /**
  * Rows that keep their month from being dropped however old it is: an event not yet relayed or
  * whose job has not finished (something is still owed for it), a webhook delivery still being
- * retried. Such a month waits for the next pass (and is reported).
+ * retried (and its event's outbox month with it: dropExpiredHistory). Such a month waits for
+ * the next pass (and is reported).
  */
+/** An expired month kept, and why: its own rows still owed, its outbox month still there, or webhook deliveries of its events pending. */
+export interface HeldMonth {
+  partition: string;
+  reason: 'rows_still_owed' | 'outbox_month_kept' | 'webhook_deliveries_pending';
+  /** How many rows hold it (null for outbox_month_kept). */
+  rows: number | null;
+  detail: string;
+}
+
 const STILL_OWED: Partial<Record<HistoryTable, ReturnType<typeof sql>>> = {
   outbox: sql`relayed_at is null or handled_at is null`,
   webhook_deliveries: sql`status = 'pending'`,
@@ -71,16 +81,16 @@ export async function dropExpiredHistory(
   now: Date,
   retention: Retention,
   tables: readonly HistoryTable[] = HISTORY_TABLES,
-): Promise<{ dropped: string[]; held: string[] }> {
+): Promise<{ dropped: string[]; held: HeldMonth[] }> {
   const dropped: string[] = [];
-  const held: string[] = [];
+  const held: HeldMonth[] = [];
   for (const table of tables) {
     const keep = retention[table];
     if (keep === null) continue;
     const cutoff = monthStart(now, -keep);
     for (const part of await historyPartitions(db, table)) {
       if (part.to.getTime() > cutoff.getTime()) break;
-      const done = await db.transaction(async (tx) => {
+      const done = await db.transaction(async (tx): Promise<HeldMonth | 'gone' | 'dropped'> => {
         await tx.execute(sql`set local lock_timeout = '1s'`);
         // One dropper per table at a time (the same lock as making months); another worker may have dropped it already.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(${table}))`);
@@ -89,14 +99,23 @@ export async function dropExpiredHistory(
         if ((DELIVERY_TABLES as readonly string[]).includes(table)) {
           const outboxMonth = `outbox${part.name.slice(table.length)}`;
           const left = (await tx.execute(sql`select to_regclass(${outboxMonth}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
-          if (left.rows[0]!.exists) return `${part.name}: ${outboxMonth} is still kept`;
+          if (left.rows[0]!.exists) return { partition: part.name, reason: 'outbox_month_kept', rows: null, detail: `${outboxMonth} is still kept` };
         }
         // The DROP needs this lock anyway; taken first, no row can reach the month between its sum (or its check) and its drop.
         await tx.execute(sql`lock table ${sql.identifier(table)} in access exclusive mode`);
         const owed = STILL_OWED[table];
         if (owed) {
           const rows = (await tx.execute(sql`select count(*)::int as n from ${sql.identifier(part.name)} where ${owed}`)) as unknown as { rows: Array<{ n: number }> };
-          if (rows.rows[0]!.n > 0) return `${part.name}: ${rows.rows[0]!.n} row(s) still owed`;
+          const n = rows.rows[0]!.n;
+          if (n > 0) return { partition: part.name, reason: 'rows_still_owed', rows: n, detail: `${n} row(s) still owed` };
+        }
+        if (table === 'outbox') {
+          // A webhook delivery still being retried builds its body from its event at each attempt.
+          const pending = (await tx.execute(sql`
+            select count(*)::int as n from webhook_deliveries
+            where event_created_at >= ${part.from.toISOString()}::timestamptz and event_created_at < ${part.to.toISOString()}::timestamptz and status = 'pending'`)) as unknown as { rows: Array<{ n: number }> };
+          const n = pending.rows[0]!.n;
+          if (n > 0) return { partition: part.name, reason: 'webhook_deliveries_pending', rows: n, detail: `${n} webhook delivery(ies) of its events still pending` };
         }
         if (table === 'credit_ledger') {
           await tx.execute(sql`
@@ -124,7 +143,7 @@ export async function dropExpiredHistory(
 export async function maintainHistory(db: Db, now: Date, retention: Retention) {
   let partitions = 0;
   const dropped: string[] = [];
-  const held: string[] = [];
+  const held: HeldMonth[] = [];
   const failed: string[] = [];
   for (const table of HISTORY_TABLES) {
     try {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, notLike, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, ne, notLike, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { outbox, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js';
 import type { OutboxRow } from '../events/repo.js';
@@ -237,9 +237,16 @@ export async function listAttempts(db: Db, deliveryIds: string[]): Promise<Attem
 
 // Events (the outbox), as webhooks send them
 
-/** The event a delivery sends: its body is built from the outbox row at each attempt. */
-export async function findEvent(db: Db, eventId: string): Promise<OutboxRow | undefined> {
-  const [row] = await db.select().from(outbox).where(eq(outbox.eventId, eventId));
+/**
+ * The event a delivery sends: its body is built from the outbox row at each attempt. Looked up
+ * in its own month only: the delivery keeps the event's time (to the millisecond, hence the
+ * range). Undefined once the month is past retention and dropped.
+ */
+export async function findEvent(db: Db, eventId: string, createdAt: Date): Promise<OutboxRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(outbox)
+    .where(and(eq(outbox.eventId, eventId), gte(outbox.createdAt, createdAt), lt(outbox.createdAt, new Date(createdAt.getTime() + 1))));
   return row;
 }
 

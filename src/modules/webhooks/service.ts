@@ -170,12 +170,18 @@ export function createWebhookService(deps: WebhookDeps) {
       const now = clock.now();
       await repo.startAttempt(tx, deliveryId, attempt, new Date(now.getTime() + LEASE_MS));
       const endpoint = await repo.findEndpointIncludingDeleted(tx, d.endpointId);
-      const event = await repo.findEvent(tx, d.eventId);
-      return { delivery: d, endpoint: endpoint!, event: event! };
+      const event = await repo.findEvent(tx, d.eventId, d.eventCreatedAt);
+      return { delivery: d, endpoint: endpoint!, event };
     });
     if (!claimed) return 'skipped';
     const { delivery, endpoint, event } = claimed;
     if (endpoint.status !== 'enabled') return finish(delivery, attempt, { statusCode: null, latencyMs: 0, error: `endpoint ${endpoint.status}` }, 'failed');
+    if (!event) {
+      // Its outbox month was dropped by retention (history maintenance holds a month while a
+      // delivery of it is pending, so this is a redelivery of an old one): nothing to send.
+      deps.logger.warn({ deliveryId: delivery.id, eventId: delivery.eventId }, 'webhook delivery failed: its event is past the outbox retention and no longer kept');
+      return finish(delivery, attempt, { statusCode: null, latencyMs: 0, error: 'the event is no longer kept (past the outbox retention)' }, 'failed');
+    }
 
     const body = JSON.stringify({ type: event.type, timestamp: event.createdAt.toISOString(), data: { eventId: event.eventId, ...event.payload } });
     const timestamp = clock.now();
