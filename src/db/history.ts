@@ -5,11 +5,12 @@ import { DELIVERY_TABLES, HISTORY_TABLES, type HistoryTable, type Retention } fr
 export { DEFAULT_RETENTION, HISTORY_TABLES, parseRetention, type HistoryTable, type Retention } from './retention.js';
 
 /**
- * Rows that keep their month from being dropped however old it is: an event not yet relayed or
- * whose job has not finished (something is still owed for it), a webhook delivery still being
- * retried (and its event's outbox month with it: dropExpiredHistory). Such a month waits for
- * the next pass (and is reported).
+ * Partitioned history (migrations 0026, 0027): the tables that grow with traffic are
+ * range-partitioned by calendar month (UTC) of their time column (a delivery by its event's).
+ * The workers make the months ahead and drop whole months past retention; nothing deletes rows
+ * one by one.
  */
+
 /** An expired month kept, and why: its own rows still owed, its outbox month still there, or webhook deliveries of its events pending. */
 export interface HeldMonth {
   partition: string;
@@ -19,17 +20,21 @@ export interface HeldMonth {
   detail: string;
 }
 
+/**
+ * Rows that keep their month from being dropped however old it is: an event not yet relayed or
+ * whose job has not finished (something is still owed for it), a webhook delivery still being
+ * retried (and its event's outbox month with it: dropExpiredHistory).
+ */
 const STILL_OWED: Partial<Record<HistoryTable, ReturnType<typeof sql>>> = {
   outbox: sql`relayed_at is null or handled_at is null`,
   webhook_deliveries: sql`status = 'pending'`,
 };
 
-/**
- * Partitioned history (migrations 0026, 0027): the tables that grow with traffic are
- * range-partitioned by calendar month (UTC) of their time column (a delivery by its event's).
- * The workers make the months ahead and drop whole months past retention; nothing deletes rows
- * one by one.
- */
+/** The first row of a raw statement's answer. */
+async function firstRow<T>(db: Db, query: ReturnType<typeof sql>): Promise<T> {
+  return ((await db.execute(query)) as unknown as { rows: T[] }).rows[0]!;
+}
+
 /** The first instant of the UTC month `offset` months from the one holding `at`. */
 export function monthStart(at: Date, offset = 0): Date {
   return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + offset, 1));
@@ -45,8 +50,7 @@ export async function ensureHistoryPartitions(db: Db, now: Date, ahead = 2, tabl
           // Attaching waits for a lock on the table, and traffic queues behind a waiting lock:
           // give up after a second and try again on the next pass.
           await tx.execute(sql`set local lock_timeout = '1s'`);
-          const rows = (await tx.execute(sql`select billing_history_partition(${table}, ${monthStart(now, i).toISOString()}::timestamptz) as name`)) as unknown as { rows: Array<{ name: string }> };
-          return rows.rows[0]!.name;
+          return (await firstRow<{ name: string }>(tx, sql`select billing_history_partition(${table}, ${monthStart(now, i).toISOString()}::timestamptz) as name`)).name;
         }),
       );
     }
@@ -94,27 +98,25 @@ export async function dropExpiredHistory(
         await tx.execute(sql`set local lock_timeout = '1s'`);
         // One dropper per table at a time (the same lock as making months); another worker may have dropped it already.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext('billing_history_partition'), hashtext(${table}))`);
-        const exists = (await tx.execute(sql`select to_regclass(${part.name}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
-        if (!exists.rows[0]!.exists) return 'gone';
+        if (!(await firstRow<{ exists: boolean }>(tx, sql`select to_regclass(${part.name}) is not null as exists`)).exists) return 'gone';
         if ((DELIVERY_TABLES as readonly string[]).includes(table)) {
           const outboxMonth = `outbox${part.name.slice(table.length)}`;
-          const left = (await tx.execute(sql`select to_regclass(${outboxMonth}) is not null as exists`)) as unknown as { rows: Array<{ exists: boolean }> };
-          if (left.rows[0]!.exists) return { partition: part.name, reason: 'outbox_month_kept', rows: null, detail: `${outboxMonth} is still kept` };
+          if ((await firstRow<{ exists: boolean }>(tx, sql`select to_regclass(${outboxMonth}) is not null as exists`)).exists) return { partition: part.name, reason: 'outbox_month_kept', rows: null, detail: `${outboxMonth} is still kept` };
         }
         // The DROP needs this lock anyway; taken first, no row can reach the month between its sum (or its check) and its drop.
         await tx.execute(sql`lock table ${sql.identifier(table)} in access exclusive mode`);
         const owed = STILL_OWED[table];
         if (owed) {
-          const rows = (await tx.execute(sql`select count(*)::int as n from ${sql.identifier(part.name)} where ${owed}`)) as unknown as { rows: Array<{ n: number }> };
-          const n = rows.rows[0]!.n;
+          const { n } = await firstRow<{ n: number }>(tx, sql`select count(*)::int as n from ${sql.identifier(part.name)} where ${owed}`);
           if (n > 0) return { partition: part.name, reason: 'rows_still_owed', rows: n, detail: `${n} row(s) still owed` };
         }
         if (table === 'outbox') {
           // A webhook delivery still being retried builds its body from its event at each attempt.
-          const pending = (await tx.execute(sql`
-            select count(*)::int as n from webhook_deliveries
-            where event_created_at >= ${part.from.toISOString()}::timestamptz and event_created_at < ${part.to.toISOString()}::timestamptz and status = 'pending'`)) as unknown as { rows: Array<{ n: number }> };
-          const n = pending.rows[0]!.n;
+          const { n } = await firstRow<{ n: number }>(
+            tx,
+            sql`select count(*)::int as n from webhook_deliveries
+              where event_created_at >= ${part.from.toISOString()}::timestamptz and event_created_at < ${part.to.toISOString()}::timestamptz and status = 'pending'`,
+          );
           if (n > 0) return { partition: part.name, reason: 'webhook_deliveries_pending', rows: n, detail: `${n} webhook delivery(ies) of its events still pending` };
         }
         if (table === 'credit_ledger') {
@@ -136,8 +138,7 @@ export async function dropExpiredHistory(
 
 /**
  * One maintenance pass: months ahead made, expired months dropped (wall-clock months) or held
- * (why, in `held`), each
- * table on its own: a table whose lock was not had in time does not hold the others back. Any
+ * (why, in `held`), each table on its own: a table whose lock was not had in time does not hold the others back. Any
  * failure is thrown at the end, after every table had its turn.
  */
 export async function maintainHistory(db: Db, now: Date, retention: Retention) {
