@@ -183,8 +183,8 @@ t.test('with 5,000 standard deliveries queued, a growth account\'s event is deli
   );
   await ctx.query(
     `insert into webhook_deliveries (id, endpoint_id, account_id, event_id, event_created_at, event_type, delivery_class, status, attempts, next_attempt_at, give_up_at, created_at)
-       select 'whd_backlog' || g, $1, $2, 'evt_backlog' || g, now(), 'credits.adjusted', 'standard', 'pending', 0, now() - interval '1 minute', now() + interval '1 day', now()
-       from generate_series(1, 5000) g`,
+       select 'whd_' || o.event_id, $1, $2, o.event_id, date_trunc('milliseconds', o.created_at), 'credits.adjusted', 'standard', 'pending', 0, now() - interval '1 minute', now() + interval '1 day', now()
+       from outbox o where o.event_id like 'evt_backlog%'`,
     [standard.id, trial.id],
   );
   const t0 = Date.now();
