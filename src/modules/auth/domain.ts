@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 import { deriveKey, type SecretKey } from '../../lib/secret-box.js';
 import { z } from 'zod';
 
@@ -39,7 +39,7 @@ export function generateApiKey(): { key: string; prefix: string } {
 export const displayPrefix = (key: string): string => key.slice(0, KEY_PREFIX.length + 6);
 
 /** The legacy stored form (`hash_kid` null): plain SHA-256, which lets a stolen table test guesses. */
-export const legacyKeyHash = (key: string): string => createHash('sha256').update(key).digest('hex');
+export const legacyKeyHash = (key: string): string => hash('sha256', key, 'hex');
 
 /**
  * Stored form of a key: HMAC-SHA256, under a pepper derived (HKDF) from a SECRETS_KEYS key,

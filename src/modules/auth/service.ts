@@ -3,7 +3,7 @@ import type { ChangeFeed } from '../../db/change-feed.js';
 import { InvalidatedCache } from '../../lib/cache.js';
 import type { Clock } from '../../lib/clock.js';
 import { newId } from '../../lib/ids.js';
-import { generateApiKey, validateKeyScopes, type KeyHasher, type Scope } from './domain.js';
+import { generateApiKey, legacyKeyHash, validateKeyScopes, type KeyHasher, type Scope } from './domain.js';
 import { AppError } from '../../lib/errors.js';
 import { page } from '../../lib/pagination.js';
 import { recordAudit } from '../audit/repo.js';
@@ -22,7 +22,8 @@ export class InvalidKeyRequest extends Error {}
 const BOOTSTRAP_NAME = 'bootstrap';
 
 /**
- * API keys. With a change feed (the api), known keys are cached by hash: a revocation
+ * API keys. With a change feed (the api), known keys are cached by their plain SHA-256 (one
+ * hash a request; the peppered HMAC is computed on a miss only): a revocation
  * notifies the feed in its own transaction, which drops the cache before the next request
  * is authenticated. Unknown keys are never cached, so guessing fills nothing.
  * Keys are stored in the hasher's current form; a row in an older form (legacy SHA-256, or a
@@ -38,11 +39,11 @@ export function createAuthService(deps: { db: Db; clock: Clock; hasher: KeyHashe
   });
 
   async function authenticate(key: string): Promise<Principal | null> {
-    const current = hasher.hash(key);
-    return keys.get(current.hash, async () => {
+    return keys.get(legacyKeyHash(key), async () => {
       const forms = hasher.candidates(key);
       const row = await repo.findActiveKeyByHash(db, forms.map((f) => f.hash));
       if (!row) return null;
+      const current = hasher.hash(key);
       if (row.hash !== current.hash) await repo.rehashKey(db, row.id, row.hash, current);
       return { keyId: row.id, scopes: row.scopes as Scope[], accountId: row.accountId };
     });
@@ -67,7 +68,7 @@ export function createAuthService(deps: { db: Db; clock: Clock; hasher: KeyHashe
 
   /** Whether this process has the key cached as valid: answered without a lookup. */
   function isKnown(key: string): boolean {
-    return keys.peek(hasher.hash(key).hash) !== undefined;
+    return keys.peek(legacyKeyHash(key)) !== undefined;
   }
 
   /**
