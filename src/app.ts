@@ -79,6 +79,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // While closing, requests on kept-alive connections get our own 503 problem (below), not fastify's plain JSON.
     return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
+  // The hot paths (authorize, usage, holds: a call each per phone call or message) write no
+  // request log lines at info: at tens of thousands a second those two lines a request doubled
+  // the api's CPU per call (bench: 69 against 29 us). /metrics counts their rate, latency and
+  // status; their warnings and errors are logged, and debug or trace logs everything.
+  const hotLogLevel = deps.config.LOG_LEVEL === 'info' ? 'warn' : deps.config.LOG_LEVEL;
+  app.addHook('onRoute', (route) => {
+    if (route.config?.hot && !route.logLevel) route.logLevel = hotLogLevel;
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text body is 415, not a string that fails validation.

@@ -10,7 +10,8 @@ import { loadConfig, type Config } from '../src/config.js';
 import { createPostgresPool, migratePostgres, migrationsFolder, postgresDatabase, type Database } from '../src/db/client.js';
 import { connectRedis } from '../src/infra.js';
 import { fixedClock } from '../src/lib/clock.js';
-import { createLogger } from '../src/lib/logger.js';
+import { createLogger, loggerOptions, type Logger } from '../src/lib/logger.js';
+import { pino, type DestinationStream } from 'pino';
 import { closeQueues, createQueues, type Queues } from '../src/jobs/registry.js';
 import type { Scope } from '../src/modules/auth/domain.js';
 import { createServices, type Services } from '../src/services.js';
@@ -261,10 +262,10 @@ export interface TestContext {
  * The same app as production, on real Postgres and Redis, with a database and a queue
  * prefix of its own so test files can run in parallel.
  */
-export async function setup(t: Test, env: Record<string, string> = {}): Promise<TestContext> {
+export async function setup(t: Test, env: Record<string, string> = {}, opts: { logTo?: NodeJS.WritableStream } = {}): Promise<TestContext> {
   const { url, app: appPool, sql: sqlPool, release } = await takePooledDatabase();
   const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: process.env.TEST_LOG ?? 'silent', QUEUE_PREFIX: `${process.env.TEST_REDIS_PREFIX ?? 'bt'}-${randomBytes(4).toString('hex')}`, REDIS_URL: redisUrl, RATE_LIMIT_PER_MINUTE: '100000', AUTH_FAILURES_PER_MINUTE: '100000', ...env });
-  const logger = createLogger(config);
+  const logger = opts.logTo ? (pino(loggerOptions(config), opts.logTo as DestinationStream) as unknown as Logger) : createLogger(config);
   const database = postgresDatabase(url, appPool);
   // On a cluster the config puts the prefix in a hash tag: use it as parsed.
   const prefix = config.QUEUE_PREFIX;

@@ -239,3 +239,20 @@ t.test('a TRUNCATE is announced too: every cache is dropped', async (t) => {
   await ctx.app.changes.sync();
   t.equal((await authorize(ctx, account.id, call)).reason, 'account_limited', 'reloaded after the truncate');
 });
+
+t.test('the hot paths write no request log lines at info; other routes do, and debug logs both', async (t) => {
+  const { Writable } = await import('node:stream');
+  const linesFor = async (level: string) => {
+    const lines: Array<{ msg?: string; req?: { url?: string }; level: number }> = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(...String(chunk).trim().split('\n').map((l) => JSON.parse(l))), done()) });
+    const ctx = await setup(t, { LOG_LEVEL: level }, { logTo: sink });
+    const account = await paidAccount(ctx, 100000);
+    lines.length = 0;
+    t.equal((await authorize(ctx, account.id, call)).allowed, true);
+    t.equal((await ctx.call('POST', `/v1/accounts/${account.id}/authorize`, { key: ctx.keys.read, body: { action: 'outbound_call', destination: '12' } })).status, 422);
+    t.equal((await ctx.call('GET', '/v1/plans')).status, 200);
+    return lines.filter((l) => l.msg === 'incoming request').map((l) => l.req!.url!.replace(account.id, '{id}'));
+  };
+  t.same(await linesFor('info'), ['/v1/plans'], 'at info: the catalog request is logged, the two authorize calls are not');
+  t.same(await linesFor('debug'), ['/v1/accounts/{id}/authorize', '/v1/accounts/{id}/authorize', '/v1/plans'], 'at debug: every request');
+});
