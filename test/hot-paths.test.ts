@@ -34,6 +34,8 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 t.test('authorize answers from memory, and the database announces every change to it', async (t) => {
   const ctx = await setup(t);
   const account = await paidAccount(ctx, 100000);
+  // Every notification of the set-up heard: a late one would drop the facts cached next.
+  await ctx.app.changes.sync();
   t.equal((await authorize(ctx, account.id, call)).allowed, true);
 
   await unannounced(ctx, `update accounts set status = 'limited' where id = '${account.id}'`);
@@ -232,6 +234,7 @@ t.test('a usage transaction that waited for an account reads the balance its loc
 t.test('a TRUNCATE is announced too: every cache is dropped', async (t) => {
   const ctx = await setup(t);
   const account = await paidAccount(ctx, 100000);
+  await ctx.app.changes.sync(); // as above: no late notification of the set-up
   t.equal((await authorize(ctx, account.id, call)).allowed, true);
   await unannounced(ctx, `update accounts set status = 'limited' where id = '${account.id}'`);
   t.equal((await authorize(ctx, account.id, call)).allowed, true, 'cached');
