@@ -48,6 +48,37 @@ t.test('npm start on the embedded database: first ops key, /docs, plans, one pro
   t.equal(await again.exit, 0);
 });
 
+t.test('SIGTERM to `npm start` itself (a service manager, kill <pid>) stops the service, not only npm', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { root } = await import('./processes.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'billing-data-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const port = await freePort();
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'PORT', 'BOOTSTRAP_API_KEY'].includes(k) && !k.startsWith('npm_')));
+  const npm = spawn('npm', ['start'], { cwd: root, env: { ...cleanEnv, DATA_DIR: dataDir, PORT: String(port), QUEUE_PREFIX: ownQueuePrefix(t, 'npm'), LOG_LEVEL: 'warn' }, stdio: 'ignore', detached: true });
+  // Whatever happens, nothing of it outlives the test (its process group).
+  t.teardown(() => {
+    try {
+      process.kill(-npm.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 'the api under npm start');
+  npm.kill('SIGTERM');
+  await until(async () => !(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)), 'the api to stop answering', 30_000);
+  // The service's node process (npm's child) has exited: nothing is left in npm's process group.
+  await until(() => {
+    try {
+      process.kill(-npm.pid!, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 'every process of npm start to exit', 30_000);
+  t.pass('npm and the service it ran both exited');
+});
+
 t.test('a bad configuration stops the process with one line naming the variable', async (t) => {
   const proc = run(t, 'src/server.ts', { PORT: 'not-a-port' });
   t.equal(await proc.exit, 1);
