@@ -307,3 +307,55 @@ t.test('PATCH changes only the fields it is given: the event filter stays', asyn
   t.equal((await patch({ eventTypes: [] })).status, 200);
   t.same((await read()).eventTypes, [], 'an explicit empty filter still means every event');
 });
+
+t.test('an attempt the receiver took is recorded even when its connection drops at that moment: no second send, the log shows it', async (t) => {
+  const { createOutboxRelay } = await import('../src/jobs/outbox-relay.js');
+  const { createWebhookService } = await import('../src/modules/webhooks/service.js');
+  const { createSecretBox } = await import('../src/lib/secret-box.js');
+  const { secretsKeysOf } = await import('../src/config.js');
+  const ctx = await setup(t, env);
+  // Each request the receiver takes drops the next transaction's connection, as a killed backend would.
+  let dropNext = false;
+  let dropped = 0;
+  const hook = await receiver(t, () => ((dropNext = true), 200));
+  const db = new Proxy(ctx.database.db, {
+    get(target, prop, receiver) {
+      if (prop === 'transaction' && dropNext) {
+        return async () => {
+          dropNext = false;
+          dropped++;
+          throw Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  const webhooks = createWebhookService({
+    db,
+    clock: { now: () => new Date() },
+    logger: createLogger({ LOG_LEVEL: 'silent' }),
+    production: false,
+    allowedHosts: ctx.config.WEBHOOK_ALLOWED_HOSTS,
+    retryScale: 1,
+    secretGraceHours: ctx.config.WEBHOOK_SECRET_GRACE_HOURS,
+    secrets: createSecretBox(secretsKeysOf(ctx.config)),
+  });
+
+  const account = await readyAccount(ctx);
+  const { id: endpointId } = await endpoint(ctx, account.id, hook.url, ['credits.adjusted']);
+  await ctx.call('POST', `/v1/accounts/${account.id}/credits/adjustments`, { body: { amount: 100, reason: 'dropped record' }, headers: { 'idempotency-key': 'drop' } });
+  const relay = createOutboxRelay({ db: ctx.database.db, queues: ctx.queues, logger: createLogger({ LOG_LEVEL: 'silent' }), pollMs: 1000, onRelay: async (tx, rows) => { for (const row of rows) await ctx.services.webhooks.fanOut(row, tx); } });
+  await relay.drain();
+  const { rows } = await ctx.query("select id from webhook_deliveries where endpoint_id = $1 and event_type = 'credits.adjusted'", [endpointId]);
+  t.equal(rows.length, 1);
+
+  t.equal(await webhooks.deliver(rows[0].id, 1), 'succeeded', 'recorded on a fresh connection');
+  t.equal(dropped, 1, 'the first try of the record lost its connection');
+  t.equal(hook.received.length, 1, 'sent once');
+  const [delivery] = (await ctx.call('GET', `/v1/webhook-endpoints/${endpointId}/deliveries`)).body.data;
+  t.equal(delivery.status, 'succeeded', 'not left in flight, to be sent again when its lease ran out');
+  t.equal(delivery.attempts.length, 1, 'the delivery log shows the attempt');
+  t.equal(delivery.attempts[0].statusCode, 200);
+  t.equal(await webhooks.deliver(rows[0].id, 1), 'skipped', 'the same job run again sends nothing');
+  t.equal(hook.received.length, 1);
+});

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import type { Db } from '../../db/client.js';
+import { retryOnConnectionError } from '../../db/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -35,6 +36,8 @@ const TIMEOUT_MS = 15_000;
 const LEASE_MS = 2 * 60_000;
 /** A delivery handed to the queue is skipped by the sweep this long (scaled like the retry pauses). */
 const QUEUED_LEASE_MS = 60_000;
+/** Pauses between tries of recording an attempt whose connection was lost (7.6 s in all). */
+const RECORD_RETRY_PAUSES_MS = [100, 500, 1000, 2000, 4000];
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -246,32 +249,37 @@ export function createWebhookService(deps: WebhookDeps) {
     const pause = result === 'retry' && now < delivery.giveUpAt ? new Date(now.getTime() + nextDelayMs(attempt, deps.retryScale)) : null;
     const next = pause && pause > delivery.giveUpAt ? delivery.giveUpAt : pause;
     const status = result === 'succeeded' ? 'succeeded' : result === 'failed' || !next ? 'failed' : 'pending';
-    return db.transaction(async (tx) => {
-      const settled = await repo.settleDelivery(tx, delivery.id, attempt, {
-        status,
-        nextAttemptAt: status === 'pending' ? next : null,
-        statusCode: outcome.statusCode,
-        error: outcome.error,
-        deliveredAt: status === 'succeeded' ? now : null,
+    // The receiver has it: losing this record to a dropped connection would send it again when
+    // the attempt's lease runs out, and the delivery log would not show this attempt. Tried
+    // again on a fresh connection for some seconds first (the lease is two minutes).
+    const record = () =>
+      db.transaction(async (tx) => {
+        const settled = await repo.settleDelivery(tx, delivery.id, attempt, {
+          status,
+          nextAttemptAt: status === 'pending' ? next : null,
+          statusCode: outcome.statusCode,
+          error: outcome.error,
+          deliveredAt: status === 'succeeded' ? now : null,
+        });
+        // Another attempt settled this delivery meanwhile (a redelivery raced it): record nothing.
+        if (!settled) return 'failed' as const;
+        await repo.insertAttempt(tx, {
+          deliveryId: delivery.id,
+          attemptedAt: now,
+          statusCode: outcome.statusCode,
+          latencyMs: outcome.latencyMs,
+          error: outcome.error,
+          nextAttemptAt: status === 'pending' ? next : null,
+        });
+        // A guaranteed delivery given up on is parked, and ops hear of it.
+        if (status === 'failed' && delivery.deliveryClass === 'guaranteed') {
+          await appendEvents(tx, now, [
+            { type: 'webhook.delivery_failed', accountId: null, payload: { accountId: delivery.accountId, deliveryId: delivery.id, endpointId: delivery.endpointId, eventId: delivery.eventId, attempts: attempt } },
+          ]);
+        }
+        return status === 'pending' ? ('retrying' as const) : status;
       });
-      // Another attempt settled this delivery meanwhile (a redelivery raced it): record nothing.
-      if (!settled) return 'failed' as const;
-      await repo.insertAttempt(tx, {
-        deliveryId: delivery.id,
-        attemptedAt: now,
-        statusCode: outcome.statusCode,
-        latencyMs: outcome.latencyMs,
-        error: outcome.error,
-        nextAttemptAt: status === 'pending' ? next : null,
-      });
-      // A guaranteed delivery given up on is parked, and ops hear of it.
-      if (status === 'failed' && delivery.deliveryClass === 'guaranteed') {
-        await appendEvents(tx, now, [
-          { type: 'webhook.delivery_failed', accountId: null, payload: { accountId: delivery.accountId, deliveryId: delivery.id, endpointId: delivery.endpointId, eventId: delivery.eventId, attempts: attempt } },
-        ]);
-      }
-      return status === 'pending' ? ('retrying' as const) : status;
-    });
+    return retryOnConnectionError(record, RECORD_RETRY_PAUSES_MS);
   }
 
   async function listDeliveries(endpointId: string, viewer: Viewer, opts: { before?: string; limit: number }) {
