@@ -82,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The hot paths (authorize, usage, holds: a call each per phone call or message) write no
   // request log lines at info: at tens of thousands a second those two lines a request doubled
   // the api's CPU per call (bench: 69 against 29 us). /metrics counts their rate, latency and
-  // status; their warnings and errors are logged, and debug or trace logs everything.
+  // status (authorize's answers by outcome too); their warnings and errors are logged, and debug or trace logs everything.
   const hotLogLevel = deps.config.LOG_LEVEL === 'info' ? 'warn' : deps.config.LOG_LEVEL;
   app.addHook('onRoute', (route) => {
     if (route.config?.hot && !route.logLevel) route.logLevel = hotLogLevel;
@@ -125,6 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clock: deps.clock,
     failuresPerMinute: deps.config.AUTH_FAILURES_PER_MINUTE,
     usageStats: services.credits.usageStats,
+    authorizeOutcomes: services.authorization.outcomes,
     cacheLive: () => changes.live,
   });
   await app.register(openapiPlugin, { version });

@@ -259,3 +259,19 @@ t.test('the hot paths write no request log lines at info; other routes do, and d
   t.same(await linesFor('info'), ['/v1/plans'], 'at info: the catalog request is logged, the two authorize calls are not');
   t.same(await linesFor('debug'), ['/v1/accounts/{id}/authorize', '/v1/accounts/{id}/authorize', '/v1/plans'], 'at debug: every request');
 });
+
+t.test('/metrics counts authorize answers by action and outcome (the hot routes log no request lines at info)', async (t) => {
+  const ctx = await setup(t);
+  const paid = await paidAccount(ctx, 100000);
+  for (let i = 0; i < 3; i++) t.equal((await authorize(ctx, paid.id, call)).allowed, true);
+  t.equal((await authorize(ctx, paid.id, smsIndia)).reason, 'dlt_required');
+  const held = await authorize(ctx, paid.id, { ...call, hold: { reference: 'metrics-1' } });
+  t.ok(held.allowed && held.hold, 'a call allowed with its hold');
+  t.equal((await authorize(ctx, paid.id, { action: 'outbound_call', hold: { reference: 'metrics-2' } })).reason, 'destination_required');
+  const text = (await ctx.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${ctx.keys.ops}` } })).body;
+  const count = (action: string, outcome: string) => Number(new RegExp(`^billing_authorizations_total\\{action="${action}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  t.equal(count('outbound_call', 'allowed'), 4, 'three checks and one with a hold');
+  t.equal(count('outbound_sms', 'dlt_required'), 1);
+  t.equal(count('outbound_call', 'destination_required'), 1);
+  t.match(text, /# TYPE billing_authorizations_total counter/);
+});

@@ -56,6 +56,7 @@ export default fp(
       clock: Clock;
       failuresPerMinute: number;
       usageStats?: () => { transactions: number; events: number };
+      authorizeOutcomes?: () => Iterable<{ action: string; outcome: string; count: number }>;
       cacheLive?: () => boolean;
     },
   ) {
@@ -165,7 +166,20 @@ export default fp(
       const processCounter = (name: string, help: string, read: () => number) =>
         new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
       processCounter('billing_usage_transactions_total', 'Usage transactions committed by this process', () => usageStats().transactions);
-      processCounter('billing_usage_events_total', 'Usage events rated by this process', () => usageStats().events);
+      processCounter('billing_usage_events_total', 'Usage events and holds rated by this process (they share the group commit)', () => usageStats().events);
+    }
+    const { authorizeOutcomes } = opts;
+    if (authorizeOutcomes) {
+      new Counter({
+        name: 'billing_authorizations_total',
+        help: 'Authorize answers of this process by action and outcome (allowed, or the reason refused)',
+        labelNames: ['action', 'outcome'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const { action, outcome, count } of authorizeOutcomes()) this.inc({ action, outcome }, count);
+        },
+      });
     }
     new Gauge({
       name: 'billing_redis_up',

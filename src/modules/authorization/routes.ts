@@ -4,10 +4,18 @@ import { errorResponses } from '../../lib/problem.js';
 import { accountParamsSchema, e164Schema } from '../accounts/schemas.js';
 import { holdSchema, holdTermsSchema } from '../holds/schemas.js';
 import type { HoldsService } from '../holds/service.js';
-import { denialReasons } from './domain.js';
+import { denialReasons, type Action } from './domain.js';
 import type { AuthorizationService } from './service.js';
 
 export const authorizationRoutes: FastifyPluginAsyncZod<{ authorization: AuthorizationService; holds: HoldsService }> = async (app, { authorization, holds }) => {
+  async function decide(accountId: string, body: { action: Action; destination?: string; hold?: z.infer<typeof holdTermsSchema> }) {
+    const { hold, action, destination } = body;
+    if (!hold || (action !== 'outbound_call' && action !== 'outbound_sms')) return authorization.check(accountId, body);
+    if (!destination) return { allowed: false, reason: 'destination_required' as const, detail: 'Calls and SMS need a destination number', hold: null };
+    const held = await holds.hold(accountId, { action, destination, ...hold });
+    return { allowed: held.granted, reason: held.reason, detail: held.detail, hold: held.hold };
+  }
+
   app.post(
     '/v1/accounts/:accountId/authorize',
     {
@@ -45,11 +53,9 @@ export const authorizationRoutes: FastifyPluginAsyncZod<{ authorization: Authori
       },
     },
     async (request) => {
-      const { hold, action, destination } = request.body;
-      if (!hold || (action !== 'outbound_call' && action !== 'outbound_sms')) return authorization.check(request.params.accountId, request.body);
-      if (!destination) return { allowed: false, reason: 'destination_required' as const, detail: 'Calls and SMS need a destination number', hold: null };
-      const held = await holds.hold(request.params.accountId, { action, destination, ...hold });
-      return { allowed: held.granted, reason: held.reason, detail: held.detail, hold: held.hold };
+      const answer = await decide(request.params.accountId, request.body);
+      authorization.record(request.body.action, answer.reason);
+      return answer;
     },
   );
 

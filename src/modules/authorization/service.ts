@@ -46,6 +46,17 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     }
   });
 
+  // Answers by action and outcome (`allowed` or the reason), for /metrics: the hot routes write
+  // no request log lines at info, so this is where an operator sees a surge of refusals.
+  const outcomes = new Map<string, { action: string; outcome: string; count: number }>();
+  function record(action: Action, reason: string | null) {
+    const outcome = reason ?? 'allowed';
+    const key = `${action}:${outcome}`;
+    const seen = outcomes.get(key);
+    if (seen) seen.count++;
+    else outcomes.set(key, { action, outcome, count: 1 });
+  }
+
   const load = async (accountId: string) => {
     const loaded = await loadFacts(db, accountId);
     if (!loaded) return null;
@@ -109,7 +120,7 @@ export function createAuthorizationService(deps: { db: Db; clock: Clock; graceDa
     return { accountId, dltEntityId: entityId, registered: entityId !== null };
   }
 
-  return { check, setDlt, invalidate, noteBalance };
+  return { check, setDlt, invalidate, noteBalance, record, outcomes: () => outcomes.values() };
 }
 
 export type AuthorizationService = ReturnType<typeof createAuthorizationService>;
