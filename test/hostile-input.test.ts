@@ -198,6 +198,12 @@ t.test('what the framework refuses on its own is problem+json with a documented 
   assertProblem(t, asRes(await post('amount=5', { 'content-type': 'application/x-www-form-urlencoded' })), 415, 'unsupported_media_type');
   assertProblem(t, asRes(await post('amount 5', { 'content-type': 'text/plain' })), 415, 'unsupported_media_type');
   t.same(await allCounts(ctx), before, 'nothing was written');
+  // A content type and no body at all: no body. A route that needs one says so; one that takes none goes ahead.
+  const empty = asRes(await post('', json));
+  assertProblem(t, empty, 400, 'validation_failed');
+  const made = await ctx.call('POST', '/v1/api-keys', { body: { name: 'to revoke', scopes: ['read'] } });
+  const revoke = await ctx.app.inject({ method: 'DELETE', url: `/v1/api-keys/${made.body.id}`, headers: { authorization: `Bearer ${ctx.keys.ops}`, ...json } });
+  t.equal(revoke.statusCode, 200, 'a DELETE sent with Content-Type: application/json and no body is carried out');
 
   const doc = ctx.app.swagger() as any;
   const op = doc.paths['/v1/accounts/{accountId}/credits/adjustments'].post;

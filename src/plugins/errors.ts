@@ -216,6 +216,9 @@ export default fp(
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
       const bytes = body as Buffer;
+      // No body at all, only its content type (clients that always send the header, on a
+      // DELETE or a POST that takes none): no body. A route that needs one says so (400).
+      if (bytes.length === 0) return done(null, undefined);
       if (!isUtf8(bytes)) return done(new AppError('malformed_request', 'The body is not valid UTF-8'), undefined);
       parseJson(request, bytes.toString('utf8'), done);
     });
