@@ -2830,7 +2830,7 @@ export interface components {
          *     }
          */
         PurchaseCreditsInput: {
-            /** @description Amount in minor units of the currency (paise, cents), at most 10^12 */
+            /** @description Credits to buy, in minor units (paise, cents), tax added on top: at least 100 (₹1 / $1), at most 10^12 */
             amount: number;
             paymentMethod?: components["schemas"]["PaymentMethodInputInput"];
         };

@@ -169,6 +169,9 @@ t.test('GET /v1/accounts/{id}/payments lists every purpose, newest first, a page
     const res = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { body: { amount }, headers: { 'idempotency-key': `buy-${amount}` } });
     t.equal(res.status, 201);
   }
+  const tiny = await ctx.call('POST', `/v1/accounts/${account.id}/credits/purchases`, { body: { amount: 50 }, headers: { 'idempotency-key': 'buy-50' } });
+  t.equal(tiny.status, 400, 'less than ₹1 of credits is refused: no payment, no numbered invoice');
+  t.equal(tiny.body.code, 'validation_failed');
   const first = await ctx.call('GET', `/v1/accounts/${account.id}/payments?limit=2`, { key: ctx.keys.read });
   t.equal(first.status, 200);
   t.same(first.body.data.map((p: any) => [p.purpose, p.amount]), [['purchase', 23600], ['purchase', 11800]], 'newest first: the two purchases (credits + 18% GST)');

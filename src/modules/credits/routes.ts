@@ -52,7 +52,11 @@ export const creditsRoutes: FastifyPluginAsyncZod<{
           `with a paid invoice. A decline answers 402 \`payment_declined\`; a lost gateway answer 202 (retry with the same key). ${sandboxDescription}`,
         params: accountParamsSchema,
         body: z
-          .object({ amount: amountInputSchema.min(1), paymentMethod: paymentMethodInputSchema.optional() })
+          .object({
+            // A paisa's worth of credits would still take a numbered tax invoice and a charge the gateways refuse (their minimum is ₹1 / $1).
+            amount: amountInputSchema.min(100).meta({ description: 'Credits to buy, in minor units (paise, cents), tax added on top: at least 100 (₹1 / $1), at most 10^12' }),
+            paymentMethod: paymentMethodInputSchema.optional(),
+          })
           .meta({ id: 'PurchaseCredits', examples: [{ amount: 200000, paymentMethod: { type: 'upi', vpa: 'success@upi' } }] }),
         response: {
           201: purchaseResultSchema,
