@@ -235,7 +235,9 @@ t.test('a mixed batch sends everything but the plain case through the single ren
 });
 
 t.test('the worker drains a wave in batches; the sweep queues only the unusual ones, and a flushed Redis loses nothing', async (t) => {
-  const ctx = await setup(t, { SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', MAIL_DIR: `/tmp/billing-mail-${process.pid}-batch` });
+  const mailDir = `/tmp/billing-mail-${process.pid}-batch`;
+  t.teardown(async () => (await import('node:fs')).rmSync(mailDir, { recursive: true, force: true }));
+  const ctx = await setup(t, { SCHEDULER_INTERVAL_MS: '50', OUTBOX_POLL_MS: '50', MAIL_DIR: mailDir });
   const subs = [];
   for (let i = 0; i < 24; i++) subs.push(await subscribe(ctx));
   const cancelling = await subscribe(ctx);

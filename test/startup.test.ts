@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -14,7 +14,9 @@ t.setTimeout(300_000);
 
 t.test('no Redis: the api starts all the same (a restart during an outage still serves), with one line that says how to provide one', async (t) => {
   const port = await freePort();
-  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: mkdtempSync(join(tmpdir(), 'billing-nr-')), PORT: String(port), QUEUE_PREFIX: ownQueuePrefix(t, 'nr') });
+  const dataDir = mkdtempSync(join(tmpdir(), 'billing-nr-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const proc = run(t, 'src/server.ts', { REDIS_URL: 'redis://127.0.0.1:1', DATA_DIR: dataDir, PORT: String(port), QUEUE_PREFIX: ownQueuePrefix(t, 'nr') });
   await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 'the api without Redis');
   t.match(proc.stdout(), /Redis does not answer at redis:\/\/127\.0\.0\.1:1: start one .* or set REDIS_URL.*Starting without it/, 'logged');
   const ready = await fetch(`http://127.0.0.1:${port}/readyz`);

@@ -141,8 +141,9 @@ t.test('without SMTP_URL, development emails are written as .eml files', async (
   const { join } = await import('node:path');
   const { simpleParser } = await import('mailparser');
   const { createFileMailer } = await import('../src/modules/notifications/mailer.js');
-  const dir = join(mkdtempSync(join(tmpdir(), 'billing-mail-')), 'mail');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const parent = mkdtempSync(join(tmpdir(), 'billing-mail-'));
+  const dir = join(parent, 'mail');
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
   const mailer = createFileMailer(dir, 'Billing <billing@test.example>');
   const email = {
     to: 'owner@acme.example',
