@@ -70,7 +70,6 @@ const DEFAULT_MAX_PARAM_LENGTH = 100;
 const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_request',
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_request',
   FST_ERR_RATE_LIMITED: 'rate_limited',
   FST_ERR_BAD_URL: 'malformed_request',
